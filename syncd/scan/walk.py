@@ -1,0 +1,534 @@
+"""Streaming walk of a library root: which regular files are there, with what size/mtime/inode.
+
+The walk is the hot path of a no-change rescan (SPEC §2.10, §8), so it does one ``lstat``
+per accepted file (``DirEntry.stat``), matches names against precompiled regexes, builds no
+per-file ``Path`` and logs nothing per file. Directories are opened relative to their parent's
+descriptor (``openat``), which keeps paths longer than ``PATH_MAX`` walkable and means a
+directory swapped for a symlink mid-scan cannot lead the walk out of the root.
+
+Paths are ``str`` as ``os.fsdecode`` makes them: bytes that are not UTF-8 survive as lone
+surrogates (``surrogateescape``). Such a ``str`` cannot be encoded as UTF-8, so the ledger
+must store ``os.fsencode(relpath)`` (bytes, e.g. a BLOB column) or compare in that form;
+``printable_relpath`` gives the one-line form for logs and messages.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from syncd.config import LibraryConfig, WatchConfig
+from syncd.errors import SyncdError
+
+__all__ = [
+    "FileEntry",
+    "PathMatcher",
+    "RootUnavailable",
+    "SkippedEntry",
+    "WalkFilter",
+    "printable_relpath",
+    "walk_library",
+]
+
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_S_IFMT: Final = 0o170000
+_S_IFREG: Final = stat.S_IFREG
+_GLOB_FLAGS: Final = re.DOTALL
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """A regular file under the root that passed the filters.
+
+    ``relpath`` is relative to the root with ``/`` separators (see the module docstring for
+    names that are not UTF-8); ``size`` is in bytes, ``mtime_ns`` in nanoseconds since the
+    epoch; ``inode``/``dev`` identify the file (of the link's target when a followed symlink).
+    """
+
+    relpath: str
+    size: int
+    mtime_ns: int
+    inode: int
+    dev: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedEntry:
+    """Something at ``relpath`` that the scan could not or would not take, with a one-line reason.
+
+    ``unreadable`` is True when the scan could not read the path (permission or I/O error):
+    what the ledger knows at ``relpath`` or under ``relpath + "/"`` is then unknown, not
+    vanished, and must not be deleted (SPEC §2.8). When False the path is there but is not a
+    library file by the rules (a symlink not followed or leading out of the root, a FIFO, …),
+    so rows for it may go like those of a vanished file.
+    """
+
+    relpath: str
+    reason: str
+    unreadable: bool = False
+
+
+class RootUnavailable(SyncdError):
+    """The library root is missing, not a directory or unreadable; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def printable_relpath(relpath: str) -> str:
+    """``relpath`` as one printable line: undecodable bytes as ``\\xNN``, controls escaped."""
+    text = relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def _translate_component(comp: str) -> str:
+    """Regex source of one path component of a glob (``*``, ``?``, ``[...]`` never match ``/``)."""
+    out: list[str] = []
+    i, n = 0, len(comp)
+    while i < n:
+        ch = comp[i]
+        i += 1
+        if ch == "*":
+            while i < n and comp[i] == "*":
+                i += 1
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            j = i
+            if j < n and comp[j] in "!^":
+                j += 1
+            if j < n and comp[j] == "]":
+                j += 1
+            while j < n and comp[j] != "]":
+                j += 1
+            if j >= n:
+                out.append(re.escape(ch))  # no closing bracket: a literal '['
+                continue
+            body = comp[i:j]
+            i = j + 1
+            negate = body[0] in "!^"
+            if negate:
+                body = body[1:]
+            members = "".join(c if c == "-" else re.escape(c) for c in body)
+            out.append(f"[^/{members}]" if negate else f"[{members}]")
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Regex source (for ``fullmatch``) of a path glob relative to the root.
+
+    ``*``/``?``/``[...]`` stay within one component; a ``**`` component spans any number
+    of directories (``a/**/b`` matches ``a/b`` and ``a/x/y/b``; a trailing ``**`` matches
+    everything below). A leading ``/`` only anchors (patterns with a slash are anchored
+    anyway); a trailing ``/`` means everything below that directory.
+    """
+    comps = pattern.strip("/").split("/")
+    if pattern.endswith("/"):
+        comps.append("**")
+    parts: list[str] = []
+    last = len(comps) - 1
+    for idx, comp in enumerate(comps):
+        if comp == "**":
+            parts.append(".*" if idx == last else "(?:.*/)?")
+        else:
+            parts.append(_translate_component(comp) + ("" if idx == last else "/"))
+    return "".join(parts)
+
+
+def _union(sources: Iterable[str]) -> str | None:
+    """Regex source of the union of regex sources, or None when there are none."""
+    items = list(sources)
+    return "|".join(f"(?:{src})" for src in items) if items else None
+
+
+def _fullmatcher(source: str | None, flags: int) -> Callable[[str], object] | None:
+    """A ``fullmatch`` callable for a regex source, or None for None."""
+    return None if source is None else re.compile(source, flags).fullmatch
+
+
+class PathMatcher:
+    """Matches paths relative to a root against globs (the include/exclude/rule dialect).
+
+    A pattern without ``/`` matches the basename at any depth (``*.jpg``); one with ``/``
+    matches the whole relative path (see ``glob_to_regex``). Matching ignores case by
+    default, so ``*.jpg`` takes ``IMG_0001.JPG``. A bad pattern raises ``ValueError``
+    naming it.
+    """
+
+    __slots__ = ("_base", "_path", "base_source", "flags", "patterns", "prune_dir")
+
+    def __init__(self, patterns: Iterable[str], *, ignore_case: bool = True) -> None:
+        self.patterns: tuple[str, ...] = tuple(patterns)
+        flags = _GLOB_FLAGS | (re.IGNORECASE if ignore_case else 0)
+        base: list[str] = []
+        path: list[str] = []
+        subtree: list[str] = []
+        for pat in self.patterns:
+            if not pat.strip("/"):
+                raise ValueError(f"empty glob pattern {pat!r}")
+            try:
+                if "/" in pat:
+                    path.append(re.compile(glob_to_regex(pat)).pattern)
+                    body = pat.strip("/")
+                    if body.endswith("/**") or pat.endswith("/"):
+                        subtree.append(glob_to_regex(body.removesuffix("/**")))
+                else:
+                    base.append(re.compile(_translate_component(pat)).pattern)
+            except re.error as exc:
+                raise ValueError(f"bad glob pattern {pat!r}: {exc}") from None
+        self.flags = flags
+        #: regex source of the basename-only patterns (None when there are none)
+        self.base_source = _union(base)
+        self._base = _fullmatcher(self.base_source, flags)
+        self._path = _fullmatcher(_union(path), flags)
+        #: matches a directory's relpath when every path below it matches (``dir/**``)
+        self.prune_dir = _fullmatcher(_union(subtree), flags)
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def matches(self, relpath: str, name: str | None = None) -> bool:
+        """Whether ``relpath`` (its basename may be passed as ``name`` to save a split) matches."""
+        if self._base is not None:
+            if name is None:
+                name = relpath.rpartition("/")[2]
+            if self._base(name):
+                return True
+        return self._path is not None and self._path(relpath) is not None
+
+
+class WalkFilter:
+    """Which paths a library takes: its include/exclude globs and the ``[watch] ignore`` globs.
+
+    ``include`` and ``exclude`` follow ``PathMatcher`` (an empty ``include`` takes every
+    file). ``ignore`` patterns match the basename of every path component, so ``.*`` hides
+    dotfiles and prunes hidden directories with everything in them. All matching ignores case.
+    """
+
+    __slots__ = ("exclude", "ignore", "include", "_ignore", "_quick")
+
+    def __init__(
+        self,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        ignore: Iterable[str] = (),
+    ) -> None:
+        self.include = PathMatcher(include)
+        self.exclude = PathMatcher(exclude)
+        self.ignore: tuple[str, ...] = tuple(ignore)
+        sources: list[str] = []
+        for pat in self.ignore:
+            if "/" in pat or not pat:
+                raise ValueError(f"ignore pattern {pat!r} must be a plain name pattern without '/'")
+            try:
+                sources.append(re.compile(_translate_component(pat)).pattern)
+            except re.error as exc:
+                raise ValueError(f"bad ignore pattern {pat!r}: {exc}") from None
+        ignore_source = _union(sources)
+        self._ignore = _fullmatcher(ignore_source, _GLOB_FLAGS | re.IGNORECASE)
+        #: one regex on the basename deciding ignore + include for a file, when no path
+        #: pattern is involved (the usual config): the walk's hot path makes one call per file
+        self._quick: Callable[[str], object] | None = None
+        inc = self.include
+        if not self.exclude and inc._path is None:
+            take = inc.base_source or ".*"
+            skip = f"(?!(?:{ignore_source})\\Z)" if ignore_source else ""
+            self._quick = re.compile(skip + f"(?:{take})", inc.flags).fullmatch
+
+    @classmethod
+    def for_library(cls, library: LibraryConfig, watch: WatchConfig) -> WalkFilter:
+        """The filter of one ``[[library]]`` under the ``[watch] ignore`` list."""
+        return cls(library.include, library.exclude, watch.ignore)
+
+    def ignores_name(self, name: str) -> bool:
+        """Whether a file or directory basename is hidden by the ignore globs."""
+        return self._ignore is not None and self._ignore(name) is not None
+
+    def takes_file(self, relpath: str, name: str) -> bool:
+        """Include/exclude verdict for a file whose basename (not ignored) is ``name``."""
+        if self.include and not self.include.matches(relpath, name):
+            return False
+        return not (self.exclude and self.exclude.matches(relpath, name))
+
+    def prunes_dir(self, relpath: str) -> bool:
+        """Whether nothing under directory ``relpath`` can be taken (``exclude = ["dir/**"]``)."""
+        prune = self.exclude.prune_dir
+        return prune is not None and prune(relpath) is not None
+
+    def accepts(self, relpath: str) -> bool:
+        """Whether a file at ``relpath`` belongs to the library (for watcher events)."""
+        parts = relpath.split("/")
+        if any(self.ignores_name(part) for part in parts):
+            return False
+        return not any(self.prunes_dir("/".join(parts[:i])) for i in range(1, len(parts))) and (
+            self.takes_file(relpath, parts[-1])
+        )
+
+
+_KINDS: Final = (
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISLNK, "symlink"),
+    (stat.S_ISDIR, "directory"),
+)
+
+
+def _kind(mode: int) -> str:
+    """A word for a file type that is not a regular file."""
+    return next((word for test, word in _KINDS if test(mode)), f"file type {stat.S_IFMT(mode):o}")
+
+
+def _open_root(root: str) -> int:
+    """Open the root directory, or raise ``RootUnavailable`` with why not."""
+    shown = printable_relpath(root)
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except FileNotFoundError:
+        raise RootUnavailable(f"library root {shown} does not exist") from None
+    except NotADirectoryError:
+        raise RootUnavailable(f"library root {shown} is not a directory") from None
+    except PermissionError:
+        raise RootUnavailable(f"library root {shown} is not readable (permission denied)") from None
+    except OSError as exc:
+        raise RootUnavailable(f"library root {shown} cannot be opened ({exc.strerror})") from None
+    try:
+        # opening "." through the descriptor needs search permission, which stat of entries needs
+        os.close(os.open(".", _DIR_FLAGS, dir_fd=fd))
+    except OSError as exc:
+        os.close(fd)
+        raise RootUnavailable(f"library root {shown} cannot be searched ({exc.strerror})") from None
+    return fd
+
+
+def walk_library(
+    root: str | os.PathLike[str], flt: WalkFilter, follow_symlinks: bool = False
+) -> Iterator[FileEntry | SkippedEntry]:
+    """Stream the files of a library root: a ``FileEntry`` per regular file the filter takes.
+
+    Raises ``RootUnavailable`` at once (not at the first ``next``) when the root is missing,
+    not a directory or unreadable. The walk then runs lazily, in no particular order, with an
+    explicit stack (open descriptors: one per directory level) and never leaves the root:
+
+    - ignored names yield nothing, and ignored or ``dir/**``-excluded directories are not entered;
+    - a file or directory that vanishes mid-scan yields nothing;
+    - a directory or file that cannot be read yields ``SkippedEntry(unreadable=True)``;
+    - FIFOs, sockets and devices whose names the filter takes yield a ``SkippedEntry``;
+    - symlinks: with ``follow_symlinks`` they count as what they point to when that lies inside
+      the root; a link leading outside, dangling, or back to an enclosing directory (a loop)
+      yields a ``SkippedEntry``. Without it, a link whose name the filter takes, or that points
+      to a directory, yields ``SkippedEntry(reason="symlink (follow_symlinks = false)")``.
+      Links between sibling trees are walked as often as they are reached (no dedup).
+
+    Closing the generator early closes every descriptor it holds.
+    """
+    root_str = os.fspath(root)
+    os.close(_open_root(root_str))  # fail now, in the caller's frame, not at the first next()
+    return _walk(root_str, flt, follow_symlinks)
+
+
+# one pending subdirectory: (name, (dev, ino) a followed symlink resolved to or None, realpath)
+_Subdir = tuple[str, tuple[int, int] | None, str]
+
+
+def _walk(root: str, flt: WalkFilter, follow: bool) -> Iterator[FileEntry | SkippedEntry]:
+    """The generator behind ``walk_library``."""
+    ignore = flt._ignore
+    quick = flt._quick
+    takes = flt.takes_file
+    prune = flt.exclude.prune_dir
+    root_real = os.path.realpath(root) if follow else ""
+    new_file = FileEntry
+
+    # the directories on the current path: (fd, prefix, subdirs left, (dev, ino))
+    stack: list[tuple[int, str, list[_Subdir], tuple[int, int]]] = []
+    on_path: set[tuple[int, int]] = set()
+    fd = _open_root(root)
+    try:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        prefix = ""
+        real = root_real
+        while True:
+            subdirs: list[_Subdir] = []
+            try:
+                entries = os.scandir(fd)
+            except OSError as exc:
+                os.close(fd)
+                if not prefix:
+                    reason = f"library root {printable_relpath(root)} cannot be listed"
+                    raise RootUnavailable(f"{reason} ({exc.strerror})") from None
+                yield SkippedEntry(prefix[:-1], f"cannot list directory: {exc.strerror}", True)
+            else:
+                stack.append((fd, prefix, subdirs, key))
+                on_path.add(key)
+                with entries:
+                    for entry in entries:
+                        name = entry.name
+                        try:
+                            if entry.is_file(follow_symlinks=False):
+                                rel = prefix + name
+                                if quick is not None:
+                                    if quick(name) is None:
+                                        continue
+                                elif (ignore is not None and ignore(name)) or not takes(rel, name):
+                                    continue
+                                st = entry.stat(follow_symlinks=False)
+                                if st.st_mode & _S_IFMT == _S_IFREG:
+                                    yield new_file(
+                                        rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+                                    )
+                                    continue
+                            elif ignore is not None and ignore(name):
+                                continue
+                            elif entry.is_dir(follow_symlinks=False):
+                                if prune is None or prune(prefix + name) is None:
+                                    subdirs.append(
+                                        (name, None, os.path.join(real, name) if real else "")
+                                    )
+                                continue
+                            other = _other_entry(entry, fd, prefix, real, root_real, flt, follow)
+                            if isinstance(other, tuple):
+                                subdirs.append(other)
+                            elif other is not None:
+                                yield other
+                        except FileNotFoundError:
+                            continue  # vanished between the listing and the stat
+                        except OSError as exc:
+                            yield SkippedEntry(prefix + name, f"cannot stat: {exc.strerror}", True)
+
+            # descend into the next subdirectory of the deepest directory that has one left
+            while stack:
+                pfd, pprefix, psubs, pkey = stack[-1]
+                if not psubs:
+                    stack.pop()
+                    on_path.discard(pkey)
+                    os.close(pfd)
+                    continue
+                name, expect, real = psubs.pop()
+                rel = pprefix + name
+                opened = _open_subdir(pfd, name, rel, expect, on_path)
+                if isinstance(opened, tuple):
+                    fd, key = opened
+                    prefix = rel + "/"
+                    break
+                if opened is not None:
+                    yield opened
+            else:
+                return
+    finally:
+        for frame in stack:
+            os.close(frame[0])
+
+
+def _open_subdir(
+    parent_fd: int,
+    name: str,
+    rel: str,
+    expect: tuple[int, int] | None,
+    on_path: set[tuple[int, int]],
+) -> tuple[int, tuple[int, int]] | SkippedEntry | None:
+    """Open a subdirectory by name under its parent's descriptor.
+
+    ``expect`` is None for a real directory (opened without following a symlink) or the
+    (dev, ino) a followed symlink resolved to. Returns the descriptor and its (dev, ino),
+    a ``SkippedEntry``, or None when it vanished or changed kind since it was listed.
+    """
+    flags = _DIR_FLAGS if expect is not None else _DIR_FLAGS | os.O_NOFOLLOW
+    try:
+        fd = os.open(name, flags, dir_fd=parent_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except PermissionError:
+        return SkippedEntry(rel, "cannot open directory: permission denied", True)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and expect is None:
+            return None  # replaced by a symlink since it was listed; the next scan sees that
+        return SkippedEntry(rel, f"cannot open directory: {exc.strerror}", True)
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        return SkippedEntry(rel, f"cannot stat directory: {exc.strerror}", True)
+    key = (st.st_dev, st.st_ino)
+    if expect is not None and key != expect:
+        os.close(fd)
+        return None  # the link was changed between resolving and opening it
+    if key in on_path:
+        os.close(fd)
+        what = "symlink loop" if expect is not None else "file system loop"
+        return SkippedEntry(rel, f"{what}: leads back to an enclosing directory")
+    return fd, key
+
+
+def _other_entry(
+    entry: os.DirEntry[str],
+    dir_fd: int,
+    prefix: str,
+    dir_real: str,
+    root_real: str,
+    flt: WalkFilter,
+    follow: bool,
+) -> FileEntry | SkippedEntry | _Subdir | None:
+    """The slow path: a symlink, a special file, or a file that changed kind since listing.
+
+    Returns what to yield, a subdirectory to walk (a followed link, or a directory that was
+    not one when listed), or None. OSErrors propagate to the caller.
+    """
+    name = entry.name
+    rel = prefix + name
+    lst = entry.stat(follow_symlinks=False)
+    if not stat.S_ISLNK(lst.st_mode):
+        if stat.S_ISDIR(lst.st_mode):
+            if flt.prunes_dir(rel):
+                return None
+            return (name, None, os.path.join(dir_real, name) if dir_real else "")
+        if stat.S_ISREG(lst.st_mode):  # became a regular file after listing
+            if not flt.takes_file(rel, name):
+                return None
+            return FileEntry(rel, lst.st_size, lst.st_mtime_ns, lst.st_ino, lst.st_dev)
+        if not flt.takes_file(rel, name):
+            return None
+        return SkippedEntry(rel, f"not a regular file: {_kind(lst.st_mode)}")
+
+    if not follow:
+        if flt.takes_file(rel, name):
+            return SkippedEntry(rel, "symlink (follow_symlinks = false)")
+        try:
+            target_is_dir = stat.S_ISDIR(os.stat(name, dir_fd=dir_fd).st_mode)
+        except OSError:
+            return None  # dangling or unreachable, and not named like a library file
+        if target_is_dir and not flt.prunes_dir(rel):
+            return SkippedEntry(rel, "symlink to a directory (follow_symlinks = false)")
+        return None
+
+    try:
+        real = os.path.realpath(
+            os.path.join(dir_real, os.readlink(name, dir_fd=dir_fd)), strict=True
+        )
+    except FileNotFoundError:
+        return SkippedEntry(rel, "dangling symlink") if flt.takes_file(rel, name) else None
+    except OSError as exc:
+        return SkippedEntry(rel, f"cannot resolve symlink: {exc.strerror}")
+    if real != root_real and not real.startswith(root_real.rstrip("/") + "/"):
+        return SkippedEntry(rel, "symlink leads outside the library root")
+    st = os.stat(real)
+    if stat.S_ISDIR(st.st_mode):
+        return None if flt.prunes_dir(rel) else (name, (st.st_dev, st.st_ino), real)
+    if not flt.takes_file(rel, name):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return SkippedEntry(rel, f"symlink to a non-regular file: {_kind(st.st_mode)}")
+    return FileEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
