@@ -1,0 +1,203 @@
+"""The items of the three galleries: index in memory, rows in SQLite, deletion latency.
+
+Each gallery has one lock; a request decodes its image outside the lock and holds it
+only for the index lookup and the store write.
+
+Deletion latency (``delete_latency`` seconds): a deleted item keeps being found by
+search and keeps refusing a re-add of its image (216681) until the latency has passed,
+as the API document describes; update and delete no longer see it, and neither does
+the ``/_syncd/items`` dump. Afterwards it is purged from the index and the store.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+from syncd.errors import error_for
+from syncd.gallery.images import DecodedImage
+from syncd.gallery.index import GalleryIndex, Hit, IndexEntry, TagFilter, features_of
+from syncd.gallery.store import GalleryStore
+from syncd.protocol import GALLERY_NAMES, MAX_SEARCH_POSITION
+
+
+@dataclass
+class _Gallery:
+    name: str
+    index: GalleryIndex = field(default_factory=GalleryIndex)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: (deleted_at, cont_sign) in deletion order, waiting for the latency to pass
+    pending: collections.deque[tuple[float, str]] = field(default_factory=collections.deque)
+
+
+@dataclass(frozen=True)
+class LiveItem:
+    """One item that is not deleted, as ``/_syncd/items`` lists it."""
+
+    cont_sign: str
+    brief: str
+    tag1: int
+    tag2: int
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of search results."""
+
+    hits: list[Hit]
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class MetaChange:
+    """What an update sets: None leaves a field as it is."""
+
+    brief: str | None = None
+    tag1: int | None = None
+    tag2: int | None = None
+
+
+class Galleries:
+    """Add, search, update and delete over the three galleries, durable and indexed."""
+
+    def __init__(self, store: GalleryStore, delete_latency: float = 0.0) -> None:
+        self._store = store
+        self.delete_latency = max(0.0, delete_latency)
+        self._galleries: dict[str, _Gallery] = {name: _Gallery(name) for name in GALLERY_NAMES}
+        now = time.time()
+        for gallery in self._galleries.values():
+            expired = []
+            pending = []
+            for entry in store.load(gallery.name):
+                if entry.deleted_at is not None and entry.deleted_at + self.delete_latency <= now:
+                    expired.append(entry.cont_sign)
+                    continue
+                gallery.index.insert(entry)
+                if entry.deleted_at is not None:
+                    pending.append((entry.deleted_at, entry.cont_sign))
+            gallery.pending.extend(sorted(pending))
+            if expired:
+                store.purge(gallery.name, expired)
+
+    def _gallery(self, name: str) -> _Gallery:
+        return self._galleries[name]
+
+    def _purge_expired(self, gallery: _Gallery, now: float) -> None:
+        """Forget deleted items whose latency has passed (caller holds the lock)."""
+        expired = []
+        while gallery.pending and gallery.pending[0][0] + self.delete_latency <= now:
+            _, sign = gallery.pending.popleft()
+            if sign in gallery.index and not gallery.index.is_live(sign):
+                gallery.index.remove(sign)
+                expired.append(sign)
+        if expired:
+            self._store.purge(gallery.name, expired)
+
+    def add(self, name: str, image: DecodedImage, brief: str, tag1: int, tag2: int) -> str:
+        """Store a new item; its cont_sign. 216681 if the gallery holds the same image."""
+        features = features_of(image.thumb)
+        gallery = self._gallery(name)
+        now = time.time()
+        with gallery.lock:
+            self._purge_expired(gallery, now)
+            if gallery.index.find_same_image(image.cont_sign, features) is not None:
+                raise error_for(216681)
+            entry = IndexEntry(image.cont_sign, brief, tag1, tag2, features)
+            self._store.insert(name, entry, now)
+            gallery.index.insert(entry)
+        return image.cont_sign
+
+    def search(
+        self, name: str, image: DecodedImage, tags: TagFilter, pn: int, rn: int
+    ) -> SearchPage:
+        """The page pn..pn+rn of the results, best first: copies of the image in
+        same_hq; every item ranked by visual similarity in similar and product."""
+        features = features_of(image.thumb)
+        gallery = self._gallery(name)
+        depth = _depth(pn, rn)
+        with gallery.lock:
+            self._purge_expired(gallery, time.time())
+            if name == "same_hq":
+                hits = gallery.index.search_same(image.cont_sign, features, tags, depth)
+            else:
+                hits = gallery.index.search_similar(image.cont_sign, features, tags, depth)
+        return _page(hits, pn, rn)
+
+    def resolve_image(self, name: str, image: DecodedImage) -> str:
+        """The cont_sign of the live item that is this image; 216680 if none."""
+        features = features_of(image.thumb)
+        gallery = self._gallery(name)
+        with gallery.lock:
+            self._purge_expired(gallery, time.time())
+            sign = gallery.index.find_live_same_image(image.cont_sign, features)
+        if sign is None:
+            raise error_for(216680)
+        return sign
+
+    def update(self, name: str, cont_sign: str, change: MetaChange) -> None:
+        """Change brief and/or tags of a live item; 216680 if it is not in the gallery."""
+        gallery = self._gallery(name)
+        with gallery.lock:
+            self._purge_expired(gallery, time.time())
+            if not gallery.index.is_live(cont_sign):
+                raise error_for(216680)
+            brief, tag1, tag2 = gallery.index.meta(cont_sign)
+            brief = brief if change.brief is None else change.brief
+            tag1 = tag1 if change.tag1 is None else change.tag1
+            tag2 = tag2 if change.tag2 is None else change.tag2
+            self._store.update_meta(name, cont_sign, brief, tag1, tag2)
+            gallery.index.set_meta(cont_sign, brief, tag1, tag2)
+
+    def delete(self, name: str, cont_signs: list[str], strict: bool) -> int:
+        """Delete the live items among ``cont_signs``; the number deleted.
+
+        ``strict``: answer 216680 when none of them is in the gallery (a single
+        cont_sign or an image); a batch is lenient and deletes what exists.
+        """
+        gallery = self._gallery(name)
+        now = time.time()
+        with gallery.lock:
+            self._purge_expired(gallery, now)
+            live = [s for s in dict.fromkeys(cont_signs) if gallery.index.is_live(s)]
+            if not live:
+                if strict:
+                    raise error_for(216680)
+                return 0
+            if self.delete_latency > 0:
+                self._store.mark_deleted(name, live, now)
+                for sign in live:
+                    gallery.index.mark_deleted(sign, now)
+                    gallery.pending.append((now, sign))
+            else:
+                self._store.purge(name, live)
+                for sign in live:
+                    gallery.index.remove(sign)
+        return len(live)
+
+    def live_items(self, name: str) -> list[LiveItem]:
+        """Every item of the gallery that is not deleted."""
+        gallery = self._gallery(name)
+        with gallery.lock:
+            self._purge_expired(gallery, time.time())
+            return [LiveItem(*row) for row in gallery.index.live_items()]
+
+    def live_counts(self) -> dict[str, int]:
+        """Number of live items per gallery."""
+        counts: dict[str, int] = {}
+        for name, gallery in self._galleries.items():
+            with gallery.lock:
+                counts[name] = gallery.index.live_count()
+        return counts
+
+
+def _depth(pn: int, rn: int) -> int:
+    """How many ranked results a page needs, one more to know has_more."""
+    return min(MAX_SEARCH_POSITION, pn + rn) + 1
+
+
+def _page(hits: list[Hit], pn: int, rn: int) -> SearchPage:
+    end = min(pn + rn, MAX_SEARCH_POSITION)
+    visible = hits[:MAX_SEARCH_POSITION]
+    return SearchPage(hits=visible[pn:end], has_more=len(visible) > end)

@@ -1,0 +1,159 @@
+"""Image input of the local gallery: base64 or URL -> one decoded, validated picture.
+
+Validation follows the API document, in the order the gallery answers:
+216200 empty, 216202 base64 over 4 MiB, 216203 bad base64, 216201 not JPEG/PNG/BMP/GIF
+or undecodable, 216202 a side under 15 px or over 4096 px. Each image is decoded once
+per request; everything the index needs is derived from that one decode.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import io
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+import numpy as np
+import numpy.typing as npt
+import requests
+from PIL import Image
+
+from syncd.errors import ApiError, error_for
+from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MAX_URL_BYTES, MIN_IMAGE_SIDE
+
+#: Pillow format names the API takes (MPO is how Pillow names many camera JPEGs)
+ACCEPTED_FORMATS: Final = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF"})
+
+#: largest download accepted from a url input, bytes
+URL_MAX_BYTES: Final = 10 * 1024 * 1024
+#: seconds a url download may take in all (connect, each read, and the whole body)
+URL_TIMEOUT: Final = 10.0
+#: largest raw image accepted from a url: what fits in the base64 limit
+URL_MAX_IMAGE_BYTES: Final = MAX_IMAGE_B64_BYTES * 3 // 4
+
+#: side of the square thumbnail all features are computed from, pixels
+THUMB_SIDE: Final = 32
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """One accepted input image, reduced to what the gallery keeps of it.
+
+    ``cont_sign`` is a deterministic function of the decoded pixels; ``thumb`` is a
+    32x32 RGB thumbnail (uint8, shape (32, 32, 3)) every feature is derived from.
+    """
+
+    cont_sign: str
+    width: int
+    height: int
+    format: str
+    thumb: npt.NDArray[np.uint8]
+
+
+def _refuse(code: int, detail: str = "") -> ApiError:
+    message = error_for(code).message
+    return error_for(code, f"{message}: {detail}" if detail else message)
+
+
+def decode_base64_image(value: str) -> DecodedImage:
+    """Decode and validate the ``image`` parameter (base64 text, no data: header).
+
+    Raises ApiError 216200/216201/216202/216203 as the API document describes.
+    """
+    if not value:
+        raise _refuse(216200)
+    if len(value) > MAX_IMAGE_B64_BYTES:
+        raise _refuse(216202, "base64 over 4 MiB")
+    try:
+        raw = binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise _refuse(216203) from exc
+    return decode_image_bytes(raw)
+
+
+def decode_image_bytes(raw: bytes) -> DecodedImage:
+    """Decode and validate an encoded image (216200/216201/216202)."""
+    if not raw:
+        raise _refuse(216200)
+    try:
+        with warnings.catch_warnings():
+            # the side limit below is stricter than Pillow's decompression-bomb guard
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as image:
+                fmt = image.format or ""
+                if fmt not in ACCEPTED_FORMATS:
+                    raise _refuse(216201, "not JPEG, PNG, BMP or GIF")
+                width, height = image.size
+                if min(width, height) < MIN_IMAGE_SIDE or max(width, height) > MAX_IMAGE_SIDE:
+                    raise _refuse(216202, f"{width}x{height} px")
+                image.load()
+                mode = "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
+                pixels = image.convert(mode)
+    except ApiError:
+        raise
+    except Exception as exc:  # Pillow raises many types on corrupt data; all mean "undecodable"
+        raise _refuse(216201, "cannot decode") from exc
+    return DecodedImage(
+        cont_sign=_pixel_sign(pixels),
+        width=width,
+        height=height,
+        format="JPEG" if fmt == "MPO" else fmt,
+        thumb=_thumbnail(pixels),
+    )
+
+
+def _pixel_sign(pixels: Image.Image) -> str:
+    """Two uint32 of a hash of the decoded pixels, "A,B" as the API writes cont_sign."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(f"{pixels.mode}:{pixels.width}x{pixels.height}:".encode())
+    digest.update(pixels.tobytes())
+    value = digest.digest()
+    return f"{int.from_bytes(value[:4], 'big')},{int.from_bytes(value[4:], 'big')}"
+
+
+def _thumbnail(pixels: Image.Image) -> npt.NDArray[np.uint8]:
+    """A 32x32 RGB area-average of the whole picture (alpha composited on white)."""
+    if pixels.mode == "RGBA":
+        background = Image.new("RGBA", pixels.size, (255, 255, 255, 255))
+        pixels = Image.alpha_composite(background, pixels)
+    rgb = pixels.convert("RGB")
+    small = rgb.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
+    return np.asarray(small, dtype=np.uint8).copy()
+
+
+def fetch_url_image(url: str, timeout: float = URL_TIMEOUT) -> DecodedImage:
+    """Download ``url`` (http or https) and decode it.
+
+    Raises ApiError 282114 (url empty or over 1024 bytes), 282112 (download over
+    ``timeout`` seconds, 10 by default), 282113 (not http(s), unreachable, not a 200 answer), or the image errors.
+    """
+    if not url or len(url.encode("utf-8", "surrogatepass")) > MAX_URL_BYTES:
+        raise _refuse(282114)
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise _refuse(282113, "only http and https urls")
+    deadline = time.monotonic() + timeout
+    body = bytearray()
+    try:
+        with requests.get(url, stream=True, timeout=timeout) as answer:
+            if answer.status_code != 200:
+                raise _refuse(282113, f"HTTP {answer.status_code}")
+            for chunk in answer.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > URL_MAX_BYTES:
+                    raise _refuse(216202, "download over 10 MiB")
+                if time.monotonic() > deadline:
+                    raise _refuse(282112)
+    except ApiError:
+        raise
+    except requests.Timeout as exc:
+        raise _refuse(282112) from exc
+    except (requests.RequestException, ValueError, UnicodeError) as exc:
+        raise _refuse(282113) from exc
+    if len(body) > URL_MAX_IMAGE_BYTES:
+        raise _refuse(216202, "image over the base64 limit")
+    return decode_image_bytes(bytes(body))

@@ -1,0 +1,349 @@
+"""In-memory image index of one gallery: features, the same-image test, and ranked search.
+
+Every item's features live in numpy arrays (one row per item), so a search over 100k
+items is a few vector operations, not a scan of database rows. The SQLite store is
+the durable copy; the index is rebuilt from it at start and kept in step on each write.
+
+Features, all derived from the 32x32 thumbnail of the decoded picture:
+- ``phash``: 64-bit DCT perceptual hash of the grey image (robust to re-encoding and
+  rescaling; compared by Hamming distance);
+- ``colours``: an 8x8 RGB thumbnail (compared by mean absolute difference, 0-255), which
+  tells apart pictures whose grey structure agrees but whose colours do not;
+- ``vector``: unit vector of a 64-bin colour histogram (Hellinger) and the mean-centred
+  8x8 grey layout, weighted 0.8/0.2; cosine similarity ranks similar-image search.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from syncd.gallery.images import THUMB_SIDE
+
+#: same-image identity (216681 on add, image lookups for update/delete): very close only
+DUPLICATE_MAX_HASH_DISTANCE: Final = 4
+DUPLICATE_MAX_COLOUR_DIFF: Final = 8.0
+#: same_hq search: re-encoded, rescaled and lightly edited copies still match
+SAME_MAX_HASH_DISTANCE: Final = 12
+SAME_MAX_COLOUR_DIFF: Final = 24.0
+
+VECTOR_DIM: Final = 128
+COLOUR_DIM: Final = 192
+
+_FloatArray = npt.NDArray[np.float32]
+
+
+def _dct_matrix(n: int) -> _FloatArray:
+    """Orthonormal DCT-II matrix of size n x n."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    matrix = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    matrix[0, :] = math.sqrt(1.0 / n)
+    return matrix.astype(np.float32)
+
+
+_DCT: Final = _dct_matrix(THUMB_SIDE)
+_BIT_WEIGHTS: Final = (np.uint64(1) << np.arange(64, dtype=np.uint64)).astype(np.uint64)
+_LUMA: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# colours dominate similarity: they survive cropping, the layout does not
+_HISTOGRAM_WEIGHT: Final = np.float32(math.sqrt(0.8))
+_LAYOUT_WEIGHT: Final = np.float32(math.sqrt(0.2))
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """What the index keeps of one picture (see the module docstring)."""
+
+    phash: int
+    #: 8x8 RGB thumbnail, rounded to uint8, flattened (192 values)
+    colours: npt.NDArray[np.uint8]
+    #: unit vector, float32 (VECTOR_DIM values)
+    vector: _FloatArray
+
+
+def features_of(thumb: npt.NDArray[np.uint8]) -> ImageFeatures:
+    """Features of a 32x32x3 uint8 thumbnail."""
+    rgb = thumb.astype(np.float32)
+    grey = rgb @ _LUMA
+    dct = _DCT @ grey @ _DCT.T
+    low = dct[:8, :8].ravel()
+    bits = (low > np.median(low)).astype(np.uint64)
+    phash = int((bits * _BIT_WEIGHTS).sum(dtype=np.uint64))
+
+    block = THUMB_SIDE // 8
+    colours = rgb.reshape(8, block, 8, block, 3).mean(axis=(1, 3)).astype(np.float32)
+
+    levels = (thumb // 64).astype(np.int64)
+    bins = levels[..., 0] * 16 + levels[..., 1] * 4 + levels[..., 2]
+    histogram = np.sqrt(np.bincount(bins.ravel(), minlength=64).astype(np.float32))
+    layout = colours @ _LUMA
+    layout = (layout - layout.mean()).ravel()
+    vector = np.concatenate([_unit(histogram) * _HISTOGRAM_WEIGHT, _unit(layout) * _LAYOUT_WEIGHT])
+    return ImageFeatures(phash, colours.round().astype(np.uint8).ravel(), vector.astype(np.float32))
+
+
+def _unit(values: _FloatArray) -> _FloatArray:
+    norm = float(np.linalg.norm(values))
+    return (values / norm).astype(np.float32) if norm > 1e-6 else np.zeros_like(values)
+
+
+def _hamming(hashes: npt.NDArray[np.uint64], probe: int) -> npt.NDArray[np.int64]:
+    """Hamming distance of each of ``hashes`` to ``probe`` (number of differing bits)."""
+    xor = np.bitwise_xor(hashes, np.uint64(probe))
+    if hasattr(np, "bitwise_count"):
+        counted: npt.NDArray[np.int64] = np.bitwise_count(xor).astype(np.int64)
+        return counted
+    bits = np.unpackbits(xor.view(np.uint8).reshape(-1, 8), axis=1)  # numpy < 2.0
+    summed: npt.NDArray[np.int64] = bits.sum(axis=1).astype(np.int64)
+    return summed
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One item as the index holds it."""
+
+    cont_sign: str
+    brief: str
+    tag1: int
+    tag2: int
+    features: ImageFeatures
+    #: seconds since the epoch the item was deleted (searchable until purged), or None
+    deleted_at: float | None = None
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """Which items a search considers: by ``tags`` (any position) or class ids (by position).
+
+    ``wanted`` holds (value, position) pairs; position None matches either tag slot.
+    ``any_of`` True means logical or (tag_logic 1), False logical and (tag_logic 0).
+    """
+
+    wanted: tuple[tuple[int, int | None], ...] = ()
+    any_of: bool = False
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    cont_sign: str
+    brief: str
+    score: float
+
+
+class GalleryIndex:
+    """The items of one gallery (live and deleted-but-searchable) as numpy arrays.
+
+    Not thread-safe: the caller holds the gallery's lock around every method.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._size = 0
+        self._signs: list[str] = []
+        self._briefs: list[str] = []
+        self._row_of: dict[str, int] = {}
+        self._phash = np.zeros(capacity, dtype=np.uint64)
+        self._colours = np.zeros((capacity, COLOUR_DIM), dtype=np.uint8)
+        self._vectors = np.zeros((capacity, VECTOR_DIM), dtype=np.float32)
+        self._tags = np.zeros((capacity, 2), dtype=np.int32)
+        self._deleted_at = np.full(capacity, np.nan, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __contains__(self, cont_sign: object) -> bool:
+        return cont_sign in self._row_of
+
+    def _grow(self) -> None:
+        capacity = max(1024, 2 * len(self._phash))
+
+        def grown(array: npt.NDArray[np.generic], fill: float = 0.0) -> npt.NDArray[np.generic]:
+            bigger = np.full((capacity, *array.shape[1:]), fill, dtype=array.dtype)
+            bigger[: self._size] = array[: self._size]
+            return bigger
+
+        self._phash = grown(self._phash)  # type: ignore[assignment]
+        self._colours = grown(self._colours)  # type: ignore[assignment]
+        self._vectors = grown(self._vectors)  # type: ignore[assignment]
+        self._tags = grown(self._tags)  # type: ignore[assignment]
+        self._deleted_at = grown(self._deleted_at, np.nan)  # type: ignore[assignment]
+
+    def insert(self, entry: IndexEntry) -> None:
+        """Add ``entry`` (its cont_sign must not be in the index)."""
+        if entry.cont_sign in self._row_of:
+            raise KeyError(f"{entry.cont_sign} already indexed")
+        if self._size == len(self._phash):
+            self._grow()
+        row = self._size
+        self._signs.append(entry.cont_sign)
+        self._briefs.append(entry.brief)
+        self._row_of[entry.cont_sign] = row
+        self._phash[row] = np.uint64(entry.features.phash)
+        self._colours[row] = entry.features.colours
+        self._vectors[row] = entry.features.vector
+        self._tags[row] = (entry.tag1, entry.tag2)
+        self._deleted_at[row] = np.nan if entry.deleted_at is None else entry.deleted_at
+        self._size += 1
+
+    def remove(self, cont_sign: str) -> None:
+        """Forget ``cont_sign`` entirely (the last row moves into its place)."""
+        row = self._row_of.pop(cont_sign)
+        last = self._size - 1
+        if row != last:
+            moved = self._signs[last]
+            self._signs[row] = moved
+            self._briefs[row] = self._briefs[last]
+            self._row_of[moved] = row
+            for array in (self._phash, self._colours, self._vectors, self._tags, self._deleted_at):
+                array[row] = array[last]
+        self._signs.pop()
+        self._briefs.pop()
+        self._deleted_at[last] = np.nan
+        self._size = last
+
+    def is_live(self, cont_sign: str) -> bool:
+        """Whether ``cont_sign`` is indexed and not deleted."""
+        row = self._row_of.get(cont_sign)
+        return row is not None and bool(np.isnan(self._deleted_at[row]))
+
+    def mark_deleted(self, cont_sign: str, when: float) -> None:
+        """Record that ``cont_sign`` was deleted at ``when`` (epoch seconds)."""
+        self._deleted_at[self._row_of[cont_sign]] = when
+
+    def set_meta(self, cont_sign: str, brief: str, tag1: int, tag2: int) -> None:
+        """Replace the brief and tags of ``cont_sign``."""
+        row = self._row_of[cont_sign]
+        self._briefs[row] = brief
+        self._tags[row] = (tag1, tag2)
+
+    def meta(self, cont_sign: str) -> tuple[str, int, int]:
+        """(brief, tag1, tag2) of ``cont_sign``."""
+        row = self._row_of[cont_sign]
+        return self._briefs[row], int(self._tags[row, 0]), int(self._tags[row, 1])
+
+    def live_items(self) -> list[tuple[str, str, int, int]]:
+        """(cont_sign, brief, tag1, tag2) of every item not deleted, in index order."""
+        live = np.flatnonzero(np.isnan(self._deleted_at[: self._size]))
+        return [
+            (self._signs[r], self._briefs[r], int(self._tags[r, 0]), int(self._tags[r, 1]))
+            for r in live.tolist()
+        ]
+
+    def live_count(self) -> int:
+        """Number of items not deleted."""
+        return int(np.isnan(self._deleted_at[: self._size]).sum())
+
+    def _close_rows(
+        self, features: ImageFeatures, max_distance: int, max_colour_diff: float
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Rows within both thresholds of ``features``, and their hash distances."""
+        distances = _hamming(self._phash[: self._size], features.phash)
+        rows = np.flatnonzero(distances <= max_distance)
+        if rows.size:
+            rows = rows[self._colour_diff(rows, features) <= max_colour_diff]
+        return rows, distances[rows]
+
+    def _colour_diff(
+        self, rows: npt.NDArray[np.int64], features: ImageFeatures
+    ) -> npt.NDArray[np.float64]:
+        """Mean absolute difference (0-255) of the 8x8 colour thumbnails of ``rows``."""
+        stored = self._colours[rows].astype(np.int16)
+        diff: npt.NDArray[np.float64] = np.abs(stored - features.colours.astype(np.int16)).mean(
+            axis=1
+        )
+        return diff
+
+    def find_same_image(self, cont_sign: str, features: ImageFeatures) -> str | None:
+        """The item the gallery takes for this very picture: identical pixels, else the
+        closest perceptual near-identity (deleted-but-searchable items included)."""
+        if cont_sign in self._row_of:
+            return cont_sign
+        rows, distances = self._close_rows(
+            features, DUPLICATE_MAX_HASH_DISTANCE, DUPLICATE_MAX_COLOUR_DIFF
+        )
+        if not rows.size:
+            return None
+        return self._signs[int(rows[int(np.argmin(distances))])]
+
+    def find_live_same_image(self, cont_sign: str, features: ImageFeatures) -> str | None:
+        """Like find_same_image, among live items only (what update and delete act on)."""
+        if self.is_live(cont_sign):
+            return cont_sign
+        rows, distances = self._close_rows(
+            features, DUPLICATE_MAX_HASH_DISTANCE, DUPLICATE_MAX_COLOUR_DIFF
+        )
+        live = np.isnan(self._deleted_at[rows])
+        rows, distances = rows[live], distances[live]
+        if not rows.size:
+            return None
+        return self._signs[int(rows[int(np.argmin(distances))])]
+
+    def _tag_mask(self, tags: TagFilter) -> npt.NDArray[np.bool_] | None:
+        if not tags.wanted:
+            return None
+        current = self._tags[: self._size]
+        masks = []
+        for value, position in tags.wanted:
+            if position is None:
+                masks.append((current[:, 0] == value) | (current[:, 1] == value))
+            else:
+                masks.append(current[:, position] == value)
+        combined: npt.NDArray[np.bool_] = masks[0]
+        for mask in masks[1:]:
+            combined = (combined | mask) if tags.any_of else (combined & mask)
+        return combined
+
+    def search_same(
+        self, cont_sign: str, features: ImageFeatures, tags: TagFilter, limit: int
+    ) -> list[Hit]:
+        """Copies of the picture (re-encoded, rescaled), best first, at most ``limit``.
+
+        Score: 1.0 for identical pixels, else 1 - (hash distance + colour diff / 8) / 64,
+        floored at 0.5 for anything that matches at all.
+        """
+        rows, distances = self._close_rows(features, SAME_MAX_HASH_DISTANCE, SAME_MAX_COLOUR_DIFF)
+        mask = self._tag_mask(tags)
+        if mask is not None:
+            keep = mask[rows]
+            rows, distances = rows[keep], distances[keep]
+        if not rows.size:
+            return []
+        diff = self._colour_diff(rows, features)
+        scores = 1.0 - (distances + diff / 8.0) / 64.0
+        scores = np.clip(scores, 0.5, 0.999)
+        hits = []
+        for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
+            sign = self._signs[row]
+            hits.append(Hit(sign, self._briefs[row], 1.0 if sign == cont_sign else float(score)))
+        hits.sort(key=lambda hit: -hit.score)
+        return hits[:limit]
+
+    def search_similar(
+        self, cont_sign: str, features: ImageFeatures, tags: TagFilter, limit: int
+    ) -> list[Hit]:
+        """Every item ranked by visual similarity (cosine, clipped to 0-1; 1.0 for
+        identical pixels), best first, at most ``limit``."""
+        if not self._size:
+            return []
+        scores = self._vectors[: self._size] @ features.vector
+        same = self._row_of.get(cont_sign)
+        if same is not None:
+            scores[same] = 1.0
+        mask = self._tag_mask(tags)
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        count = min(limit, self._size)
+        top = np.argpartition(-scores, count - 1)[:count]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        hits = []
+        for row in top.tolist():
+            score = float(scores[row])
+            if score == -np.inf:
+                break
+            hits.append(Hit(self._signs[row], self._briefs[row], min(1.0, max(0.0, score))))
+        return hits

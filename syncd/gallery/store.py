@@ -1,0 +1,158 @@
+"""SQLite persistence of the local gallery: items of every gallery, and issued tokens.
+
+One file, ``gallery.db`` under the data folder, in WAL mode. The in-memory index is
+the working copy; every write goes here before the request is answered, so a restart
+(or a crash) keeps every item the clients were told about.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from syncd.gallery.index import COLOUR_DIM, VECTOR_DIM, ImageFeatures, IndexEntry
+
+DB_NAME: Final = "gallery.db"
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    gallery TEXT NOT NULL,
+    cont_sign TEXT NOT NULL,
+    brief TEXT NOT NULL,
+    tag1 INTEGER NOT NULL,
+    tag2 INTEGER NOT NULL,
+    phash INTEGER NOT NULL,
+    colours BLOB NOT NULL,
+    vector BLOB NOT NULL,
+    added_at REAL NOT NULL,
+    deleted_at REAL,
+    PRIMARY KEY (gallery, cont_sign)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    issued_at REAL NOT NULL
+);
+"""
+
+_SIGN_BIT: Final = 1 << 63
+
+
+def _to_sql_int(value: int) -> int:
+    """A uint64 as the signed 64-bit integer SQLite stores."""
+    return value - (1 << 64) if value >= _SIGN_BIT else value
+
+
+def _from_sql_int(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+class GalleryStore:
+    """The durable copy of every gallery's items and of issued access tokens.
+
+    Thread-safe: one connection, serialised by a lock (writes are short).
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / DB_NAME
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+
+    def close(self) -> None:
+        """Close the database (later calls raise sqlite3.ProgrammingError)."""
+        with self._lock:
+            self._db.close()
+
+    def load(self, gallery: str) -> Iterator[IndexEntry]:
+        """Every stored item of ``gallery``, deleted-but-not-purged ones included."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT cont_sign, brief, tag1, tag2, phash, colours, vector, deleted_at"
+                " FROM items WHERE gallery = ?",
+                (gallery,),
+            ).fetchall()
+        for sign, brief, tag1, tag2, phash, colours, vector, deleted_at in rows:
+            features = ImageFeatures(
+                phash=_from_sql_int(phash),
+                colours=np.frombuffer(colours, dtype=np.uint8, count=COLOUR_DIM).copy(),
+                vector=np.frombuffer(vector, dtype="<f4", count=VECTOR_DIM).astype(np.float32),
+            )
+            yield IndexEntry(sign, brief, tag1, tag2, features, deleted_at)
+
+    def insert(self, gallery: str, entry: IndexEntry, added_at: float) -> None:
+        """Store a new item (replacing a purged row of the same cont_sign, if any)."""
+        features = entry.features
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO items (gallery, cont_sign, brief, tag1, tag2, phash,"
+                " colours, vector, added_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    gallery,
+                    entry.cont_sign,
+                    entry.brief,
+                    entry.tag1,
+                    entry.tag2,
+                    _to_sql_int(features.phash),
+                    features.colours.astype(np.uint8).tobytes(),
+                    features.vector.astype("<f4").tobytes(),
+                    added_at,
+                ),
+            )
+
+    def update_meta(self, gallery: str, cont_sign: str, brief: str, tag1: int, tag2: int) -> None:
+        """Replace the brief and tags of one item."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE items SET brief = ?, tag1 = ?, tag2 = ? WHERE gallery = ? AND cont_sign = ?",
+                (brief, tag1, tag2, gallery, cont_sign),
+            )
+
+    def mark_deleted(self, gallery: str, cont_signs: Iterable[str], when: float) -> None:
+        """Record the deletion time of items still searchable for a while."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE items SET deleted_at = ? WHERE gallery = ? AND cont_sign = ?",
+                [(when, gallery, sign) for sign in cont_signs],
+            )
+            self._db.execute("COMMIT")
+
+    def purge(self, gallery: str, cont_signs: Iterable[str]) -> None:
+        """Remove items for good."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "DELETE FROM items WHERE gallery = ? AND cont_sign = ?",
+                [(gallery, sign) for sign in cont_signs],
+            )
+            self._db.execute("COMMIT")
+
+    def save_token(self, token: str, client_id: str, issued_at: float) -> None:
+        """Remember an issued access token."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO tokens (token, client_id, issued_at) VALUES (?, ?, ?)",
+                (token, client_id, issued_at),
+            )
+
+    def load_tokens(self, issued_after: float) -> dict[str, float]:
+        """token -> issued_at of tokens issued after ``issued_after``; older ones are dropped."""
+        with self._lock:
+            self._db.execute("DELETE FROM tokens WHERE issued_at <= ?", (issued_after,))
+            rows = self._db.execute("SELECT token, issued_at FROM tokens").fetchall()
+        return {token: issued_at for token, issued_at in rows}
