@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from syncd.protocol import GalleryName
+from syncd.errors import ConfigError
+from syncd.protocol import GALLERIES, GALLERY_NAMES, MAX_TAGS, TAG_MAX, TAG_MIN, GalleryName
 
 AuthMode = Literal["token", "bce"]
 PollingMode = Literal["auto", "on", "off"]
 OversizePolicy = Literal["downscale", "skip"]
+AUTH_MODES: tuple[AuthMode, ...] = ("token", "bce")
+OVERSIZE_POLICIES: tuple[OversizePolicy, ...] = ("downscale", "skip")
 
 DEFAULT_CONFIG_PATH = Path("/etc/syncd/config.toml")
+
+_S = TypeVar("_S", bound=str)
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,14 @@ class LibraryConfig:
     root: Path
     gallery: GalleryName
     include: tuple[str, ...] = (
-        "*.jpg", "*.jpeg", "*.png", "*.bmp", "*.gif", "*.webp", "*.tif", "*.tiff",
+        "*.jpg",
+        "*.jpeg",
+        "*.png",
+        "*.bmp",
+        "*.gif",
+        "*.webp",
+        "*.tif",
+        "*.tiff",
     )
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = False
@@ -83,3 +102,385 @@ class Config:
     libraries: tuple[LibraryConfig, ...] = ()
     #: the file this config was read from (None when built in code)
     source: Path | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: TOML file -> Config. Every check raises ConfigError with one line naming the key.
+
+CONFIG_ENV = "SYNCD_CONFIG"
+API_KEY_ENV = "SYNCD_API_KEY"
+SECRET_KEY_ENV = "SYNCD_SECRET_KEY"
+CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
+#: a library name is part of every brief; this bound keeps a brief within 256 bytes
+MAX_LIBRARY_NAME_BYTES = 100
+
+_log = logging.getLogger(__name__)
+
+
+def config_path(cli_value: str | Path | None = None) -> Path:
+    """The config file to read: ``-c/--config``, else ``$SYNCD_CONFIG``, else the default."""
+    if cli_value:
+        return Path(cli_value)
+    env = os.environ.get(CONFIG_ENV, "")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read, validate and resolve the config file found by :func:`config_path`.
+
+    Relative paths in the file resolve against the file's folder; ``$SYNCD_API_KEY`` and
+    ``$SYNCD_SECRET_KEY`` override the keys of the file. Raises :class:`ConfigError`.
+    """
+    file = config_path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: the config file is not UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    config = parse_config(data, base_dir=file.resolve().parent, source=file)
+    if config.api.secret_key and _mentions_secret(data):
+        _warn_if_readable_by_others(file)
+    return config
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    base_dir: Path,
+    source: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate a parsed TOML document into a :class:`Config` (paths resolved under ``base_dir``)."""
+    env = os.environ if environ is None else environ
+    top = _Table(data, "")
+    api = _parse_api(top.table("api"), base_dir, env)
+    ledger = _parse_ledger(top.table("ledger"), base_dir)
+    watch = _parse_watch(top.table("watch"))
+    safety = _parse_safety(top.table("safety"))
+    metrics = _parse_metrics(top.table("metrics"))
+    libraries = tuple(
+        _parse_library(_Table(item, f"library[{n}]"), base_dir)
+        for n, item in enumerate(top.table_array("library"), start=1)
+    )
+    top.finish()
+    if not libraries:
+        raise ConfigError("library: at least one [[library]] table is required")
+    seen: set[str] = set()
+    for n, lib in enumerate(libraries, start=1):
+        if lib.name in seen:
+            raise ConfigError(f'library[{n}].name: "{lib.name}" is used by an earlier library')
+        seen.add(lib.name)
+    return Config(api, ledger, watch, safety, metrics, libraries, source)
+
+
+def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
+    d = ApiConfig()
+    endpoint = t.string("endpoint", d.endpoint)
+    if endpoint != "embedded" and not re.match(r"https?://[^/\s]+", endpoint):
+        raise ConfigError(
+            f'{t.key("endpoint")}: expected "embedded" or an http(s) URL, got {_show(endpoint)}'
+        )
+    auth = t.choice("auth", AUTH_MODES, d.auth)
+    api_key = t.string("api_key", d.api_key)
+    secret_key = t.string("secret_key", d.secret_key)
+    secret_key_file = t.string("secret_key_file", d.secret_key_file)
+    if secret_key and secret_key_file:
+        raise ConfigError(
+            f"{t.key('secret_key_file')}: set secret_key or secret_key_file, not both"
+        )
+    qps = t.number("qps", d.qps, above=0.0)
+    concurrency = t.integer("concurrency", d.concurrency, least=1)
+    timeout = t.number("timeout", d.timeout, above=0.0)
+    ca_bundle = t.string("ca_bundle", d.ca_bundle)
+    if ca_bundle:
+        ca_path = base_dir / ca_bundle
+        if not ca_path.is_file():
+            raise ConfigError(f"{t.key('ca_bundle')}: no such file {_show(str(ca_path))}")
+        ca_bundle = str(ca_path)
+    t.finish()
+    if env.get(API_KEY_ENV):
+        api_key = env[API_KEY_ENV]
+    if env.get(SECRET_KEY_ENV):
+        secret_key = env[SECRET_KEY_ENV]
+    elif secret_key_file:
+        secret_key_file, secret_key = _read_secret(
+            t.key("secret_key_file"), secret_key_file, base_dir, env
+        )
+    return ApiConfig(
+        endpoint.rstrip("/"),
+        auth,
+        api_key,
+        secret_key,
+        secret_key_file,
+        qps,
+        concurrency,
+        timeout,
+        ca_bundle,
+    )
+
+
+def _read_secret(key: str, name: str, base_dir: Path, env: Mapping[str, str]) -> tuple[str, str]:
+    """(resolved file, secret): a relative name is looked up under systemd's credentials first."""
+    candidates = []
+    creds = env.get(CREDENTIALS_DIR_ENV, "")
+    if creds and not Path(name).is_absolute():
+        candidates.append(Path(creds) / name)
+    candidates.append(base_dir / name)
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                text = candidate.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+                raise ConfigError(f"{key}: cannot read {_show(str(candidate))}: {reason}") from None
+            secret = text.strip("\r\n")
+            if not secret:
+                raise ConfigError(f"{key}: {_show(str(candidate))} is empty")
+            return str(candidate), secret
+    raise ConfigError(f"{key}: no such file {_show(str(candidates[-1]))}")
+
+
+def _parse_ledger(t: _Table, base_dir: Path) -> LedgerConfig:
+    path = t.string("path", str(LedgerConfig().path))
+    if not path:
+        raise ConfigError(f'{t.key("path")}: expected a file path, got ""')
+    t.finish()
+    return LedgerConfig(base_dir / path)
+
+
+def _parse_watch(t: _Table) -> WatchConfig:
+    from syncd.scan.walk import WalkFilter  # it imports this module
+
+    d = WatchConfig()
+    settle = t.number("settle", d.settle, least=0.0)
+    grace = t.number("delete_grace", d.delete_grace, least=0.0)
+    rescan = t.number("rescan_interval", d.rescan_interval, least=0.0)
+    polling_raw = t.raw("polling", d.polling)
+    polling: PollingMode
+    if polling_raw is True:
+        polling = "on"
+    elif polling_raw is False:
+        polling = "off"
+    elif polling_raw == "auto":
+        polling = "auto"
+    else:
+        raise ConfigError(
+            f'{t.key("polling")}: expected "auto", true or false, got {_show(polling_raw)}'
+        )
+    ignore = t.string_list("ignore", d.ignore)
+    try:
+        WalkFilter(ignore=ignore)
+    except ValueError as exc:
+        raise ConfigError(f"{t.key('ignore')}: {exc}") from None
+    t.finish()
+    return WatchConfig(settle, grace, rescan, polling, ignore)
+
+
+def _parse_safety(t: _Table) -> SafetyConfig:
+    d = SafetyConfig()
+    fraction = t.number("max_delete_fraction", d.max_delete_fraction, least=0.0, most=1.0)
+    latency = t.number("delete_latency", d.delete_latency, least=0.0)
+    t.finish()
+    return SafetyConfig(fraction, latency)
+
+
+def _parse_metrics(t: _Table) -> MetricsConfig:
+    listen = t.string("listen", MetricsConfig().listen)
+    if listen:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f'{t.key("listen")}: expected "host:port" or "", got {_show(listen)}')
+    t.finish()
+    return MetricsConfig(listen)
+
+
+def _parse_library(t: _Table, base_dir: Path) -> LibraryConfig:
+    name = t.string("name", None)
+    if not name.strip():
+        raise ConfigError(f"{t.key('name')}: expected a non-empty name, got {_show(name)}")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_LIBRARY_NAME_BYTES:
+        raise ConfigError(f"{t.key('name')}: expected at most {MAX_LIBRARY_NAME_BYTES} bytes")
+    root = t.string("root", None)
+    if not root:
+        raise ConfigError(f'{t.key("root")}: expected a folder path, got ""')
+    gallery = t.choice("gallery", GALLERY_NAMES, None)
+    d = LibraryConfig(name, Path(root), gallery)
+    include = _globs(t, "include", d.include)
+    exclude = _globs(t, "exclude", d.exclude)
+    follow = t.boolean("follow_symlinks", d.follow_symlinks)
+    oversize = t.choice("oversize", OVERSIZE_POLICIES, d.oversize)
+    rules = tuple(
+        _parse_rule(_Table(item, f"{t.key('rule')}[{n}]"), gallery)
+        for n, item in enumerate(t.table_array("rule"), start=1)
+    )
+    t.finish()
+    return LibraryConfig(name, base_dir / root, gallery, include, exclude, follow, oversize, rules)
+
+
+def _parse_rule(t: _Table, gallery: GalleryName) -> TagRule:
+    (glob,) = _globs(t, "glob", None)
+    raw = t.raw("tags", None)
+    what = "class_id1, class_id2" if GALLERIES[gallery].tag_style == "class_id" else "tags"
+    expected = f"a list of at most {MAX_TAGS} integers {TAG_MIN}..{TAG_MAX} ({what})"
+    if not isinstance(raw, list) or len(raw) > MAX_TAGS:
+        raise ConfigError(f"{t.key('tags')}: expected {expected}, got {_show(raw)}")
+    for tag in raw:
+        if isinstance(tag, bool) or not isinstance(tag, int) or not TAG_MIN <= tag <= TAG_MAX:
+            raise ConfigError(f"{t.key('tags')}: expected {expected}, got {_show(raw)}")
+    t.finish()
+    return TagRule(glob, tuple(raw))
+
+
+def _globs(t: _Table, name: str, default: tuple[str, ...] | None) -> tuple[str, ...]:
+    """A glob (``default`` None: one required string) or a list of them, checked to compile."""
+    from syncd.scan.walk import PathMatcher  # the walk's glob dialect (it imports this module)
+
+    if default is None:
+        globs: tuple[str, ...] = (t.string(name, None),)
+    else:
+        globs = t.string_list(name, default)
+    try:
+        PathMatcher(globs)
+    except ValueError as exc:
+        raise ConfigError(f"{t.key(name)}: {exc}") from None
+    return globs
+
+
+class _Table:
+    """One TOML table being validated: typed getters that remember which keys were read."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where or 'config'}: expected a table, got {_show(data)}")
+        self.data: dict[str, Any] = data
+        self.where = where
+        self.known: list[str] = []
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def raw(self, name: str, default: Any) -> Any:
+        self.known.append(name)
+        if name in self.data:
+            return self.data[name]
+        if default is None:
+            raise ConfigError(f"{self.key(name)}: required key is missing")
+        return default
+
+    def table(self, name: str) -> _Table:
+        return _Table(self.raw(name, {}), self.key(name))
+
+    def table_array(self, name: str) -> list[Any]:
+        value = self.raw(name, [])
+        if not isinstance(value, list):
+            raise ConfigError(f"{self.key(name)}: expected an array of tables [[{self.key(name)}]]")
+        return value
+
+    def string(self, name: str, default: str | None) -> str:
+        value = self.raw(name, default)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.key(name)}: expected a string, got {_show(value)}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected true or false, got {_show(value)}")
+        return value
+
+    def integer(self, name: str, default: int, least: int) -> int:
+        value = self.raw(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(
+                f"{self.key(name)}: expected an integer >= {least}, got {_show(value)}"
+            )
+        return value
+
+    def number(
+        self,
+        name: str,
+        default: float,
+        least: float | None = None,
+        above: float | None = None,
+        most: float | None = None,
+    ) -> float:
+        value = self.raw(name, default)
+        bounds = []
+        if least is not None:
+            bounds.append(f">= {least:g}")
+        if above is not None:
+            bounds.append(f"> {above:g}")
+        if most is not None:
+            bounds.append(f"<= {most:g}")
+        expected = "a number " + " and ".join(bounds)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise ConfigError(f"{self.key(name)}: expected {expected}, got {_show(value)}")
+        number = float(value)
+        if (
+            (least is not None and number < least)
+            or (above is not None and number <= above)
+            or (most is not None and number > most)
+        ):
+            raise ConfigError(f"{self.key(name)}: expected {expected}, got {_show(value)}")
+        return number
+
+    def choice(self, name: str, choices: Sequence[_S], default: _S | None) -> _S:
+        value = self.raw(name, default)
+        for choice in choices:
+            if value == choice:
+                return choice
+        raise ConfigError(
+            f"{self.key(name)}: expected one of {', '.join(choices)}, got {_show(value)}"
+        )
+
+    def string_list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.raw(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self.key(name)}: expected a list of strings, got {_show(value)}")
+        return tuple(value)
+
+    def finish(self) -> None:
+        """Refuse keys this table does not know."""
+        for name in self.data:
+            if name not in self.known:
+                raise ConfigError(
+                    f"{self.key(name)}: unknown key (expected one of {', '.join(self.known)})"
+                )
+
+
+def _show(value: Any) -> str:
+    """A TOML-like rendering of a bad value for an error line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]" if len(value) <= 4 else "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _mentions_secret(data: Mapping[str, Any]) -> bool:
+    api = data.get("api")
+    return isinstance(api, dict) and bool(api.get("secret_key"))
+
+
+def _warn_if_readable_by_others(file: Path) -> None:
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        _log.warning(
+            "%s holds api.secret_key and is readable by group/others: chmod 600 it, or use "
+            "secret_key_file or $%s",
+            file,
+            SECRET_KEY_ENV,
+        )

@@ -1,0 +1,300 @@
+"""No-change rescan speed and ledger scale of ``syncd reconcile --dry-run`` (SPEC §8).
+
+Run: ``.venv/bin/python benchmarks/bench_scan.py [--files 100000] [--rss-files 1000000]``.
+
+1. Speed. A tree of ``--files`` small real images (95-byte PNGs, 100 to a folder) and one
+   library. Outside the timing: the first ``syncd reconcile --dry-run`` (hashes, checks and
+   plans every file), then every item is marked synced, as the sync engine leaves them.
+   Timed: the no-change ``syncd reconcile --dry-run`` as a whole process against
+   ``find ROOT -type f -printf '%s %T@ %i\\n'``, interleaved, best of ``--repeat`` each,
+   warm cache. Target: ratio <= 4.
+2. Scale. A tree of ``--rss-files`` empty files and a ledger holding a synced file row,
+   content and item for each (written straight into the ledger's tables). Measured: the
+   peak RSS of one no-change ``syncd reconcile --dry-run`` over it. Target: <= 400 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy import String, cast, insert, update
+
+from syncd.config import load_config
+from syncd.ledger.models import ITEM_SYNCED, Content, File, Item, Library
+from syncd.ledger.schema import open_ledger
+from syncd.scan.walk import FileEntry, WalkFilter, walk_library
+from syncd.sync.plan import make_brief
+
+TARGET_RATIO = 4.0
+TARGET_RSS_MB = 400.0
+#: the installed console script, as users run it
+SYNCD = [str(Path(sys.executable).with_name("syncd"))]
+PER_DIR = 100
+
+
+def _png_maker() -> Callable[[int], bytes]:
+    """n -> a valid 16x16 grey PNG whose bytes differ by n (a tEXt chunk), about 95 bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (16, 16), 128).save(buf, "PNG")
+    base = buf.getvalue()
+    iend = base.rindex(b"IEND") - 4
+
+    def png(n: int) -> bytes:
+        data = b"Comment\x00" + str(n).encode()
+        crc = struct.pack(">I", zlib.crc32(b"tEXt" + data))
+        return base[:iend] + struct.pack(">I", len(data)) + b"tEXt" + data + crc + base[iend:]
+
+    return png
+
+
+def make_tree(root: Path, files: int, content: Callable[[int], bytes] | None) -> None:
+    """``files`` files, ``PER_DIR`` to a folder, two levels deep (empty when no content)."""
+    for n in range(files):
+        folder = root / f"d{n // (PER_DIR * 100):04d}" / f"s{(n // PER_DIR) % 100:02d}"
+        if n % PER_DIR == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"img{n:07d}.png").write_bytes(content(n) if content else b"")
+
+
+def write_config(base: Path) -> Path:
+    """A config beside the tree: one library over ``base/root``, ledger in ``base``."""
+    path = base / "config.toml"
+    path.write_text(
+        '[ledger]\npath = "./ledger.db"\n[watch]\nsettle = 0.0\n'
+        '[[library]]\nname = "bench"\nroot = "./root"\ngallery = "similar"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def dry_run(config: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one ``syncd reconcile --dry-run`` process.
+
+    The peak is the child's own high-water mark (``VmHWM``), read every 10 ms while it
+    runs: ``ru_maxrss`` would also count the pages this (larger) process had at fork time.
+    """
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [*SYNCD, "reconcile", "--dry-run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    peak_kib = 0
+    status_file = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            for line in status_file.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kib = max(peak_kib, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    assert proc.stderr is not None
+    errors = proc.stderr.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"syncd reconcile --dry-run failed:\n{errors.decode(errors='replace')}")
+    return elapsed, peak_kib / 1024
+
+
+def timed_run(config: Path) -> float:
+    """Wall seconds of one ``syncd reconcile --dry-run`` process (nothing else running)."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [*SYNCD, "reconcile", "--dry-run", "-c", str(config)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - t0
+
+
+def find_time(root: Path) -> float:
+    """Wall seconds of ``find ROOT -type f -printf '%s %T@ %i\\n'``."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        ["find", str(root), "-type", "f", "-printf", "%s %T@ %i\n"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - t0
+
+
+def mark_synced(config_path: Path) -> None:
+    """Leave every item as a completed sync would: in the gallery with what it should have."""
+    ledger = open_ledger(load_config(config_path).ledger.path)
+    try:
+        with ledger.transaction() as session:
+            session.execute(
+                update(Item).values(
+                    cont_sign="bench-" + cast(Item.id, String),
+                    have_brief=Item.want_brief,
+                    have_tags=Item.want_tags,
+                    op=None,
+                    state=ITEM_SYNCED,
+                )
+            )
+    finally:
+        ledger.close()
+
+
+def bench_speed(base: Path, files: int, repeat: int) -> None:
+    root = base / "root"
+    t0 = time.perf_counter()
+    make_tree(root, files, _png_maker())
+    config = write_config(base)
+    first, _ = dry_run(config)
+    mark_synced(config)
+    dry_run(config)  # warm the cache and the ledger
+    print(
+        f"speed: {files} files generated, first dry run {first:.1f} s "
+        f"(setup {time.perf_counter() - t0:.1f} s)"
+    )
+    t_find: list[float] = []
+    t_syncd: list[float] = []
+    for _ in range(repeat):
+        t_find.append(find_time(root))
+        t_syncd.append(timed_run(config))
+    best_find, best_syncd = min(t_find), min(t_syncd)
+    ratio = best_syncd / best_find
+    print(f"  find -printf:                  {best_find:.3f} s (best of {repeat})")
+    print(f"  no-change reconcile --dry-run: {best_syncd:.3f} s (best of {repeat})")
+    print(
+        f"  ratio {ratio:.2f}   target <= {TARGET_RATIO:.0f}   "
+        f"{'MET' if ratio <= TARGET_RATIO else 'NOT MET'}"
+    )
+
+
+def _rows(root: Path) -> Iterator[tuple[FileEntry, str]]:
+    """Each file with a distinct made-up content hash."""
+    for entry in walk_library(root, WalkFilter()):
+        if isinstance(entry, FileEntry):
+            yield entry, hashlib.sha256(entry.relpath.encode()).hexdigest()
+
+
+def fill_ledger(config_path: Path, root: Path, chunk: int = 50_000) -> int:
+    """A synced file row, content and item for every file under ``root``; returns the count."""
+    config = load_config(config_path)
+    ledger = open_ledger(config.ledger.path)
+    now = time.time()
+    count = 0
+    try:
+        with ledger.transaction() as session:
+            library = Library(name="bench", gallery="similar", root=str(root))
+            session.add(library)
+            session.flush()
+            library_id = library.id
+        rows = _rows(root)
+        while True:
+            batch = [next(rows, None) for _ in range(chunk)]
+            batch_ok = [b for b in batch if b is not None]
+            if not batch_ok:
+                return count
+            with ledger.transaction() as session:
+                file_ids = session.scalars(
+                    insert(File).returning(File.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "library_id": library_id,
+                            "relpath": e.relpath,
+                            "size": e.size,
+                            "mtime_ns": e.mtime_ns,
+                            "inode": e.inode,
+                            "content_hash": h,
+                            "verdict": "ok",
+                            "state": "live",
+                            "first_seen_at": now,
+                        }
+                        for e, h in batch_ok
+                    ],
+                ).all()
+                briefs = [make_brief("bench", e.relpath, h) for e, h in batch_ok]
+                item_ids = session.scalars(
+                    insert(Item).returning(Item.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "gallery": "similar",
+                            "cont_sign": f"bench-{file_id}",
+                            "have_brief": brief,
+                            "have_tags": "",
+                            "want_present": True,
+                            "want_brief": brief,
+                            "want_tags": "",
+                            "source_file_id": file_id,
+                            "op": None,
+                            "state": ITEM_SYNCED,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "updated_at": now,
+                        }
+                        for file_id, brief in zip(file_ids, briefs, strict=True)
+                    ],
+                ).all()
+                session.execute(
+                    insert(Content),
+                    [
+                        {"gallery": "similar", "content_hash": h, "item_id": item_id}
+                        for (_, h), item_id in zip(batch_ok, item_ids, strict=True)
+                    ],
+                )
+            count += len(batch_ok)
+    finally:
+        ledger.close()
+
+
+def bench_rss(base: Path, files: int) -> None:
+    root = base / "root"
+    t0 = time.perf_counter()
+    make_tree(root, files, None)
+    config = write_config(base)
+    rows = fill_ledger(config, root)
+    print(
+        f"scale: {files} files and {rows} ledger rows generated in {time.perf_counter() - t0:.0f} s"
+    )
+    elapsed, rss_mb = dry_run(config)
+    print(
+        f"  no-change reconcile --dry-run over {rows} rows: {elapsed:.1f} s, "
+        f"peak RSS {rss_mb:.0f} MB"
+    )
+    ratio = rss_mb / TARGET_RSS_MB
+    print(
+        f"  ratio {ratio:.2f} of the target <= {TARGET_RSS_MB:.0f} MB   "
+        f"{'MET' if rss_mb <= TARGET_RSS_MB else 'NOT MET'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--files", type=int, default=100_000, help="files of the speed tree")
+    parser.add_argument("--rss-files", type=int, default=1_000_000, help="rows of the RSS run")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each command")
+    parser.add_argument("--skip-rss", action="store_true", help="only the speed part")
+    args = parser.parse_args()
+    for part, size in (("speed", args.files), ("rss", 0 if args.skip_rss else args.rss_files)):
+        if not size:
+            continue
+        base = Path(tempfile.mkdtemp(prefix=f"syncd-bench-scan-{part}-"))
+        try:
+            if part == "speed":
+                bench_speed(base, size, args.repeat)
+            else:
+                bench_rss(base, size)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""The ledger's file rows: what the scanner reads to skip unchanged files and writes back.
+
+Each write queues the contents it touches for the planner in the same transaction
+(``syncd.ledger.intents``), so a crash between scan and plan loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    Select,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.orm import Session, aliased
+
+from syncd.config import LibraryConfig
+from syncd.ledger.intents import queue_contents
+from syncd.ledger.models import (
+    FILE_HELD,
+    FILE_LIVE,
+    FILE_VANISHED,
+    VERDICT_OK,
+    VERDICT_SKIPPED,
+    File,
+    Library,
+    encode_relpath,
+)
+from syncd.ledger.schema import Ledger
+
+_MASK64 = (1 << 64) - 1
+#: the signature of a row that must be looked at again whatever the disk says
+NO_SIGNATURE = -1
+#: rows per IN (...) list, well under every database's bound-parameter limit
+IN_CHUNK = 500
+
+
+def stat_signature(size: int, mtime_ns: int, inode: int) -> int:
+    """One int that changes when size, mtime_ns or inode does (SPEC §2.10)."""
+    return (mtime_ns << 128) | ((size & _MASK64) << 64) | (inode & _MASK64)
+
+
+def _signed64(value: int) -> int:
+    """An unsigned 64-bit number (inodes can use the top bit) as the signed int SQL stores."""
+    value &= _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a look at one path found. Sizes in bytes, mtime in ns since the epoch."""
+
+    relpath: str
+    size: int
+    mtime_ns: int
+    inode: int
+    #: sha256 hex; None when the file could not be read
+    content_hash: str | None
+    #: "ok", "rejected" (not an image the gallery takes) or "skipped" (not readable)
+    verdict: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryRow:
+    """A library as the ledger knows it."""
+
+    id: int
+    name: str
+    gallery: str
+
+
+@dataclass
+class LedgerIndex:
+    """One library's rows for change detection, kept compact for a million files.
+
+    ``signatures``: stored path (bytes) -> :func:`stat_signature` of live and held rows;
+    ``vanished``: stored paths of rows already vanished.
+    """
+
+    signatures: dict[bytes, int]
+    vanished: set[bytes]
+
+
+def ensure_library(session: Session, lib: LibraryConfig) -> LibraryRow:
+    """The library's row, created on first sight; a changed gallery re-plans its contents."""
+    row = session.scalars(select(Library).where(Library.name == lib.name)).one_or_none()
+    if row is None:
+        row = Library(name=lib.name, gallery=lib.gallery, root=str(lib.root))
+        session.add(row)
+        session.flush()
+    elif row.gallery != lib.gallery or row.root != str(lib.root):
+        if row.gallery != lib.gallery:
+            hashes = list(
+                session.scalars(
+                    select(File.content_hash)
+                    .where(
+                        File.library_id == row.id,
+                        File.verdict == VERDICT_OK,
+                        File.content_hash.is_not(None),
+                    )
+                    .distinct()
+                )
+            )
+            for gallery in (row.gallery, lib.gallery):
+                for start in range(0, len(hashes), IN_CHUNK):
+                    chunk = [h for h in hashes[start : start + IN_CHUNK] if h is not None]
+                    queue_contents(session, gallery, chunk)
+        row.gallery = lib.gallery
+        row.root = str(lib.root)
+    return LibraryRow(row.id, row.name, row.gallery)
+
+
+def load_index(ledger: Ledger, library_id: int) -> LedgerIndex:
+    """The library's rows as a compact dict for change detection.
+
+    The hot read of a no-change rescan: a plain DB-API cursor over one indexed query, no
+    ORM objects, one small int per row.
+    """
+    sendable = (File.state == FILE_LIVE) & File.content_hash.is_not(None)
+    mine = File.library_id == library_id
+    signatures: dict[bytes, int] = {}
+    vanished: set[bytes] = set()
+    mask = _MASK64
+    with ledger.engine.connect() as conn:
+        cursor = _raw_cursor(
+            conn, select(File.relpath, File.size, File.mtime_ns, File.inode).where(mine, sendable)
+        )
+        signatures = {
+            bytes(path): (mtime_ns << 128) | ((size & mask) << 64) | (inode & mask)
+            for path, size, mtime_ns, inode in cursor
+        }
+        cursor = _raw_cursor(conn, select(File.relpath, File.state).where(mine, ~sendable))
+        for path, state in cursor:
+            if state == FILE_VANISHED:
+                vanished.add(bytes(path))
+            else:
+                signatures[bytes(path)] = NO_SIGNATURE
+    return LedgerIndex(signatures, vanished)
+
+
+def _raw_cursor(conn: Connection, query: Select[*tuple[Any, ...]]) -> Any:
+    """A DB-API cursor over ``query`` (constants inlined): rows as plain tuples, fast."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(sql)
+    return cursor  # closed with the connection
+
+
+def record_observations(
+    session: Session, library: LibraryRow, observations: Sequence[Observation], now: float
+) -> None:
+    """Write what a scan found at these paths; queue the contents whose files changed.
+
+    A path that could not be read keeps the row it had (its item stays); a path never seen
+    before gets a row either way, so ``status --failed`` can show why it is not synced.
+    """
+    for start in range(0, len(observations), IN_CHUNK):
+        _record_chunk(session, library, observations[start : start + IN_CHUNK], now)
+
+
+def _record_chunk(
+    session: Session, library: LibraryRow, chunk: Sequence[Observation], now: float
+) -> None:
+    keys = [encode_relpath(o.relpath) for o in chunk]
+    existing = {
+        encode_relpath(row.relpath): row
+        for row in session.execute(
+            select(File.id, File.relpath, File.content_hash, File.verdict, File.state).where(
+                File.library_id == library.id,
+                type_coerce(File.relpath, LargeBinary).in_(keys),
+            )
+        )
+    }
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
+    touched: list[str] = []
+    for key, obs in zip(keys, chunk, strict=True):
+        old = existing.get(key)
+        values: dict[str, object] = {
+            "size": obs.size,
+            "mtime_ns": obs.mtime_ns,
+            "inode": _signed64(obs.inode),
+            "content_hash": obs.content_hash,
+            "verdict": obs.verdict,
+            "verdict_reason": obs.reason,
+            "state": FILE_LIVE,
+            "vanished_at": None,
+        }
+        new_hash = obs.content_hash if obs.verdict == VERDICT_OK else None
+        if old is None:
+            inserts.append(
+                values | {"library_id": library.id, "relpath": obs.relpath, "first_seen_at": now}
+            )
+            if new_hash:
+                touched.append(new_hash)
+            continue
+        if obs.verdict == VERDICT_SKIPPED and old.content_hash is not None:
+            continue
+        updates.append(values | {"id": old.id})
+        old_hash = old.content_hash if old.verdict == VERDICT_OK else None
+        unchanged = old_hash == new_hash and old.state == FILE_LIVE
+        if old_hash and not unchanged:
+            successor = new_hash if new_hash != old_hash else None
+            queue_contents(session, library.gallery, [old_hash], successor)
+        if new_hash and not unchanged:
+            touched.append(new_hash)
+    queue_contents(session, library.gallery, touched)
+    if inserts:
+        session.execute(insert(File), inserts)
+    if updates:
+        session.execute(update(File), updates)
+
+
+def record_vanished(
+    session: Session, library: LibraryRow, keys: Sequence[bytes], now: float
+) -> int:
+    """Mark these stored paths (see :class:`LedgerIndex`) vanished at ``now`` (seconds).
+
+    Rows that never held a sendable content simply go; held rows stay held. Returns how
+    many files vanished now.
+    """
+    count = 0
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start : start + IN_CHUNK]
+        where = (
+            File.library_id == library.id,
+            type_coerce(File.relpath, LargeBinary).in_(chunk),
+            File.state == FILE_LIVE,
+        )
+        sendable = (File.verdict == VERDICT_OK) & File.content_hash.is_not(None)
+        hashes = session.scalars(select(File.content_hash).where(*where, sendable).distinct())
+        queue_contents(session, library.gallery, [h for h in hashes if h is not None])
+        dropped = session.execute(delete(File).where(*where, ~sendable))
+        marked = session.execute(
+            update(File).where(*where).values(state=FILE_VANISHED, vanished_at=now)
+        )
+        count += _rowcount(dropped) + _rowcount(marked)
+    return count
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def hold_mass_vanish(
+    session: Session,
+    library: LibraryRow,
+    known_files: int,
+    now: float,
+    delete_grace: float,
+    max_fraction: float,
+) -> int:
+    """Hold the deletes of a scan that vanished too much of a library (SPEC §2.8).
+
+    Files vanished at ``now`` whose content did not show up at a new path of the same
+    gallery (a move) count; when they are more than ``max_fraction`` of the files the
+    library had (``known_files``), they become "held" and keep their items. Returns how many were held.
+    """
+    other = aliased(File)
+    other_lib = aliased(Library)
+    moved = exists().where(
+        other.content_hash == File.content_hash,
+        other.state == FILE_LIVE,
+        other.first_seen_at >= now - delete_grace,
+        other.library_id == other_lib.id,
+        other_lib.gallery == library.gallery,
+    )
+    gone = (
+        File.library_id == library.id,
+        File.state == FILE_VANISHED,
+        File.vanished_at == now,
+        ~moved,
+    )
+    count = int(session.scalar(select(func.count()).select_from(File).where(*gone)) or 0)
+    if count == 0 or count <= max_fraction * known_files:
+        return 0
+    session.execute(update(File).where(*gone).values(state=FILE_HELD))
+    return count
+
+
+def release_holds(session: Session, library_id: int, now: float, delete_grace: float) -> int:
+    """Let the held deletes of a library go now (``reconcile --allow-mass-delete``)."""
+    hashes = session.scalars(
+        select(File.content_hash)
+        .where(File.library_id == library_id, File.state == FILE_HELD)
+        .distinct()
+    ).all()
+    result = session.execute(
+        update(File)
+        .where(File.library_id == library_id, File.state == FILE_HELD)
+        .values(state=FILE_VANISHED, vanished_at=now - delete_grace)
+    )
+    gallery = session.scalar(select(Library.gallery).where(Library.id == library_id))
+    if gallery is not None:
+        queue_contents(session, gallery, [h for h in hashes if h is not None])
+    return _rowcount(result)

@@ -1,0 +1,334 @@
+"""Turning changed contents into item intents: load the planner's facts, write its answer.
+
+The thin effects around :func:`syncd.sync.plan.plan_gallery`. Work comes from the
+``plan_queue`` table (filled with the file rows that changed) and from vanished files whose
+grace is over; each chunk is planned and written in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from syncd.config import TagRule
+from syncd.ledger.dialect import insert_or_ignore
+from syncd.ledger.models import (
+    FILE_VANISHED,
+    ITEM_FAILED,
+    ITEM_PENDING,
+    ITEM_SYNCED,
+    VERDICT_OK,
+    Content,
+    File,
+    Item,
+    Library,
+    PlanQueue,
+    format_tags,
+    intent_op,
+    parse_tags,
+)
+from syncd.ledger.schema import Ledger
+from syncd.sync.plan import DesiredItem, FileFact, ItemFact, Transition, plan_gallery
+
+#: contents planned per transaction
+PLAN_CHUNK = 500
+#: seconds after which a worker's claim on an item counts as abandoned
+CLAIM_STALE_AFTER = 600.0
+
+
+@dataclass
+class ReplanStats:
+    """What one planner run changed (counts of items)."""
+
+    planned_contents: int = 0
+    new_items: int = 0
+    changed_items: int = 0
+    dropped_items: int = 0
+
+
+def queue_contents(
+    session: Session, gallery: str, hashes: Iterable[str], successor: str | None = None
+) -> None:
+    """Ask the planner to look at ``hashes`` of ``gallery`` (in the caller's transaction).
+
+    ``successor``: the content that replaced these at a path; their items' next call then
+    waits for its add.
+    """
+    rows = [
+        {"gallery": gallery, "content_hash": h, "successor_hash": successor} for h in set(hashes)
+    ]
+    if not rows:
+        return
+    session.execute(insert_or_ignore(PlanQueue), rows)
+    if successor is not None:
+        session.execute(
+            update(PlanQueue)
+            .where(
+                PlanQueue.gallery == gallery,
+                PlanQueue.content_hash.in_([r["content_hash"] for r in rows]),
+                PlanQueue.successor_hash.is_(None),
+            )
+            .values(successor_hash=successor)
+        )
+
+
+def queue_expired_vanished(session: Session, now: float, delete_grace: float) -> None:
+    """Queue the contents of vanished files whose ``delete_grace`` (seconds) is over."""
+    expired = (
+        select(Library.gallery, File.content_hash)
+        .join(Library, File.library_id == Library.id)
+        .where(
+            File.state == FILE_VANISHED,
+            File.vanished_at <= now - delete_grace,
+            File.content_hash.is_not(None),
+        )
+        .distinct()
+    )
+    by_gallery: dict[str, list[str]] = {}
+    for gallery, content_hash in session.execute(expired):
+        if content_hash is not None:
+            by_gallery.setdefault(gallery, []).append(content_hash)
+    for gallery, hashes in by_gallery.items():
+        for start in range(0, len(hashes), PLAN_CHUNK):
+            queue_contents(session, gallery, hashes[start : start + PLAN_CHUNK])
+
+
+def replan(
+    ledger: Ledger,
+    rules: Mapping[str, Sequence[TagRule]],
+    now: float,
+    delete_grace: float,
+    chunk: int = PLAN_CHUNK,
+) -> ReplanStats:
+    """Plan every queued content (and every vanished file past grace) into item intents.
+
+    ``rules``: library name -> tag rules; ``now`` and ``delete_grace`` in seconds.
+    """
+    stats = ReplanStats()
+    with ledger.transaction() as session:
+        queue_expired_vanished(session, now, delete_grace)
+    while True:
+        with ledger.transaction() as session:
+            batch = _next_batch(session, chunk)
+            if not batch:
+                return stats
+            gallery = batch[0].gallery
+            _plan_batch(session, gallery, batch, rules, now, delete_grace, stats)
+            session.execute(
+                delete(PlanQueue).where(
+                    PlanQueue.gallery == gallery,
+                    PlanQueue.content_hash.in_([row.content_hash for row in batch]),
+                )
+            )
+
+
+def _next_batch(session: Session, chunk: int) -> list[PlanQueue]:
+    """Up to ``chunk`` queued contents of one gallery, successors (new contents) first."""
+    successors = select(PlanQueue.successor_hash).where(PlanQueue.successor_hash.is_not(None))
+    first = session.scalars(
+        select(PlanQueue).where(PlanQueue.content_hash.in_(successors)).limit(chunk)
+    ).all()
+    if first:
+        gallery = first[0].gallery
+        return [row for row in first if row.gallery == gallery]
+    rows = session.scalars(select(PlanQueue).order_by(PlanQueue.gallery).limit(chunk)).all()
+    if not rows:
+        return []
+    return [row for row in rows if row.gallery == rows[0].gallery]
+
+
+def _plan_batch(
+    session: Session,
+    gallery: str,
+    batch: Sequence[PlanQueue],
+    rules: Mapping[str, Sequence[TagRule]],
+    now: float,
+    delete_grace: float,
+    stats: ReplanStats,
+) -> None:
+    touched = [row.content_hash for row in batch]
+    transitions = [
+        Transition(row.content_hash, row.successor_hash) for row in batch if row.successor_hash
+    ]
+    item_ids = set(
+        session.scalars(
+            select(Content.item_id).where(
+                Content.gallery == gallery, Content.content_hash.in_(touched)
+            )
+        )
+    )
+    items = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(item_ids)))}
+    contents: dict[int, set[str]] = {i: set() for i in items}
+    for item_id, content_hash in session.execute(
+        select(Content.item_id, Content.content_hash).where(Content.item_id.in_(item_ids))
+    ):
+        contents[item_id].add(content_hash)
+    all_hashes = set(touched).union(*contents.values())
+    facts = [
+        FileFact(fid, lib, relpath, h or "", state, first_seen, vanished_at)
+        for fid, lib, relpath, h, state, first_seen, vanished_at in session.execute(
+            select(
+                File.id,
+                Library.name,
+                File.relpath,
+                File.content_hash,
+                File.state,
+                File.first_seen_at,
+                File.vanished_at,
+            )
+            .join(Library, File.library_id == Library.id)
+            .where(
+                Library.gallery == gallery,
+                File.content_hash.in_(all_hashes),
+                File.verdict == VERDICT_OK,
+            )
+        )
+    ]
+    item_facts = [
+        ItemFact(
+            i.id,
+            frozenset(contents[i.id]),
+            i.cont_sign,
+            i.want_present,
+            i.want_brief,
+            parse_tags(i.want_tags),
+        )
+        for i in items.values()
+    ]
+    plan = plan_gallery(touched, item_facts, facts, transitions, rules, now, delete_grace)
+    stats.planned_contents += len(touched)
+
+    gone = plan.expired_file_ids + [m.vanished_file_id for m in plan.moves]
+    if gone:
+        session.execute(delete(File).where(File.id.in_(gone)))
+    if plan.moves:
+        session.execute(
+            update(File),
+            [{"id": m.heir_file_id, "first_seen_at": m.first_seen_at} for m in plan.moves],
+        )
+    new = [d for d in plan.items if d.item_id is None]
+    _insert_items(session, gallery, new, now)
+    stats.new_items += len(new)
+    kept = [
+        d
+        for d in plan.items
+        if d.item_id is not None and _apply_desired(session, items[d.item_id], d, now, stats)
+    ]
+    _resolve_waits(session, gallery, kept, items)
+
+
+def _insert_items(session: Session, gallery: str, new: Sequence[DesiredItem], now: float) -> None:
+    if not new:
+        return
+    ids = session.scalars(
+        insert(Item).returning(Item.id, sort_by_parameter_order=True),
+        [
+            {
+                "gallery": gallery,
+                "want_present": True,
+                "want_brief": d.brief,
+                "want_tags": format_tags(d.tags),
+                "source_file_id": d.source_file_id,
+                "op": "add",
+                "state": ITEM_PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "updated_at": now,
+            }
+            for d in new
+        ],
+    ).all()
+    session.execute(
+        insert(Content),
+        [
+            {"gallery": gallery, "content_hash": h, "item_id": item_id}
+            for d, item_id in zip(new, ids, strict=True)
+            for h in d.contents
+        ],
+    )
+
+
+def _apply_desired(
+    session: Session, item: Item, desired: DesiredItem, now: float, stats: ReplanStats
+) -> bool:
+    """Write ``desired`` into ``item``; False when the item row was dropped."""
+    tags = format_tags(desired.tags)
+    want_changed = (item.want_present, item.want_brief, item.want_tags) != (
+        desired.present,
+        desired.brief,
+        tags,
+    )
+    op = intent_op(
+        item.cont_sign, desired.present, desired.brief, tags, item.have_brief, item.have_tags
+    )
+    claimed = item.claim_owner is not None and (item.claimed_at or 0.0) > now - CLAIM_STALE_AFTER
+    if not desired.present and item.cont_sign is None and not claimed:
+        session.delete(item)
+        stats.dropped_items += 1
+        return False
+    if not want_changed and op == item.op and item.source_file_id == desired.source_file_id:
+        return True
+    item.want_present = desired.present
+    item.want_brief = desired.brief
+    item.want_tags = tags
+    item.source_file_id = desired.source_file_id
+    item.updated_at = now
+    stats.changed_items += 1
+    set_intent(item, op, now, fresh_want=want_changed)
+    return True
+
+
+def set_intent(item: Item, op: str | None, now: float, fresh_want: bool) -> None:
+    """Record ``op`` as the item's intent and the state that follows from it.
+
+    A failed add stays failed (the same bytes would be refused again, SPEC §3 "bad
+    image"); another failed call is tried again when what the item should be changed.
+    Work that was already pending keeps its backoff.
+    """
+    previous_state, previous_op = item.state, item.op
+    item.op = op
+    if op is None:
+        item.state = ITEM_SYNCED
+        item.attempts = 0
+        item.error_code = None
+        item.error_message = None
+        item.wait_for_item_id = None
+        return
+    if previous_state == ITEM_FAILED and (op == "add" or (op == previous_op and not fresh_want)):
+        return
+    if previous_state != ITEM_PENDING or op != previous_op:
+        item.state = ITEM_PENDING
+        item.attempts = 0
+        item.next_attempt_at = now
+
+
+def _resolve_waits(
+    session: Session, gallery: str, planned: Sequence[DesiredItem], items: Mapping[int, Item]
+) -> None:
+    """Point each planned item that waits for a new content at that content's pending add."""
+    wanted = {d.wait_for_content for d in planned if d.wait_for_content}
+    blockers: dict[str, int] = {}
+    if wanted:
+        rows = session.execute(
+            select(Content.content_hash, Content.item_id)
+            .join(Item, Item.id == Content.item_id)
+            .where(
+                Content.gallery == gallery,
+                Content.content_hash.in_(wanted),
+                Item.op == "add",
+                Item.state == ITEM_PENDING,
+            )
+        )
+        blockers = {content_hash: item_id for content_hash, item_id in rows}
+    for d in planned:
+        assert d.item_id is not None
+        item = items[d.item_id]
+        if d.wait_for_content is None or item.op is None:
+            continue  # an earlier wait stays: the claim query lets it go once its add is done
+        blocker = blockers.get(d.wait_for_content)
+        target = blocker if blocker != item.id else None
+        if item.wait_for_item_id != target:
+            item.wait_for_item_id = target

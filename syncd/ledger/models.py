@@ -1,0 +1,239 @@
+"""The ledger's tables (schema version 2), as typed SQLAlchemy models.
+
+files     one row per path seen under a library root: its stat signature, content and verdict
+contents  (gallery, content hash) -> item; several contents may share one item (216681)
+items     one gallery item: what the gallery has (cont_sign, have_*), what it should have
+          (want_*), and the intent between the two (op), which is the durable work queue
+plan_queue  contents whose files changed, waiting for the planner (durable across a crash)
+tombstones  items syncd deleted (the gallery keeps them searchable for a while)
+settings  small key/value state: the account pause, galleries stopped by setup errors
+
+Times are seconds since the epoch (float). Paths are stored as bytes (UTF-8 with
+surrogateescape), so names that are not valid UTF-8 round-trip exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: the schema this code writes; schema.MIGRATIONS brings older ledgers up to it
+SCHEMA_VERSION: Final = 2
+
+FileState = Literal["live", "vanished", "held"]
+#: live: on disk; vanished: gone, waiting delete_grace; held: gone in a mass vanish (SPEC §2.8)
+FILE_LIVE: Final = "live"
+FILE_VANISHED: Final = "vanished"
+FILE_HELD: Final = "held"
+
+Verdict = Literal["ok", "rejected", "skipped"]
+#: ok: an image the gallery can take; rejected: not sendable (reason); skipped: not readable
+VERDICT_OK: Final = "ok"
+VERDICT_REJECTED: Final = "rejected"
+VERDICT_SKIPPED: Final = "skipped"
+
+Op = Literal["add", "update", "delete"]
+ItemState = Literal["pending", "synced", "failed"]
+ITEM_PENDING: Final = "pending"
+ITEM_SYNCED: Final = "synced"
+ITEM_FAILED: Final = "failed"
+
+
+def encode_relpath(relpath: str) -> bytes:
+    """The stored form of a relative path: UTF-8, undecodable bytes restored exactly."""
+    return relpath.encode("utf-8", "surrogateescape")
+
+
+def decode_relpath(stored: bytes) -> str:
+    """Inverse of :func:`encode_relpath`."""
+    return stored.decode("utf-8", "surrogateescape")
+
+
+class RelPath(TypeDecorator[str]):
+    """A ``/``-separated relative path kept as bytes (BLOB in SQLite, bytea in PostgreSQL)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else encode_relpath(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else decode_relpath(bytes(value))
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    """One row: the schema version the ledger's tables are at."""
+
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class Library(Base):
+    """A ``[[library]]`` the ledger has scanned, and the gallery it fed then."""
+
+    __tablename__ = "libraries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    gallery: Mapped[str] = mapped_column(String(16))
+    root: Mapped[str] = mapped_column(Text)
+
+
+class File(Base):
+    """A path under a library root, with what the last look at it found."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        UniqueConstraint("library_id", "relpath", name="uq_files_library_relpath"),
+        Index("ix_files_state_vanished_at", "state", "vanished_at"),
+        Index("ix_files_verdict", "verdict"),  # schema v2: files refused, for status
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id", ondelete="CASCADE"))
+    relpath: Mapped[str] = mapped_column(RelPath)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    #: sha256 hex of the bytes; None while not read (skipped)
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    verdict_reason: Mapped[str | None] = mapped_column(Text)  # schema v2
+    state: Mapped[str] = mapped_column(String(8), default=FILE_LIVE)
+    first_seen_at: Mapped[float] = mapped_column(Float)
+    vanished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Item(Base):
+    """One gallery item and the intent that brings it to what the disk implies.
+
+    ``op`` is derived by :func:`intent_op` from the have/want columns and is None when the
+    gallery already holds what it should. Workers claim rows with ``state = 'pending'``,
+    ``next_attempt_at <= now``, no fresh claim, and no unfinished ``wait_for_item_id``.
+    """
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("gallery", "cont_sign", name="uq_items_gallery_cont_sign"),
+        Index("ix_items_due", "state", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gallery: Mapped[str] = mapped_column(String(16))
+    #: the gallery's name of the item; None until an add (or adoption) succeeded
+    cont_sign: Mapped[str | None] = mapped_column(String(128))
+    have_brief: Mapped[str | None] = mapped_column(Text)
+    have_tags: Mapped[str | None] = mapped_column(String(32))
+    want_present: Mapped[bool] = mapped_column(Boolean, default=True)
+    want_brief: Mapped[str] = mapped_column(Text, default="")
+    #: comma-separated ints: tags, or class_id1,class_id2 for product
+    want_tags: Mapped[str] = mapped_column(String(32), default="")
+    #: the file the brief names and an add reads (the oldest-known live copy)
+    source_file_id: Mapped[int | None] = mapped_column(
+        ForeignKey("files.id", ondelete="SET NULL"), index=True
+    )
+    op: Mapped[str | None] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(8), default=ITEM_PENDING)
+    #: this intent waits until that item is synced or failed (add before delete, SPEC §2.3)
+    wait_for_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="SET NULL"), index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    claim_owner: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Content(Base):
+    """A content (bytes hash) in a gallery, and the item that holds it there."""
+
+    __tablename__ = "contents"
+    gallery: Mapped[str] = mapped_column(String(16), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+
+
+class PlanQueue(Base):
+    """Contents whose files changed and whose items the planner has not decided yet.
+
+    Written in the same transaction as the file rows, so a crash between a scan and the
+    planner loses nothing. ``successor_hash``: the content that replaced this one at a path
+    (its add goes first, SPEC §2.3).
+    """
+
+    __tablename__ = "plan_queue"
+    gallery: Mapped[str] = mapped_column(String(16), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    successor_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class Tombstone(Base):
+    """An item syncd deleted: the gallery may keep it searchable for ``delete_latency`` (v2)."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (
+        Index("ix_tombstones_gallery_hash", "gallery", "content_hash"),
+        Index("ix_tombstones_gallery_cont_sign", "gallery", "cont_sign"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gallery: Mapped[str] = mapped_column(String(16))
+    cont_sign: Mapped[str] = mapped_column(String(128))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    deleted_at: Mapped[float] = mapped_column(Float)
+
+
+class Setting(Base):
+    """Small durable state as JSON text: the account pause, stopped galleries."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+def intent_op(
+    cont_sign: str | None,
+    want_present: bool,
+    want_brief: str,
+    want_tags: str,
+    have_brief: str | None,
+    have_tags: str | None,
+) -> Op | None:
+    """The call that brings an item from what the gallery has to what it should have."""
+    if want_present:
+        if cont_sign is None:
+            return "add"
+        if (want_brief, want_tags) != (have_brief, have_tags):
+            return "update"
+        return None
+    return "delete" if cont_sign is not None else None
+
+
+def parse_tags(text: str | None) -> tuple[int, ...]:
+    """``"100,11"`` -> ``(100, 11)``; the stored form of want/have tags."""
+    return tuple(int(part) for part in text.split(",") if part) if text else ()
+
+
+def format_tags(tags: tuple[int, ...]) -> str:
+    """``(100, 11)`` -> ``"100,11"``."""
+    return ",".join(str(tag) for tag in tags)

@@ -1,0 +1,286 @@
+"""The ledger as the sync engine's work queue: claim due intents, record what the calls did.
+
+An intent is an item row whose ``op`` is set and whose ``state`` is "pending". A worker
+claims a few (atomically: one transaction marks them with its owner id and the time),
+makes the calls, and records each outcome. A claim older than ``stale_after`` seconds
+is taken to be a worker that died; its intents are claimed again. Recording a success
+stores what the gallery now has (``have_*``) and derives the next op from what it should
+have, so a file renamed while its add was in flight costs one update afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from syncd.ledger.intents import CLAIM_STALE_AFTER, queue_contents
+from syncd.ledger.models import (
+    ITEM_FAILED,
+    ITEM_PENDING,
+    ITEM_SYNCED,
+    Content,
+    File,
+    Item,
+    Library,
+    Tombstone,
+    format_tags,
+    intent_op,
+    parse_tags,
+)
+
+OPS: tuple[str, ...] = ("add", "update", "delete")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One claimed call: what to do to which item, and where its image is (add)."""
+
+    item_id: int
+    gallery: str
+    op: str
+    #: the gallery's item (update, delete); None for an add
+    cont_sign: str | None
+    brief: str
+    tags: tuple[int, ...]
+    #: the file the brief names: an add reads it (None if it went meanwhile)
+    library: str | None
+    relpath: str | None
+    content_hash: str | None
+    attempts: int
+
+
+def _claimable(now: float, stale_after: float) -> ColumnElement[bool]:
+    blocker = aliased(Item)
+    blocked = exists().where(
+        blocker.id == Item.wait_for_item_id,
+        blocker.state == ITEM_PENDING,
+        blocker.op.is_not(None),
+    )
+    return and_(
+        Item.state == ITEM_PENDING,
+        Item.op.is_not(None),
+        Item.next_attempt_at <= now,
+        or_(Item.claim_owner.is_(None), Item.claimed_at < now - stale_after),
+        ~blocked,
+    )
+
+
+def claim_due_intents(
+    session: Session,
+    owner: str,
+    now: float,
+    *,
+    limit: int = 100,
+    ops: Sequence[str] = OPS,
+    galleries: Sequence[str] = (),
+    stale_after: float = CLAIM_STALE_AFTER,
+) -> list[Intent]:
+    """Claim up to ``limit`` due intents for ``owner`` (unique per worker) at ``now`` (s).
+
+    Due: pending, ``next_attempt_at <= now``, not claimed (or claimed more than
+    ``stale_after`` seconds ago), and not waiting for another item's add. Call inside a
+    transaction; the claim holds once it commits.
+    """
+    due = (
+        select(Item.id)
+        .where(_claimable(now, stale_after), Item.op.in_(ops))
+        .order_by(Item.next_attempt_at, Item.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if galleries:
+        due = due.where(Item.gallery.in_(galleries))
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    session.execute(
+        update(Item)
+        .where(Item.id.in_(ids), _claimable(now, stale_after))
+        .values(claim_owner=owner, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(Item, Library.name, File.relpath, File.content_hash)
+        .outerjoin(File, File.id == Item.source_file_id)
+        .outerjoin(Library, Library.id == File.library_id)
+        .where(Item.id.in_(ids), Item.claim_owner == owner, Item.claimed_at == now)
+        .order_by(Item.next_attempt_at, Item.id)
+    )
+    return [
+        Intent(
+            item.id,
+            item.gallery,
+            item.op or "",
+            item.cont_sign,
+            item.want_brief,
+            parse_tags(item.want_tags),
+            library,
+            relpath,
+            content_hash,
+            item.attempts,
+        )
+        for item, library, relpath, content_hash in rows
+    ]
+
+
+def release_claims(session: Session, owner: str) -> None:
+    """Give back every intent ``owner`` still holds (a clean shutdown)."""
+    session.execute(
+        update(Item).where(Item.claim_owner == owner).values(claim_owner=None, claimed_at=None)
+    )
+
+
+def _finish(session: Session, item: Item, owner: str, now: float) -> None:
+    """Derive the next intent from have/want after a call changed what the gallery has."""
+    if item.claim_owner == owner:
+        item.claim_owner = None
+        item.claimed_at = None
+    item.updated_at = now
+    item.error_code = None
+    item.error_message = None
+    op = intent_op(
+        item.cont_sign,
+        item.want_present,
+        item.want_brief,
+        item.want_tags,
+        item.have_brief,
+        item.have_tags,
+    )
+    item.op = op
+    item.attempts = 0
+    if op is None:
+        item.state = ITEM_SYNCED
+        item.wait_for_item_id = None
+    else:
+        item.state = ITEM_PENDING
+        item.next_attempt_at = now
+
+
+def record_added(
+    session: Session,
+    item_id: int,
+    owner: str,
+    cont_sign: str,
+    brief: str | None,
+    tags: tuple[int, ...] | None,
+    now: float,
+) -> None:
+    """The item is in the gallery as ``cont_sign`` with ``brief``/``tags`` (None: unknown,
+    e.g. an adopted item: an update follows)."""
+    item = session.get(Item, item_id)
+    if item is None:
+        return
+    item.cont_sign = cont_sign
+    item.have_brief = brief
+    item.have_tags = None if tags is None else format_tags(tags)
+    _finish(session, item, owner, now)
+
+
+def record_updated(
+    session: Session, item_id: int, owner: str, brief: str, tags: tuple[int, ...], now: float
+) -> None:
+    """The gallery's item now carries ``brief`` and ``tags``."""
+    item = session.get(Item, item_id)
+    if item is None:
+        return
+    item.have_brief = brief
+    item.have_tags = format_tags(tags)
+    _finish(session, item, owner, now)
+
+
+def record_deleted(session: Session, item_ids: Sequence[int], owner: str, now: float) -> None:
+    """These items are gone from the gallery (a batch delete, or 216680 on delete).
+
+    Each leaves a tombstone; an item that should still be there (its file came back
+    meanwhile) is added again, the others are forgotten.
+    """
+    for item in session.scalars(select(Item).where(Item.id.in_(item_ids))):
+        if item.cont_sign is not None:
+            content_hash = session.scalar(
+                select(Content.content_hash).where(Content.item_id == item.id).limit(1)
+            )
+            session.execute(
+                insert(Tombstone).values(
+                    gallery=item.gallery,
+                    cont_sign=item.cont_sign,
+                    content_hash=content_hash,
+                    deleted_at=now,
+                )
+            )
+        item.cont_sign = None
+        item.have_brief = None
+        item.have_tags = None
+        if not item.want_present:
+            session.delete(item)
+            continue
+        _finish(session, item, owner, now)
+
+
+def record_failure(
+    session: Session,
+    item_id: int,
+    owner: str,
+    code: int,
+    message: str,
+    now: float,
+    retry_at: float | None,
+) -> None:
+    """A call for the item failed with API ``code``/``message`` (never a secret).
+
+    ``retry_at`` (seconds since the epoch) schedules another attempt (backoff); None marks
+    the item failed until its file changes or ``syncd retry``.
+    """
+    item = session.get(Item, item_id)
+    if item is None:
+        return
+    if item.claim_owner == owner:
+        item.claim_owner = None
+        item.claimed_at = None
+    item.attempts += 1
+    item.error_code = code
+    item.error_message = message
+    item.updated_at = now
+    if retry_at is None:
+        item.state = ITEM_FAILED
+    else:
+        item.next_attempt_at = retry_at
+
+
+def retry_failed(session: Session, item_ids: Sequence[int], now: float) -> None:
+    """Make failed items due again now (``syncd retry``)."""
+    session.execute(
+        update(Item)
+        .where(Item.id.in_(item_ids), Item.state == ITEM_FAILED)
+        .values(state=ITEM_PENDING, attempts=0, next_attempt_at=now)
+    )
+
+
+def item_for_cont_sign(session: Session, gallery: str, cont_sign: str) -> int | None:
+    """The ledger's item that holds ``cont_sign`` in ``gallery``, if any."""
+    return session.scalar(
+        select(Item.id).where(Item.gallery == gallery, Item.cont_sign == cont_sign)
+    )
+
+
+def merge_items(session: Session, from_item_id: int, into_item_id: int) -> None:
+    """Adoption (216681): the contents of ``from_item_id`` belong to ``into_item_id`` now.
+
+    The merged item is queued for the planner (its brief names the oldest copy of all).
+    """
+    rows = session.execute(
+        select(Content.gallery, Content.content_hash).where(
+            Content.item_id.in_([from_item_id, into_item_id])
+        )
+    ).all()
+    session.execute(
+        update(Content).where(Content.item_id == from_item_id).values(item_id=into_item_id)
+    )
+    session.execute(
+        update(Item).where(Item.wait_for_item_id == from_item_id).values(wait_for_item_id=None)
+    )
+    session.execute(delete(Item).where(Item.id == from_item_id))
+    for gallery in {g for g, _ in rows}:
+        queue_contents(session, gallery, [h for g, h in rows if g == gallery])

@@ -1,0 +1,387 @@
+"""What the ledger can tell a person: the plan of pending intents, per-library status,
+and the small durable state (account pause, stopped galleries) kept in ``settings``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Text,
+    and_,
+    delete,
+    func,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session, aliased
+
+from syncd.ledger.dialect import insert_or_ignore
+from syncd.ledger.models import (
+    FILE_HELD,
+    FILE_LIVE,
+    FILE_VANISHED,
+    ITEM_FAILED,
+    ITEM_PENDING,
+    ITEM_SYNCED,
+    VERDICT_OK,
+    VERDICT_REJECTED,
+    VERDICT_SKIPPED,
+    Content,
+    File,
+    Item,
+    Library,
+    Setting,
+)
+from syncd.sync.plan import brief_path
+
+#: settings key of the account pause (JSON of syncd.sync.pause.AccountPause)
+PAUSE_KEY = "account_pause"
+#: settings key prefix of a gallery stopped by a setup error (JSON of GalleryStop)
+GALLERY_STOP_PREFIX = "gallery_stop:"
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def put_setting(session: Session, key: str, value: str, now: float) -> None:
+    """Store ``value`` (JSON text) under ``key``."""
+    session.execute(delete(Setting).where(Setting.key == key))
+    session.execute(insert_or_ignore(Setting).values(key=key, value=value, updated_at=now))
+
+
+def get_setting(session: Session, key: str) -> str | None:
+    """The text stored under ``key``, or None."""
+    return session.scalar(select(Setting.value).where(Setting.key == key))
+
+
+def delete_setting(session: Session, key: str) -> None:
+    """Forget ``key``."""
+    session.execute(delete(Setting).where(Setting.key == key))
+
+
+def settings_with_prefix(session: Session, prefix: str) -> dict[str, str]:
+    """key -> text of every setting whose key starts with ``prefix``."""
+    rows = session.execute(
+        select(Setting.key, Setting.value).where(Setting.key.startswith(prefix, autoescape=True))
+    )
+    return {key: value for key, value in rows}
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One line of the plan: a library's path and what happens to it, or why it failed."""
+
+    library: str
+    path: str
+    detail: str = ""
+
+
+@dataclass
+class PlanList:
+    """How many of a kind, and the first few."""
+
+    count: int = 0
+    first: list[PlanEntry] = field(default_factory=list)
+
+
+@dataclass
+class PlanSummary:
+    """The pending intents of the ledger: what a sync would call (SPEC §6 ``--dry-run``)."""
+
+    adds: PlanList
+    updates: PlanList
+    deletes: PlanList
+    held_deletes: PlanList
+    #: vanished files still inside delete_grace: deleted later unless they come back
+    waiting: PlanList
+    failures: PlanList
+
+
+def summarize_plan(session: Session, libraries: Sequence[str] = (), limit: int = 10) -> PlanSummary:
+    """The pending work for ``libraries`` (names; all when empty), with the first ``limit``."""
+    source = aliased(File)
+    source_lib = aliased(Library)
+
+    def items_of(op: str) -> Select[Item, str, str]:
+        query = (
+            select(Item, source_lib.name, source.relpath)
+            .outerjoin(source, source.id == Item.source_file_id)
+            .outerjoin(source_lib, source_lib.id == source.library_id)
+            .where(Item.op == op, Item.state == ITEM_PENDING)
+        )
+        if libraries:
+            query = query.where(_item_in_libraries(Item, source_lib, libraries, op))
+        return query
+
+    counts: dict[str | None, int] = {}
+    if not libraries:  # one pass over the pending items, no joins
+        counts = {
+            op: count
+            for op, count in session.execute(
+                select(Item.op, func.count()).where(Item.state == ITEM_PENDING).group_by(Item.op)
+            )
+        }
+
+    def listed(query: Select[Item, str, str], line: Any) -> PlanList:
+        rows = session.execute(query.order_by(Item.id).limit(limit)).all()
+        if libraries:
+            count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        else:
+            count = counts.get(rows[0][0].op, 0) if rows else 0
+        return PlanList(int(count), [line(*row) for row in rows])
+
+    adds = listed(items_of("add"), lambda item, lib, path: PlanEntry(lib or "?", path or "?"))
+    updates = listed(
+        items_of("update"),
+        lambda item, lib, path: PlanEntry(
+            lib or "?", path or "?", f"was {brief_path(item.have_brief or '') or '?'}"
+        ),
+    )
+    deletes = listed(items_of("delete"), _delete_entry)
+    return PlanSummary(
+        adds,
+        updates,
+        deletes,
+        _files_in_state(session, FILE_HELD, libraries, limit),
+        _files_in_state(session, FILE_VANISHED, libraries, limit),
+        _failures(session, libraries, limit),
+    )
+
+
+def _item_in_libraries(
+    item: type[Item], source_lib: Any, libraries: Sequence[str], op: str
+) -> ColumnElement[bool]:
+    """Whether an item belongs to one of ``libraries``: by its source file, or for a delete
+    (its files are gone) by the library its brief named."""
+    if op != "delete":
+        return source_lib.name.in_(libraries)  # type: ignore[no-any-return]
+    prefixes = [
+        '{"lib":' + json.dumps(name, ensure_ascii=False, separators=(",", ":")) + ","
+        for name in libraries
+    ]
+    return or_(*(item.have_brief.startswith(p, autoescape=True) for p in prefixes))
+
+
+def _delete_entry(item: Item, lib: str | None, path: str | None) -> PlanEntry:
+    try:
+        named = json.loads(item.have_brief or "")
+    except ValueError:
+        named = {}
+    lib_name = named.get("lib") if isinstance(named, dict) else None
+    shown = brief_path(item.have_brief or "") or item.cont_sign or "?"
+    return PlanEntry(str(lib_name or "?"), shown, f"cont_sign {item.cont_sign}")
+
+
+def _files_in_state(session: Session, state: str, libraries: Sequence[str], limit: int) -> PlanList:
+    query = (
+        select(Library.name, File.relpath, File.vanished_at)
+        .join(Library, File.library_id == Library.id)
+        .where(File.state == state)
+    )
+    if libraries:
+        query = query.where(Library.name.in_(libraries))
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(File.id).limit(limit)).all()
+    return PlanList(int(count), [PlanEntry(lib, path, "") for lib, path, _ in rows])
+
+
+def _failures(session: Session, libraries: Sequence[str], limit: int) -> PlanList:
+    """Files not synced for a reason: refused images, unreadable files, failed calls."""
+    total = 0
+    first: list[PlanEntry] = []
+    for query in _failed_files_queries(session, libraries):
+        total += session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.execute(query.order_by(File.id).limit(limit - len(first))).all()
+        first += [_failure_entry(*row) for row in rows]
+    return PlanList(int(total), first)
+
+
+_FailedRow = Select[str, str, str | None, str | None, int | None, str | None]
+
+
+def _failed_files_queries(session: Session, libraries: Sequence[str]) -> list[_FailedRow]:
+    """Selective queries: files refused before any call (by their verdict; such rows are
+    always live), and the files of the items whose call failed (few, found first)."""
+    refused = (
+        select(
+            Library.name,
+            File.relpath,
+            File.verdict,
+            File.verdict_reason,
+            null().cast(Integer).label("error_code"),
+            null().cast(Text).label("error_message"),
+        )
+        .join(Library, File.library_id == Library.id)
+        .where(File.verdict.in_([VERDICT_REJECTED, VERDICT_SKIPPED]))
+    )
+    queries: list[_FailedRow] = [refused]
+    failed_ids = list(session.scalars(select(Item.id).where(Item.state == ITEM_FAILED)))
+    for start in range(0, len(failed_ids), 500):
+        queries.append(
+            select(
+                Library.name,
+                File.relpath,
+                File.verdict,
+                File.verdict_reason,
+                Item.error_code,
+                Item.error_message,
+            )
+            .select_from(Item)
+            .join(Content, Content.item_id == Item.id)
+            .join(File, File.content_hash == Content.content_hash)
+            .join(Library, and_(File.library_id == Library.id, Library.gallery == Content.gallery))
+            .where(
+                Item.id.in_(failed_ids[start : start + 500]),
+                File.state == FILE_LIVE,
+                File.verdict == VERDICT_OK,
+            )
+        )
+    if libraries:
+        return [q.where(Library.name.in_(libraries)) for q in queries]
+    return queries
+
+
+def _failure_entry(
+    lib: str,
+    path: str,
+    verdict: str | None,
+    reason: str | None,
+    code: int | None,
+    message: str | None,
+) -> PlanEntry:
+    if verdict != VERDICT_OK:
+        return PlanEntry(lib, path, reason or verdict or "failed")
+    return PlanEntry(lib, path, f"error {code}: {message}" if code is not None else message or "")
+
+
+def failed_files(session: Session, libraries: Sequence[str] = ()) -> list[PlanEntry]:
+    """Every live file that is not synced for a reason (``status --failed``)."""
+    entries = [
+        _failure_entry(*row)
+        for query in _failed_files_queries(session, libraries)
+        for row in session.execute(query)
+    ]
+    return sorted(entries, key=lambda e: (e.library, e.path))
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LibraryStatus:
+    """One library's line of ``syncd status``. Counts are files, except ``items``."""
+
+    name: str
+    gallery: str
+    files: int
+    items: int
+    synced: int
+    pending: int
+    failed: int
+    held_deletes: int
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What ``syncd status`` shows (SPEC §6)."""
+
+    libraries: list[LibraryStatus]
+    #: the account pause (quota), None when calls are not paused
+    paused: dict[str, Any] | None
+    #: gallery -> why calls to it stopped (setup error); None when none stopped
+    fatal: dict[str, Any] | None
+
+
+def ledger_status(
+    session: Session, libraries: Sequence[tuple[str, str]], now: float
+) -> StatusReport:
+    """Status of the ``(name, gallery)`` libraries (config order) at ``now`` (seconds)."""
+    lines = [_library_status(session, name, gallery) for name, gallery in libraries]
+    return StatusReport(lines, _pause(session, now), _stops(session))
+
+
+def empty_status(libraries: Sequence[tuple[str, str]]) -> StatusReport:
+    """Status before any ledger exists: every library with nothing yet."""
+    return StatusReport([LibraryStatus(n, g, 0, 0, 0, 0, 0, 0) for n, g in libraries], None, None)
+
+
+def _library_status(session: Session, name: str, gallery: str) -> LibraryStatus:
+    library_id = session.scalar(select(Library.id).where(Library.name == name))
+    if library_id is None:
+        return LibraryStatus(name, gallery, 0, 0, 0, 0, 0, 0)
+    rows = session.execute(
+        select(File.state, File.verdict, Item.state, func.count())
+        .join(Library, File.library_id == Library.id)
+        .outerjoin(
+            Content,
+            and_(Content.gallery == Library.gallery, Content.content_hash == File.content_hash),
+        )
+        .outerjoin(Item, Item.id == Content.item_id)
+        .where(File.library_id == library_id)
+        .group_by(File.state, File.verdict, Item.state)
+    )
+    files = synced = pending = failed = held = 0
+    for file_state, verdict, item_state, count in rows:
+        if file_state == FILE_HELD:
+            held += count
+        elif file_state == FILE_VANISHED:
+            pending += count
+        else:
+            files += count
+            if verdict != VERDICT_OK or item_state == ITEM_FAILED:
+                failed += count
+            elif item_state == ITEM_SYNCED:
+                synced += count
+            else:
+                pending += count
+    items = session.scalar(
+        select(func.count(func.distinct(Content.item_id)))
+        .select_from(File)
+        .join(Library, File.library_id == Library.id)
+        .join(
+            Content,
+            and_(Content.gallery == Library.gallery, Content.content_hash == File.content_hash),
+        )
+        .where(File.library_id == library_id, File.state == FILE_LIVE)
+    )
+    return LibraryStatus(name, gallery, files, int(items or 0), synced, pending, failed, held)
+
+
+def _pause(session: Session, now: float) -> dict[str, Any] | None:
+    from syncd.sync.pause import AccountPause
+
+    text = get_setting(session, PAUSE_KEY)
+    if text is None:
+        return None
+    try:
+        pause = AccountPause.from_json(text)
+    except (ValueError, KeyError, TypeError):
+        return {"reason": "unreadable pause record"}
+    if not pause.active(datetime.fromtimestamp(now, UTC)):
+        return None
+    return pause.as_dict()
+
+
+def _stops(session: Session) -> dict[str, Any] | None:
+    from syncd.sync.pause import GalleryStop
+
+    stops: dict[str, Any] = {}
+    for key, text in settings_with_prefix(session, GALLERY_STOP_PREFIX).items():
+        gallery = key.removeprefix(GALLERY_STOP_PREFIX)
+        try:
+            stops[gallery] = GalleryStop.from_json(text).as_dict()
+        except (ValueError, KeyError, TypeError):
+            stops[gallery] = {"gallery": gallery, "reason": "unreadable stop record"}
+    return stops or None

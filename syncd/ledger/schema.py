@@ -1,0 +1,135 @@
+"""Opening the ledger: create it at the current schema, or upgrade an older one in place.
+
+Each release that changes the tables appends one migration to :data:`MIGRATIONS`; a
+migration spells out its own DDL (never the live models), as the release that wrote it saw
+the schema, so old ledgers upgrade step by step whatever the models look like today.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DatabaseError
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd.errors import SyncdError
+from syncd.ledger.dialect import ledger_engine
+from syncd.ledger.models import SCHEMA_VERSION, Base, SchemaVersion
+
+_log = logging.getLogger(__name__)
+
+
+class LedgerError(SyncdError):
+    """The ledger cannot be opened (newer schema, not a ledger, unreadable)."""
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """v2: files keep the reason of their verdict, indexed by it; deleted items leave
+    tombstones."""
+    conn.execute(text("ALTER TABLE files ADD COLUMN verdict_reason TEXT"))
+    conn.execute(text("CREATE INDEX ix_files_verdict ON files (verdict)"))
+    tombstones = Table(
+        "tombstones",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("gallery", String(16), nullable=False),
+        Column("cont_sign", String(128), nullable=False),
+        Column("content_hash", String(64)),
+        Column("deleted_at", Float, nullable=False),
+        Index("ix_tombstones_gallery_hash", "gallery", "content_hash"),
+        Index("ix_tombstones_gallery_cont_sign", "gallery", "cont_sign"),
+    )
+    tombstones.create(conn)
+
+
+#: MIGRATIONS[n] upgrades a ledger at schema version n + 1 to n + 2
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2]
+assert len(MIGRATIONS) + 1 == SCHEMA_VERSION
+
+
+class Ledger:
+    """An open ledger: an engine and sessions on it. Close it when done."""
+
+    def __init__(self, engine: Engine, path: Path) -> None:
+        self.engine = engine
+        self.path = path
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def open_ledger(path: Path, create: bool = True) -> Ledger:
+    """Open the ledger at ``path``, creating it (and its folder) or upgrading it as needed.
+
+    With ``create=False`` a missing file raises :class:`LedgerError` instead.
+    """
+    if not path.exists():
+        if not create:
+            raise LedgerError(f"{path}: no ledger yet (run `syncd reconcile` first)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(
+                f"{path}: cannot create the ledger's folder: {exc.strerror}"
+            ) from None
+    engine = ledger_engine(path)
+    try:
+        with engine.begin() as conn:
+            _bring_up_to_date(conn, path)
+    except DatabaseError as exc:
+        engine.dispose()
+        raise LedgerError(f"{path}: cannot open the ledger: {exc.orig}") from None
+    except LedgerError:
+        engine.dispose()
+        raise
+    return Ledger(engine, path)
+
+
+def _bring_up_to_date(conn: Connection, path: Path) -> None:
+    tables = set(inspect(conn).get_table_names())
+    if not tables:
+        Base.metadata.create_all(conn)
+        conn.execute(insert(SchemaVersion).values(version=SCHEMA_VERSION))
+        return
+    if "schema_version" not in tables:
+        raise LedgerError(f"{path}: not a syncd ledger (no schema_version table)")
+    version = conn.execute(select(SchemaVersion.version)).scalar_one_or_none()
+    if version is None or version < 1:
+        raise LedgerError(f"{path}: the ledger's schema_version table is empty")
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"{path}: the ledger is at schema {version}, written by a newer syncd "
+            f"(this one knows up to {SCHEMA_VERSION})"
+        )
+    for step in range(version, SCHEMA_VERSION):
+        _log.info("upgrading ledger %s from schema %d to %d", path, step, step + 1)
+        MIGRATIONS[step - 1](conn)
+    if version != SCHEMA_VERSION:
+        conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))

@@ -1,0 +1,275 @@
+"""The planner (SPEC §2.1–2.4): disk state -> what the gallery should hold.
+
+A pure function of ledger facts. It takes the files of some contents of one gallery and
+the items that hold those contents, and says, per item: should the gallery hold it, with
+which brief and tags, read from which file, and whether its call must wait for another
+item's add. It never touches the database or the disk; ``syncd.ledger.intents`` loads
+the facts and writes the answer.
+
+Rules it implements:
+- items are keyed by content; copies share one item whose brief names the oldest-known
+  copy (first seen earliest; ties by library, then path);
+- a vanished file keeps its item (and its place as the brief's holder) for ``delete_grace``
+  seconds; after that its row expires;
+- a vanished file whose content showed up at a new path within ``delete_grace`` of the
+  vanish is a move: the new path inherits the old one's seniority, so a rename costs one
+  update of the brief, never a delete and an add;
+- a content change at a path adds the new content first: the old item's update or delete
+  waits for the new item's add;
+- an item not yet in the gallery is added only from a live file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from syncd.config import TagRule
+from syncd.protocol import MAX_BRIEF_BYTES
+from syncd.scan.walk import PathMatcher
+
+#: a file row's state, as the ledger keeps it
+LIVE = "live"
+VANISHED = "vanished"
+HELD = "held"
+
+#: hex digits of the content hash a shortened brief carries
+BRIEF_HASH_DIGITS = 16
+_ELLIPSIS = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class FileFact:
+    """A file row: a path of a library holding a content (SPEC times in epoch seconds)."""
+
+    file_id: int
+    library: str
+    relpath: str
+    content_hash: str
+    #: "live", "vanished" (waiting delete_grace) or "held" (mass vanish, SPEC §2.8)
+    state: str
+    first_seen_at: float
+    vanished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFact:
+    """An item row of the gallery and the contents mapped to it."""
+
+    item_id: int
+    contents: frozenset[str]
+    cont_sign: str | None
+    want_present: bool
+    want_brief: str
+    want_tags: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A path whose content changed in this scan, from ``old_hash`` to ``new_hash``."""
+
+    old_hash: str
+    #: None when the path holds nothing sendable any more (rejected, skipped)
+    new_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredItem:
+    """What one item should be. ``item_id`` None: a new item for ``contents``."""
+
+    item_id: int | None
+    contents: frozenset[str]
+    present: bool
+    brief: str
+    tags: tuple[int, ...]
+    #: the brief's holder, the file an add reads; None when not present
+    source_file_id: int | None
+    #: the content whose item's add must land before this item's call (SPEC §2.3)
+    wait_for_content: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A vanished file that reappeared at another path: its row goes, its heir takes its age."""
+
+    vanished_file_id: int
+    heir_file_id: int
+    first_seen_at: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planner's answer for one gallery."""
+
+    items: list[DesiredItem]
+    moves: list[Move]
+    #: vanished file rows whose grace is over: they no longer hold their item
+    expired_file_ids: list[int]
+
+
+def plan_gallery(
+    touched: Iterable[str],
+    items: Sequence[ItemFact],
+    files: Sequence[FileFact],
+    transitions: Sequence[Transition],
+    rules: Mapping[str, Sequence[TagRule]],
+    now: float,
+    delete_grace: float,
+) -> Plan:
+    """Decide the items of one gallery that hold the ``touched`` contents.
+
+    ``items`` must hold every item mapped from a touched content, ``files`` every file row
+    (any state) of every content of those items and of the touched contents. ``rules``
+    maps a library name to its tag rules; ``now`` and ``delete_grace`` are in seconds.
+    """
+    by_content: dict[str, list[FileFact]] = defaultdict(list)
+    for file in files:
+        by_content[file.content_hash].append(file)
+    owner: dict[str, ItemFact] = {}
+    for fact in items:
+        for content in fact.contents:
+            owner[content] = fact
+    waits = _waits(transitions)
+
+    groups: list[tuple[ItemFact | None, frozenset[str]]] = [(i, i.contents) for i in items]
+    groups += [(None, frozenset((c,))) for c in sorted(set(touched)) if c not in owner]
+
+    desired: list[DesiredItem] = []
+    moves: list[Move] = []
+    expired: list[int] = []
+    for item, contents in groups:
+        group = [f for c in sorted(contents) for f in by_content.get(c, ())]
+        kept, group_moves, group_expired = _settle_vanished(group, now, delete_grace)
+        moves += group_moves
+        expired += group_expired
+        seniority = {m.heir_file_id: m.first_seen_at for m in group_moves}
+        in_gallery = item is not None and item.cont_sign is not None
+        candidates = [f for f in kept if f.state == LIVE or (in_gallery and f.state != LIVE)]
+        wait = next((waits[c] for c in sorted(contents) if c in waits), None)
+        wait = wait if wait not in contents else None
+        if not candidates:
+            if item is not None:
+                desired.append(
+                    DesiredItem(
+                        item.item_id, contents, False, item.want_brief, item.want_tags, None, wait
+                    )
+                )
+            continue
+        holder = min(
+            candidates,
+            key=lambda f: (seniority.get(f.file_id, f.first_seen_at), f.library, f.relpath),
+        )
+        desired.append(
+            DesiredItem(
+                item.item_id if item is not None else None,
+                contents,
+                True,
+                make_brief(holder.library, holder.relpath, holder.content_hash),
+                tags_for(rules.get(holder.library, ()), holder.relpath),
+                holder.file_id,
+                wait,
+            )
+        )
+    return Plan(desired, moves, expired)
+
+
+def _waits(transitions: Sequence[Transition]) -> dict[str, str]:
+    """old content -> the new content whose add its item's next call waits for."""
+    waits: dict[str, str] = {}
+    for t in transitions:
+        if t.new_hash is not None and t.new_hash != t.old_hash:
+            waits.setdefault(t.old_hash, t.new_hash)
+    return waits
+
+
+def _settle_vanished(
+    group: list[FileFact], now: float, grace: float
+) -> tuple[list[FileFact], list[Move], list[int]]:
+    """(files still holding the item, moves found, expired vanished file ids)."""
+    expired = [
+        f.file_id
+        for f in group
+        if f.state == VANISHED and f.vanished_at is not None and f.vanished_at + grace <= now
+    ]
+    gone = set(expired)
+    vanished = sorted(
+        (f for f in group if f.state == VANISHED and f.file_id not in gone),
+        key=lambda f: (f.vanished_at or 0.0, f.file_id),
+    )
+    live = sorted((f for f in group if f.state == LIVE), key=lambda f: (f.first_seen_at, f.file_id))
+    moves: list[Move] = []
+    heirs: set[int] = set()
+    for v in vanished:
+        since = (v.vanished_at or 0.0) - grace
+        for candidate in live:
+            if (
+                candidate.file_id not in heirs
+                and candidate.first_seen_at >= since
+                and candidate.first_seen_at >= v.first_seen_at
+            ):
+                heirs.add(candidate.file_id)
+                moves.append(Move(v.file_id, candidate.file_id, v.first_seen_at))
+                gone.add(v.file_id)
+                break
+    return [f for f in group if f.file_id not in gone], moves, expired
+
+
+def make_brief(library: str, relpath: str, content_hash: str) -> str:
+    """The item's brief: compact JSON ``{"lib":…,"path":…}``, at most 256 UTF-8 bytes.
+
+    A path too long for that keeps its tail behind "…", and a path that is not valid
+    UTF-8 is shown with U+FFFD; both add ``"h"``, the first 16 hex digits of the content
+    hash, so the ledger can still map the brief back.
+    """
+    path = relpath.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    brief = _compact({"lib": library, "path": path})
+    if path == relpath and len(brief.encode("utf-8")) <= MAX_BRIEF_BYTES:
+        return brief
+    digest = content_hash[:BRIEF_HASH_DIGITS]
+    whole = _compact({"lib": library, "path": path, "h": digest})
+    if len(whole.encode("utf-8")) <= MAX_BRIEF_BYTES:
+        return whole
+    budget = MAX_BRIEF_BYTES - len(
+        _compact({"lib": library, "path": _ELLIPSIS, "h": digest}).encode("utf-8")
+    )
+    start = len(path)
+    while start > 0:
+        cost = len(_compact(path[start - 1])[1:-1].encode("utf-8"))
+        if cost > budget:
+            break
+        budget -= cost
+        start -= 1
+    return _compact({"lib": library, "path": _ELLIPSIS + path[start:], "h": digest})
+
+
+def brief_path(brief: str) -> str | None:
+    """The path a brief names (possibly shortened), or None for a brief syncd did not write."""
+    try:
+        data = json.loads(brief)
+    except ValueError:
+        return None
+    path = data.get("path") if isinstance(data, dict) else None
+    return path if isinstance(path, str) else None
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def tags_for(rules: Sequence[TagRule], relpath: str) -> tuple[int, ...]:
+    """The tags of the first rule whose glob matches ``relpath`` (relative, ``/``-separated).
+
+    Globs follow the include/exclude dialect (:class:`syncd.scan.walk.PathMatcher`).
+    """
+    for rule in rules:
+        if _rule_matcher(rule.glob).matches(relpath):
+            return rule.tags
+    return ()
+
+
+@lru_cache(maxsize=256)
+def _rule_matcher(glob: str) -> PathMatcher:
+    return PathMatcher([glob])
