@@ -1,0 +1,618 @@
+"""`syncd run`: reconcile, then watch and sync until SIGTERM/SIGINT; SIGHUP reloads (SPEC §6).
+
+Threads, and who owns what:
+- the main thread waits for signals (all other threads have them blocked) and, between
+  signals, pings systemd's watchdog and refreshes STATUS=;
+- the work thread takes settled batches from the aggregator and hands them to the scanner,
+  which writes intents to the ledger and wakes the sync workers;
+- watchdog's observer threads feed the aggregator; the sync engine runs its own workers.
+
+The ledger is the queue: nothing here holds work a crash would lose. Events only say where to
+look; the scan decides what changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from syncd.api import ImageSearchClient
+from syncd.config import Config, LibraryConfig, load_config
+from syncd.errors import ConfigError, SyncdError
+from syncd.ledger.intents import replan
+from syncd.ledger.models import FILE_VANISHED, ITEM_PENDING, File, Item
+from syncd.ledger.report import StatusReport, ledger_status
+from syncd.ledger.schema import Ledger, open_ledger
+from syncd.logformat import LogFormat, configure_logging
+from syncd.metrics import Health, MetricsServer, MetricsSnapshot
+from syncd.scan.scanner import ScanResult, scan_libraries
+from syncd.scan.walk import WalkFilter, printable_relpath
+from syncd.sdnotify import SystemdNotifier
+from syncd.sync.endpoint import open_client
+from syncd.sync.engine import EngineStats, SyncEngine
+from syncd.watch.aggregator import (
+    LibraryChanges,
+    SettleAggregator,
+    SettledBatch,
+    WatchRoot,
+    library_path_filter,
+)
+from syncd.watch.observer import LibraryWatcher
+
+log = logging.getLogger("syncd.run")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+#: seconds between STATUS= refreshes when systemd's watchdog is off
+_STATUS_INTERVAL = 5.0
+#: seconds between two looks at every library root (vanished, back, replaced, observer died)
+_SUPERVISE_INTERVAL = 2.0
+#: settled paths logged one per line in a batch; the rest are counted
+_LOGGED_PATHS = 20
+#: seconds after delete_grace before the replan, so the grace is surely over
+_REPLAN_SLACK = 0.5
+
+
+def run(
+    config_file: str | Path | None, log_format: LogFormat = "text", verbose: bool = False
+) -> int:
+    """Run the daemon in this (main) thread until SIGTERM/SIGINT; returns the exit code."""
+    configure_logging(log_format, verbose)
+    # block before any thread starts, so every thread inherits the mask and only sigwait sees them
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        config = load_config(config_file)
+        _check_filters(config)
+    except ConfigError as exc:
+        log.error("config: %s", exc)
+        return EXIT_CONFIG
+    notifier = SystemdNotifier()
+    daemon = Daemon(config, config_file, notifier)
+    try:
+        daemon.start()
+    except ConfigError as exc:
+        log.error("config: %s", exc)
+        daemon.stop()
+        return EXIT_CONFIG
+    except (SyncdError, OSError) as exc:
+        log.error("cannot start: %s", _one_line(exc))
+        daemon.stop()
+        return EXIT_FAILED
+    code = EXIT_OK
+    try:
+        tick = notifier.watchdog_interval or _STATUS_INTERVAL
+        while True:
+            info = signal.sigtimedwait(_SIGNALS, tick)
+            if info is None:
+                if not daemon.healthy():
+                    log.critical(
+                        "the work thread or the sync workers stopped; exiting so systemd restarts us"
+                    )
+                    code = EXIT_FAILED
+                    break
+                notifier.watchdog()
+                notifier.status(daemon.status_line())
+            elif info.si_signo == signal.SIGHUP:
+                log.info("SIGHUP: reloading %s", daemon.config_source)
+                daemon.request_reload()
+            else:
+                log.info("%s: stopping", signal.Signals(info.si_signo).name)
+                break
+    finally:
+        notifier.stopping("finishing in-flight calls")
+        daemon.stop()
+        notifier.close()
+    log.info("stopped")
+    return code
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _check_filters(config: Config) -> None:
+    """Globs that cannot compile are config errors, named by library."""
+    for lib in config.libraries:
+        try:
+            WalkFilter.for_library(lib, config.watch)
+        except ValueError as exc:
+            raise ConfigError(f"library {lib.name}: {exc}") from None
+
+
+@dataclass
+class _Library:
+    config: LibraryConfig
+    filter: WalkFilter
+
+
+class Daemon:
+    """The running service: config, ledger, sync engine, watcher, metrics."""
+
+    def __init__(
+        self, config: Config, config_file: str | Path | None, notifier: SystemdNotifier
+    ) -> None:
+        self._config = config
+        self._config_file = config_file
+        self._notifier = notifier
+        self._stack = ExitStack()
+        self._libraries: dict[str, _Library] = {}
+        self._agg = SettleAggregator(config.watch.settle)
+        self._watcher = LibraryWatcher(
+            self._agg.touch,
+            self._on_missed_events,
+            polling=config.watch.polling,
+            poll_interval=_poll_interval(config.watch.settle),
+        )
+        self._pipeline: Pipeline | None = None
+        self._metrics: MetricsServer | None = None
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._work: threading.Thread | None = None
+        self._supervisor: threading.Thread | None = None
+        self._next_full_rescan = 0.0
+        #: monotonic time of the next replan (vanished files past delete_grace), None = none due
+        self._next_replan: float | None = None
+
+    @property
+    def config_source(self) -> str:
+        """The config file in use, for log lines."""
+        return str(self._config.source or self._config_file or "")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open everything, watch every root, queue the start-up reconcile, tell systemd."""
+        self._pipeline = self._stack.enter_context(open_pipeline(self._config))
+        for lib in self._config.libraries:
+            self._add_library(lib)
+        self._agg.set_roots(self._roots())
+        if self._config.metrics.listen:
+            self._metrics = MetricsServer(self._config.metrics.listen, self.snapshot, self.health)
+            self._metrics.start()
+            log.info("metrics on http://%s/metrics", self._config.metrics.listen)
+        # the start-up reconcile: a full scan of every library, before any settled batch
+        for name in self._libraries:
+            self._agg.request_rescan(name, immediate=True)
+        self._schedule_full_rescan()
+        # files that vanished before this start finish their grace then
+        self._guarded(self._arm_replan)
+        self._work = threading.Thread(target=self._work_loop, name="syncd-work", daemon=True)
+        self._work.start()
+        self._supervisor = threading.Thread(
+            target=self._supervise_loop, name="syncd-supervise", daemon=True
+        )
+        self._supervisor.start()
+        self._notifier.ready(self.status_line())
+        log.info(
+            "watching %d librar%s; settle %.1f s, delete grace %.0f s",
+            len(self._libraries), "y" if len(self._libraries) == 1 else "ies",
+            self._config.watch.settle, self._config.watch.delete_grace,
+        )  # fmt: skip
+
+    def request_reload(self) -> None:
+        """Reload the config file on the work thread (SIGHUP)."""
+        self._reload.set()
+        self._agg.wake()
+
+    def stop(self) -> None:
+        """Stop taking work, let in-flight calls end (api.timeout), commit, release all."""
+        self._stop.set()
+        self._agg.close()
+        self._watcher.close()
+        for thread in (self._work, self._supervisor):
+            if thread is not None and thread.is_alive():
+                thread.join()
+        if self._metrics is not None:
+            self._metrics.close()
+        # the pipeline's exit stops the workers within api.timeout and closes the ledger
+        self._stack.close()
+
+    def healthy(self) -> bool:
+        """True while the work thread and the sync workers run."""
+        work_ok = self._work is not None and self._work.is_alive()
+        return work_ok and (self._pipeline is None or self._pipeline.healthy())
+
+    # -- the work thread ---------------------------------------------------------------
+
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            if self._reload.is_set():
+                self._reload.clear()
+                self._apply_reload()
+            batch = self._agg.wait_batch(self._seconds_to_next_deadline())
+            if self._stop.is_set():
+                break
+            if batch is not None:
+                self._apply(batch)
+            now = time.monotonic()
+            if self._config.watch.rescan_interval and now >= self._next_full_rescan:
+                log.info("periodic full rescan (watch.rescan_interval)")
+                for name in self._libraries:
+                    self._agg.request_rescan(name)
+                self._schedule_full_rescan()
+            if self._next_replan is not None and now >= self._next_replan:
+                self._next_replan = None
+                self._guarded(self._replan)
+
+    def _apply(self, batch: SettledBatch) -> None:
+        """Scan what settled (full rescans first), then wake the workers."""
+        full = [
+            c.library for c in batch.libraries if c.full_rescan and c.library in self._libraries
+        ]
+        partial = [c for c in batch.libraries if not c.full_rescan and c.library in self._libraries]
+        for changes in partial:
+            _log_changes(changes)
+        if full:
+            self._guarded(self._scan, full)
+        partial = [c for c in partial if c.library not in full]
+        if partial:
+            self._guarded(self._scan_changes, partial)
+
+    def _scan(self, names: list[str]) -> None:
+        assert self._pipeline is not None
+        self._after_scan(self._pipeline.scan(self._config, names, self._stop))
+
+    def _scan_changes(self, changes: list[LibraryChanges]) -> None:
+        assert self._pipeline is not None
+        self._after_scan(self._pipeline.scan_changes(self._config, changes, self._stop))
+
+    def _after_scan(self, result: ScanResult) -> None:
+        assert self._pipeline is not None
+        self._pipeline.wake()
+        if any(lib.vanished for lib in result.libraries):
+            # their deletes are due once delete_grace is over, unless they come back
+            self._arm_replan()
+
+    def _replan(self) -> None:
+        assert self._pipeline is not None
+        self._pipeline.replan(self._config)
+        self._pipeline.wake()
+        self._arm_replan()
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """Run one step of work; an error is logged and retried by a rescan, never fatal."""
+        try:
+            step(*args)
+        except ScanInterrupted:
+            log.info("scan interrupted: stopping (the next start scans again)")
+        except SyncdError as exc:
+            log.warning("%s failed: %s; retrying with a rescan", step.__name__.strip("_"), exc)
+            self._retry_later()
+        except Exception:  # one bad batch must not end the service
+            log.exception("%s failed; retrying with a rescan", step.__name__.strip("_"))
+            self._retry_later()
+
+    def _retry_later(self) -> None:
+        for name in self._libraries:
+            self._agg.request_rescan(name)
+
+    def _arm_replan(self) -> None:
+        """Plan again when the first vanished file's delete_grace is over."""
+        assert self._pipeline is not None
+        end = self._pipeline.next_grace_end(self._config)
+        if end is None:
+            self._next_replan = None
+            return
+        self._next_replan = time.monotonic() + max(0.0, end - time.time()) + _REPLAN_SLACK
+
+    def _seconds_to_next_deadline(self) -> float | None:
+        deadlines = [d for d in (self._next_replan,) if d is not None]
+        if self._config.watch.rescan_interval:
+            deadlines.append(self._next_full_rescan)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _schedule_full_rescan(self) -> None:
+        self._next_full_rescan = time.monotonic() + self._config.watch.rescan_interval
+
+    def _supervise_loop(self) -> None:
+        while not self._stop.wait(_SUPERVISE_INTERVAL):
+            self._watcher.supervise()
+
+    def _on_missed_events(self, library: str, reason: str) -> None:
+        log.info("library %s: full rescan (%s)", library, reason)
+        self._agg.request_rescan(library)
+
+    # -- libraries and reload ----------------------------------------------------------
+
+    def _roots(self) -> list[WatchRoot]:
+        return [
+            WatchRoot(name, os.path.abspath(lib.config.root), library_path_filter(lib.filter))
+            for name, lib in self._libraries.items()
+        ]
+
+    def _add_library(self, lib: LibraryConfig) -> None:
+        self._libraries[lib.name] = _Library(lib, WalkFilter.for_library(lib, self._config.watch))
+        self._watcher.watch(lib.name, lib.root, follow_symlinks=lib.follow_symlinks)
+
+    def _apply_reload(self) -> None:
+        """Swap in a new config file; a broken one is refused and the running one stays."""
+        try:
+            new = load_config(self._config_file)
+            _check_filters(new)
+        except ConfigError as exc:
+            log.error("config reload refused, the running config stays: %s", exc)
+            return
+        self._notifier.reloading()
+        old = self._config
+        for section in ("api", "ledger", "metrics"):
+            if getattr(new, section) != getattr(old, section):
+                log.warning("config reload: [%s] changes take effect after a restart", section)
+        # sections that need a restart keep their running values
+        new = replace(new, api=old.api, ledger=old.ledger, metrics=old.metrics)
+        self._config = new
+        self._agg.set_settle(new.watch.settle)
+        watch_changed = (new.watch.ignore, new.watch.polling) != (
+            old.watch.ignore,
+            old.watch.polling,
+        )
+        if new.watch.polling != old.watch.polling:
+            log.info("config reload: watch.polling is now %s", new.watch.polling)
+            self._watcher.set_polling(new.watch.polling)
+        wanted = {lib.name: lib for lib in new.libraries}
+        for name in [n for n in self._libraries if n not in wanted]:
+            log.info("library %s: removed from the config; no longer watched", name)
+            self._watcher.unwatch(name)
+            del self._libraries[name]
+        rescan: list[str] = []
+        for name, lib in wanted.items():
+            current = self._libraries.get(name)
+            if current is None:
+                log.info("library %s: added (%s)", name, lib.root)
+                self._add_library(lib)
+                rescan.append(name)
+            elif current.config != lib or watch_changed:
+                if (current.config.root, current.config.follow_symlinks) != (
+                    lib.root, lib.follow_symlinks,
+                ):  # fmt: skip
+                    self._add_library(lib)
+                else:
+                    self._libraries[name] = _Library(lib, WalkFilter.for_library(lib, new.watch))
+                log.info("library %s: rules changed; rescanning", name)
+                rescan.append(name)
+        self._agg.set_roots(self._roots())
+        if self._pipeline is not None:
+            self._guarded(self._pipeline.reconfigure, new)
+        for name in rescan:
+            self._agg.request_rescan(name, immediate=True)
+        if new.watch.rescan_interval != old.watch.rescan_interval:
+            self._schedule_full_rescan()
+        log.info("config reloaded: %d libraries", len(self._libraries))
+        self._notifier.ready(self.status_line())
+
+    # -- reporting ---------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`: libraries, settling paths, queue depth."""
+        modes = self._watcher.modes()
+        parts = [f"watching {len(modes)} librar{'y' if len(modes) == 1 else 'ies'}"]
+        missing = [n for n, m in modes.items() if m == "missing"]
+        if missing:
+            parts.append("root missing: " + ", ".join(sorted(missing)))
+        parts.append(f"{self._agg.pending_count} paths settling")
+        if self._pipeline is not None:
+            try:
+                parts.append(f"{self._pipeline.queue_depth()} calls queued")
+            except Exception:  # a busy ledger must not cost the watchdog ping
+                log.debug("queue depth unavailable", exc_info=True)
+        return "; ".join(parts)
+
+    def snapshot(self) -> MetricsSnapshot:
+        """Numbers for /metrics."""
+        pipeline = self._pipeline
+        base = pipeline.snapshot(self._config) if pipeline is not None else MetricsSnapshot()
+        return replace(
+            base, watch_pending=self._agg.pending_count, watch_modes=self._watcher.modes()
+        )
+
+    def health(self) -> Health:
+        """/healthz: the work thread and workers run, and no library root is missing."""
+        if not self.healthy():
+            return Health(False, "work thread or sync workers stopped")
+        missing = [n for n, m in self._watcher.modes().items() if m == "missing"]
+        if missing:
+            return Health(False, "library root missing: " + ", ".join(sorted(missing)))
+        if self._pipeline is not None:
+            problem = self._pipeline.problem(self._config)
+            if problem:
+                return Health(False, problem)
+        return Health(True)
+
+
+def _poll_interval(settle: float) -> float:
+    """Seconds between two snapshots of a polled root: about the settle time, within 1–10 s."""
+    return min(10.0, max(1.0, settle))
+
+
+def _log_changes(changes: LibraryChanges) -> None:
+    """One line per settled path (a folder counts once), at most _LOGGED_PATHS a batch."""
+    lines = (
+        [f"{printable_relpath(rel)} changed" for rel in changes.files]
+        + [f"{printable_relpath(rel)}/ appeared or changed" for rel in changes.subtrees]
+        + [f"{printable_relpath(rel)} vanished" for rel in changes.vanished]
+    )
+    for line in lines[:_LOGGED_PATHS]:
+        log.info("library %s: %s", changes.library, line)
+    if len(lines) > _LOGGED_PATHS:
+        log.info("library %s: … and %d more paths", changes.library, len(lines) - _LOGGED_PATHS)
+
+
+# ---------------------------------------------------------------------------------------
+# The stages after the watcher: scanner, ledger, sync engine, kept behind one small class so
+# the daemon above reads as lifecycle only.
+
+
+class ScanInterrupted(Exception):
+    """The service is stopping: the scan gave up before recording anything."""
+
+
+class _StopCheck:
+    """A scan progress listener that ends the walk when the service stops."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+
+    def update(self, entries: int) -> None:
+        if self._stopping.is_set():
+            raise ScanInterrupted
+
+    def finish(self) -> None:
+        """Nothing to tidy."""
+
+
+class Pipeline:
+    """Scanner + ledger + sync workers, as the daemon drives them."""
+
+    def __init__(self, ledger: Ledger, client: ImageSearchClient, config: Config) -> None:
+        self._ledger = ledger
+        self._client = client
+        self._config = config
+        self._engine: SyncEngine | None = None
+
+    def start(self) -> None:
+        """Start the sync workers; raises LedgerBusy when another process syncs this ledger."""
+        engine = SyncEngine(self._ledger, self._client, self._config)
+        engine.start()
+        self._engine = engine
+
+    def close(self) -> None:
+        """Stop the workers: in-flight calls get api.timeout seconds to end."""
+        if self._engine is not None:
+            self._engine.stop(self._config.api.timeout)
+            self._engine = None
+
+    def reconfigure(self, config: Config) -> None:
+        """Workers read library roots and rules from their config: when those changed,
+        restart them (in-flight calls end first; the ledger keeps every intent)."""
+        before = (self._config.libraries, self._config.watch.delete_grace, self._config.safety)
+        self._config = config
+        if before != (config.libraries, config.watch.delete_grace, config.safety):
+            log.info("config reload: restarting the sync workers with the new libraries")
+            self.close()
+            self.start()
+
+    def scan(self, config: Config, names: Sequence[str], stopping: threading.Event) -> ScanResult:
+        """Scan these libraries into the ledger and plan their intents (thread: work).
+
+        Raises ScanInterrupted when `stopping` is set during the walk (nothing recorded)."""
+
+        return scan_libraries(
+            self._ledger, config, names, progress=lambda _lib, _known: _StopCheck(stopping)
+        )
+
+    def scan_changes(
+        self, config: Config, changes: Sequence[LibraryChanges], stopping: threading.Event
+    ) -> ScanResult:
+        """Scan what settled. The scanner has no subtree scan yet: each library that had a
+        settled path is scanned whole; unchanged files cost a stat, not a read (SPEC §2.10)."""
+        return self.scan(config, [c.library for c in changes], stopping)
+
+    def replan(self, config: Config) -> None:
+        """Plan again: vanished files whose delete_grace is over get their deletes."""
+        rules = {lib.name: lib.rules for lib in config.libraries}
+        replan(self._ledger, rules, time.time(), config.watch.delete_grace)
+
+    def next_grace_end(self, config: Config) -> float | None:
+        """Epoch seconds when the first vanished file's delete_grace ends, None if none waits."""
+        with self._ledger.transaction() as session:
+            first = session.scalar(
+                select(func.min(File.vanished_at)).where(
+                    File.state == FILE_VANISHED, File.content_hash.is_not(None)
+                )
+            )
+        return None if first is None else float(first) + config.watch.delete_grace
+
+    def wake(self) -> None:
+        """New intents are in the ledger: workers start now."""
+        if self._engine is not None:
+            self._engine.wake()
+
+    def healthy(self) -> bool:
+        """The sync workers run."""
+        return self._engine is not None and self._engine.healthy()
+
+    def queue_depth(self) -> int:
+        """Intents pending in the ledger."""
+        with self._ledger.transaction() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(Item)
+                    .where(Item.state == ITEM_PENDING, Item.op.is_not(None))
+                )
+                or 0
+            )
+
+    def status(self, config: Config) -> StatusReport:
+        """What `syncd status` would show."""
+        libs = [(lib.name, lib.gallery) for lib in config.libraries]
+        with self._ledger.transaction() as session:
+            return ledger_status(session, libs, time.time())
+
+    def snapshot(self, config: Config) -> MetricsSnapshot:
+        """Ledger and call numbers for /metrics."""
+        report = self.status(config)
+        files = {lib.name: lib.files for lib in report.libraries}
+        states = {
+            (lib.name, state): n
+            for lib in report.libraries
+            for state, n in (
+                ("synced", lib.synced), ("pending", lib.pending),
+                ("failed", lib.failed), ("held", lib.held_deletes),
+            )
+        }  # fmt: skip
+        with self._ledger.transaction() as session:
+            rows = session.execute(
+                select(Item.gallery, Item.state, func.count()).group_by(Item.gallery, Item.state)
+            ).tuples()
+            items = {(gallery, state): int(n) for gallery, state, n in rows}
+        engine = self._engine
+        stats = engine.stats() if engine is not None else EngineStats({}, 0.0, None)
+        return MetricsSnapshot(
+            files=files,
+            file_states=states,
+            items=items,
+            calls=stats.calls,
+            queue_depth=self.queue_depth(),
+            rate=stats.rate,
+            last_success=stats.last_success,
+        )
+
+    def problem(self, config: Config) -> str:
+        """'' or why calls are not being made (account paused, gallery stopped)."""
+        report = self.status(config)
+        if report.paused:
+            return f"calls paused: {report.paused.get('reason', 'quota')}"
+        if report.fatal:
+            return "gallery stopped: " + ", ".join(sorted(report.fatal))
+        return ""
+
+
+@contextmanager
+def open_pipeline(config: Config) -> Iterator[Pipeline]:
+    """Open the ledger, the client (and embedded gallery) and start the sync workers;
+    on exit stop the workers (in-flight calls get api.timeout to end) and close all."""
+    with ExitStack() as stack:
+        ledger = open_ledger(config.ledger.path)
+        stack.callback(ledger.close)
+        client = stack.enter_context(open_client(config))
+        pipeline = Pipeline(ledger, client, config)
+        pipeline.start()
+        stack.callback(pipeline.close)
+        yield pipeline
