@@ -1,6 +1,6 @@
 """Walk speed: ``walk_library`` over a generated tree against ``find -type f -printf``.
 
-Run: ``.venv/bin/python benchmarks/bench_walk.py [--files 100000] [--root DIR]``.
+Run: ``.venv/bin/python benchmarks/bench_walk.py [--quick] [--files 100000] [--root DIR]``.
 Prints both times (best of ``--repeat``, warm cache), the ratio and the target: the whole
 no-change ``reconcile`` must stay within 4x of find (SPEC §8), so the walk alone needs to
 be well under that.
@@ -8,14 +8,13 @@ be well under that.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _common import Result, bench_parser, best_of, report, timed
 
 from syncd.config import LibraryConfig, WatchConfig
 from syncd.scan.walk import FileEntry, WalkFilter, walk_library
@@ -32,31 +31,23 @@ def make_tree(root: Path, files: int, per_dir: int = 100) -> None:
         (d / f"img_{i:07d}.jpg").write_bytes(b"x")
 
 
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    """The shortest wall time of ``repeat`` calls of ``run``, in seconds."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--files", type=int, default=100_000)
+    parser = bench_parser(__doc__)
+    parser.add_argument("--files", type=int, help="files to generate (100000; --quick 10000)")
     parser.add_argument("--root", type=Path, help="walk this tree instead of generating one")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, help="best of this many runs (5; --quick 3)")
     args = parser.parse_args()
+    files = args.files or (10_000 if args.quick else 100_000)
+    repeat = args.repeat or (3 if args.quick else 5)
 
     tmp = None
     root = args.root
     if root is None:
         tmp = tempfile.mkdtemp(prefix="syncd-bench-walk-")
         root = Path(tmp)
-        t0 = time.perf_counter()
-        make_tree(root, args.files)
-        print(f"generated {args.files} files in {time.perf_counter() - t0:.1f} s")
+        with timed() as clock:
+            make_tree(root, files)
+        print(f"generated {files} files in {clock.seconds:.1f} s")
     lib = LibraryConfig(name="bench", root=root, gallery="same_hq")
     flt = WalkFilter.for_library(lib, WatchConfig())
     try:
@@ -74,11 +65,12 @@ def main() -> None:
             )
 
         run_find()  # warm the cache
-        t_find = best_of(args.repeat, run_find)
-        t_walk = best_of(args.repeat, run_walk)
+        t_find = best_of(run_find, repeat)
+        t_walk = best_of(run_walk, repeat)
         ratio = t_walk / t_find
         print(f"find: {t_find:.3f} s   walk_library: {t_walk:.3f} s ({count} files)")
         print(f"ratio {ratio:.2f} (target for the whole reconcile: <= {TARGET_RATIO:.0f})")
+        report([Result.at_most(f"walk_library / find, {count} files", ratio, "x", TARGET_RATIO)])
     finally:
         if tmp is not None:
             shutil.rmtree(tmp)

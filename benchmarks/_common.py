@@ -1,0 +1,305 @@
+"""What every benchmark shares: the result record, its printed lines, timing and servers.
+
+A benchmark is a script ``benchmarks/bench_NAME.py`` that accepts ``--quick`` (a smaller
+run, for ``run_all.py --quick``), measures its figures side by side in one run (the
+machine is shared and noisy: never against a constant measured elsewhere), and ends
+with ``report(results)``. That prints a table for people and, per result, one line
+``BENCH {json}`` on stdout that ``run_all.py`` collects. Exit status 0 means the run
+worked, whatever the figures; a missed target shows as ``ok: false``.
+
+``Result.ratio`` is how far the target is beaten: 1.0 is exactly on target, above 1
+is better (``target / figure`` for a maximum, ``figure / target`` for a minimum).
+
+Import from a benchmark script with ``from _common import ...`` (the script's folder is
+first on ``sys.path`` when it runs as ``python benchmarks/bench_NAME.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from syncd.gallery.faults import FaultConfig
+    from syncd.gallery.server import GalleryServer
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+#: what starts a machine-readable result line on stdout
+BENCH_PREFIX: Final = "BENCH "
+#: credentials of the local gallery servers the benchmarks start
+API_KEY: Final = "bench-ak"
+SECRET_KEY: Final = "bench-sk"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measured figure against its target.
+
+    ``figure`` and ``target`` are in ``unit``; ``target_is`` says whether the target is a
+    maximum (lower is better) or a minimum; ``ratio`` >= 1.0 meets the target.
+    """
+
+    name: str
+    figure: float
+    unit: str
+    target: float
+    ratio: float
+    ok: bool
+    target_is: Literal["max", "min"] = "max"
+
+    @classmethod
+    def at_most(cls, name: str, figure: float, unit: str, target: float) -> Result:
+        """A figure that must stay at or under ``target`` (latency, seconds, bytes)."""
+        ratio = target / figure if figure > 0 else math.inf
+        return cls(name, figure, unit, target, ratio, figure <= target, "max")
+
+    @classmethod
+    def at_least(cls, name: str, figure: float, unit: str, target: float) -> Result:
+        """A figure that must reach ``target`` (throughput, a speed ratio)."""
+        ratio = figure / target if target > 0 else math.inf
+        return cls(name, figure, unit, target, ratio, figure >= target, "min")
+
+    def to_line(self) -> str:
+        """The ``BENCH {json}`` line of this result."""
+        return BENCH_PREFIX + json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_line(cls, line: str) -> Result | None:
+        """The result a ``BENCH {json}`` line carries; None for any other or a garbled line."""
+        if not line.startswith(BENCH_PREFIX):
+            return None
+        try:
+            data = json.loads(line[len(BENCH_PREFIX) :])
+            target_is = data.get("target_is", "max")
+            return cls(
+                name=str(data["name"]),
+                figure=float(data["figure"]),
+                unit=str(data["unit"]),
+                target=float(data["target"]),
+                ratio=float(data["ratio"]),
+                ok=bool(data["ok"]),
+                target_is="min" if target_is == "min" else "max",
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+def format_number(value: float) -> str:
+    """A figure in at most 4 significant digits, without an exponent for usual sizes."""
+    if math.isinf(value) or math.isnan(value):
+        return str(value)
+    if value == 0 or 0.001 <= abs(value) < 1e7:
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    return f"{value:.3e}"
+
+
+def result_rows(results: Sequence[Result], label: str = "") -> list[list[str]]:
+    """Table rows (name, figure, target, ratio, verdict) of ``results``."""
+    rows = []
+    for result in results:
+        bound = "<=" if result.target_is == "max" else ">="
+        rows.append(
+            [
+                f"{label}{result.name}",
+                f"{format_number(result.figure)} {result.unit}".rstrip(),
+                f"{bound} {format_number(result.target)} {result.unit}".rstrip(),
+                f"{result.ratio:.2f}",
+                "pass" if result.ok else "FAIL",
+            ]
+        )
+    return rows
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print ``rows`` in left-aligned columns under ``header``."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+
+
+def report(results: Sequence[Result]) -> None:
+    """Print ``results`` as a table, then one ``BENCH {json}`` line each (stdout)."""
+    print()
+    print_table(["result", "figure", "target", "ratio", "verdict"], result_rows(results))
+    for result in results:
+        print(result.to_line())
+    sys.stdout.flush()
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser with ``--quick``, described by the first line of ``doc``."""
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a smaller, shorter run (for run_all.py --quick)"
+    )
+    return parser
+
+
+def best_of(fn: Callable[[], object], n: int) -> float:
+    """The shortest wall time of ``n`` calls of ``fn``, in seconds."""
+    times = []
+    for _ in range(max(1, n)):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+class Timer:
+    """Wall time of a ``with`` block: ``seconds`` so far inside it, the total after it."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._stopped: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Elapsed wall time, seconds."""
+        end = self._stopped if self._stopped is not None else time.perf_counter()
+        return end - self._started
+
+    def __enter__(self) -> Timer:
+        self._started = time.perf_counter()
+        self._stopped = None
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stopped = time.perf_counter()
+
+
+def timed() -> Timer:
+    """``with timed() as t: ...`` then ``t.seconds`` is the block's wall time in seconds."""
+    return Timer()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, by the nearest-rank method."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """Peak resident memory so far (VmHWM) of the live process ``pid``, in bytes.
+
+    Read it before the process is reaped: /proc/<pid> goes away with it. For a child
+    you wait for, ``wait_peak_rss`` gives the figure over its whole life.
+    """
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory now (VmRSS) of the live process ``pid``, in bytes."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+def wait_peak_rss(pid: int) -> tuple[int, int]:
+    """Wait for the child ``pid`` to exit: (exit code, its peak resident memory in bytes).
+
+    Uses the kernel's own account (wait4's ru_maxrss), so nothing is missed between the
+    last sample and the exit; it is at least the parent's RSS when the child was forked,
+    so keep the parent small. A ``subprocess.Popen`` so reaped must not be waited again:
+    set its ``returncode`` to the code returned here.
+    """
+    _, status, usage = os.wait4(pid, 0)
+    return os.waitstatus_to_exitcode(status), int(usage.ru_maxrss) * 1024
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (another process may take it later)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def tests_on_path() -> None:
+    """Put ``tests/`` on ``sys.path`` so ``from imagegen import make_image`` works."""
+    tests = str(REPO_ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+
+
+@contextmanager
+def running_gallery(
+    data_dir: Path | None = None,
+    faults: FaultConfig | None = None,
+    threads: int = 8,
+    api_key: str = API_KEY,
+    secret_key: str = SECRET_KEY,
+    delete_latency: float = 0.0,
+) -> Iterator[GalleryServer]:
+    """A started in-process GalleryServer on a free loopback port (``.url``), stopped after.
+
+    Without ``data_dir`` its data lives in a temporary folder removed afterwards.
+    """
+    # imported here: run_all.py imports this module, and a child's peak RSS counts the
+    # memory of the parent it was forked from
+    from syncd.gallery.faults import FaultConfig
+    from syncd.gallery.server import GalleryServer
+
+    with data_folder(data_dir) as data:
+        server = GalleryServer(
+            data,
+            api_key=api_key,
+            secret_key=secret_key,
+            delete_latency=delete_latency,
+            faults=faults if faults is not None else FaultConfig(),
+            threads=threads,
+        )
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
+def data_folder(path: Path | None, prefix: str = "syncd-bench-") -> Iterator[Path]:
+    """``path`` itself, or a temporary folder removed on exit when ``path`` is None."""
+    if path is not None:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
+
+
+def access_token(url: str, api_key: str = API_KEY, secret_key: str = SECRET_KEY) -> str:
+    """An access_token from the gallery at ``url`` (client-credentials grant)."""
+    import requests
+
+    answer = requests.post(
+        f"{url}/oauth/2.0/token",
+        params={"grant_type": "client_credentials", "client_id": api_key,
+                "client_secret": secret_key},
+        timeout=10,
+    )  # fmt: skip
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])

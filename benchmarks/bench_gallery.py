@@ -1,0 +1,395 @@
+"""The local gallery server: search latency, add overhead and restart time at 100k items.
+
+Run: ``.venv/bin/python benchmarks/bench_gallery.py [--quick] [--items 100000]``.
+
+The gallery must not be the bottleneck of syncd's own benchmarks, and a search in a
+gallery of 100k items must answer well under a second (an index, not a row scan).
+
+1. Populate: ``--items`` items in each of same_hq and similar, written through the
+   gallery's own ``GalleryStore.insert`` with features from its own ``features_of``
+   (synthetic blocky thumbnails, no image decode), plus ``--probes`` real JPEGs
+   decoded by the gallery's own ``decode_image_bytes``. The server then loads them at
+   start exactly as after any restart.
+2. Restart: wall time of ``GalleryServer.start()`` (store load and index build until
+   listening), best of ``--restarts``; a bare SQLite read of the same rows is printed
+   beside it for scale.
+Both servers of steps 3 and 4 run in a child process, so the benchmark's HTTP clients
+do not share their interpreter lock.
+
+3. Search: sequential HTTP searches with the probe images (base64 encoded beforehand),
+   median and p99 per gallery; each answer is checked to hold the probe itself.
+4. Add: 4 client threads post the same pre-encoded add bodies of fresh 64x64 JPEGs to
+   the populated same_hq gallery and to a trivial WSGI app on the same waitress stack
+   that answers a fixed JSON, in alternating rounds; the ratio of their throughputs
+   shows what the gallery's own work adds to the HTTP stack's cost per add.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlencode
+
+import numpy as np
+import requests
+from _common import (
+    API_KEY,
+    SECRET_KEY,
+    Result,
+    access_token,
+    bench_parser,
+    peak_rss_bytes,
+    percentile,
+    report,
+    tests_on_path,
+    timed,
+)
+from waitress import wasyncore
+from waitress.server import create_server
+
+from syncd.gallery.images import decode_image_bytes
+from syncd.gallery.index import IndexEntry, features_of
+from syncd.gallery.server import MAX_BODY_BYTES, GalleryServer
+from syncd.gallery.store import DB_NAME, GalleryStore
+from syncd.protocol import GALLERIES, GalleryName
+
+tests_on_path()
+from imagegen import make_image  # noqa: E402
+
+#: SPEC: a search in a gallery of 100k items answers well under a second
+SEARCH_P99_TARGET: Final = 1.0
+#: seconds of restart allowed per stored item: 5 s for 100k items in each of two galleries
+RESTART_SECONDS_PER_ITEM: Final = 5.0 / 200_000
+#: the gallery's add throughput against a server that only reads the body and answers:
+#: at least half, so the HTTP stack and the client, not the gallery, set an ingest's pace
+ADD_RATIO_TARGET: Final = 0.5
+SEARCHED: Final[tuple[GalleryName, ...]] = ("same_hq", "similar")
+ADD_GALLERY: Final[GalleryName] = "same_hq"
+FORM: Final = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def synthetic_thumbs(count: int, seed: int) -> Iterator[np.ndarray]:
+    """``count`` distinct 32x32 RGB thumbnails: random 4x4 colour blocks plus a little noise."""
+    rng = np.random.default_rng(seed)
+    chunk = 2048
+    for start in range(0, count, chunk):
+        size = min(chunk, count - start)
+        coarse = rng.integers(0, 256, (size, 4, 4, 3), dtype=np.uint8)
+        thumbs = coarse.repeat(8, axis=1).repeat(8, axis=2)
+        noise = rng.integers(0, 16, thumbs.shape, dtype=np.uint8)
+        # saturating add: blocks near white keep their colour
+        yield from np.minimum(thumbs.astype(np.uint16) + noise, 255).astype(np.uint8)
+
+
+def populate(data: Path, items: int, probes: Sequence[bytes]) -> list[str]:
+    """Store ``items`` synthetic items and the ``probes`` in each searched gallery.
+
+    Returns the cont_sign of each probe as the gallery computes it.
+    """
+    entries: list[IndexEntry] = []
+    probe_signs = []
+    for n, raw in enumerate(probes):
+        image = decode_image_bytes(raw)
+        probe_signs.append(image.cont_sign)
+        brief = json.dumps({"path": f"probes/p{n:04d}.jpg"})
+        entries.append(IndexEntry(image.cont_sign, brief, 0, 0, features_of(image.thumb)))
+    for n, thumb in enumerate(synthetic_thumbs(items - len(probes), seed=7)):
+        # the high half is never a probe's: those come from a hash of decoded pixels
+        sign = f"{4_000_000_000 + n // 1_000_000},{n % 1_000_000}"
+        brief = json.dumps({"path": f"photos/{n // 1000:03d}/img_{n:07d}.jpg"})
+        entries.append(IndexEntry(sign, brief, 0, 0, features_of(thumb)))
+    store = GalleryStore(data)
+    try:
+        now = time.time()
+        for gallery in SEARCHED:
+            for entry in entries:
+                store.insert(gallery, entry, now)
+    finally:
+        store.close()
+    return probe_signs
+
+
+def bare_sqlite_read(data: Path) -> float:
+    """Seconds to read every stored item row with sqlite3 alone (no index build)."""
+    with timed() as clock:
+        db = sqlite3.connect(data / DB_NAME)
+        try:
+            for gallery in SEARCHED:
+                db.execute(
+                    "SELECT cont_sign, brief, tag1, tag2, phash, colours, vector, deleted_at"
+                    " FROM items WHERE gallery = ?",
+                    (gallery,),
+                ).fetchall()
+        finally:
+            db.close()
+    return clock.seconds
+
+
+def restart_seconds(data: Path, repeat: int) -> float:
+    """Best wall time of ``GalleryServer.start()`` over the stored data, seconds."""
+    times = []
+    for _ in range(repeat):
+        server = GalleryServer(data, api_key=API_KEY, secret_key=SECRET_KEY)
+        with timed() as clock:
+            server.start()
+        requests.get(f"{server.url}/_syncd/health", timeout=30).raise_for_status()
+        server.stop()
+        times.append(clock.seconds)
+    return min(times)
+
+
+def search_latencies(
+    url: str,
+    token: str,
+    gallery: GalleryName,
+    probes: Sequence[bytes],
+    signs: Sequence[str],
+    count: int,
+) -> list[float]:
+    """Seconds of each of ``count`` sequential searches (after a short warm-up)."""
+    path = f"{url}{GALLERIES[gallery].path('search')}?access_token={token}"
+    bodies = [urlencode({"image": base64.b64encode(raw).decode("ascii")}) for raw in probes]
+    latencies = []
+    with requests.Session() as session:
+        for n in range(-3, count):
+            body, sign = bodies[n % len(bodies)], signs[n % len(signs)]
+            with timed() as clock:
+                answer = session.post(path, data=body, headers=FORM, timeout=60)
+                answer.raise_for_status()
+                found = answer.json()
+            if "error_code" in found:
+                raise RuntimeError(f"{gallery} search refused: {found}")
+            if found["result"][0]["cont_sign"] != sign:
+                raise RuntimeError(f"{gallery} search did not find the probe first: {found}")
+            if n >= 0:
+                latencies.append(clock.seconds)
+    return latencies
+
+
+class FixedAnswerServer:
+    """A WSGI app on the gallery's waitress set-up that answers every request alike.
+
+    It reads the whole body (waitress has buffered it already) and answers a fixed
+    JSON add result: the cost of the HTTP stack alone.
+    """
+
+    _ANSWER: Final = json.dumps({"log_id": 1234567890, "cont_sign": "1,2"}).encode()
+
+    def __init__(self, threads: int = 8) -> None:
+        self._stopping = threading.Event()
+        self._map: dict[int, object] = {}
+        self._server = create_server(
+            self._app,
+            map=self._map,
+            host="127.0.0.1",
+            port=0,
+            threads=threads,
+            ident="syncd-gallery",
+            max_request_body_size=MAX_BODY_BYTES + 1024 * 1024,
+            expose_tracebacks=False,
+            asyncore_use_poll=True,
+        )
+        self.url = f"http://127.0.0.1:{self._server.effective_port}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _app(
+        self, environ: dict[str, object], start_response: Callable[..., object]
+    ) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        stream.read(int(str(environ.get("CONTENT_LENGTH") or 0)))  # type: ignore[attr-defined]
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/json;charset=utf-8"),
+             ("Content-Length", str(len(self._ANSWER)))],
+        )  # fmt: skip
+        return [self._ANSWER]
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)
+
+    def __enter__(self) -> FixedAnswerServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._server.pull_trigger()
+        self._thread.join()
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        wasyncore.close_all(self._map, ignore_all=True)
+
+
+def serve_both(data: Path, conn: Connection) -> None:
+    """Child process: the gallery over ``data`` and a FixedAnswerServer until told to stop."""
+    server = GalleryServer(data, api_key=API_KEY, secret_key=SECRET_KEY)
+    server.start()
+    try:
+        with FixedAnswerServer() as fixed:
+            conn.send((server.url, fixed.url))
+            conn.recv()
+    finally:
+        server.stop()
+
+
+@contextmanager
+def servers_process(data: Path) -> Iterator[tuple[str, str, int]]:
+    """(gallery url, fixed-answer url, pid) of both servers, run in a child process so
+    the benchmark's clients do not share the servers' interpreter lock."""
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    process = multiprocessing.get_context("spawn").Process(
+        target=serve_both, args=(data, child), daemon=True
+    )
+    process.start()
+    try:
+        if not parent.poll(300):
+            raise RuntimeError("the gallery process did not start")
+        gallery_url, fixed_url = parent.recv()
+        assert process.pid is not None
+        yield gallery_url, fixed_url, process.pid
+    finally:
+        parent.send("stop")
+        process.join(30)
+        if process.is_alive():
+            process.terminate()
+
+
+def post_all(url: str, bodies: Iterable[str], clients: int) -> float:
+    """Seconds for ``clients`` threads, a session each, to post every body to ``url``."""
+    lock = threading.Lock()
+    queue = iter(bodies)
+    failures: list[str] = []
+
+    def client() -> None:
+        with requests.Session() as session:
+            while True:
+                with lock:
+                    body = next(queue, None)
+                if body is None:
+                    return
+                answer = session.post(url, data=body, headers=FORM, timeout=60).json()
+                if "cont_sign" not in answer:
+                    failures.append(str(answer))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    with timed() as clock:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} adds failed, e.g. {failures[0]}")
+    return clock.seconds
+
+
+def add_throughputs(
+    gallery_url: str, fixed_url: str, token: str, bodies: Sequence[str], rounds: int, clients: int
+) -> tuple[float, float]:
+    """(gallery adds/s, fixed-answer server adds/s) over the same bodies, side by side."""
+    path = f"{GALLERIES[ADD_GALLERY].path('add')}?access_token={token}"
+    chunk = len(bodies) // rounds
+    gallery_time = fixed_time = 0.0
+    post_all(fixed_url + path, bodies[: clients * 4], clients)  # warm-up
+    for r in range(rounds):
+        part = bodies[r * chunk : (r + 1) * chunk]
+        fixed_time += post_all(fixed_url + path, part, clients)
+        gallery_time += post_all(gallery_url + path, part, clients)
+    added = chunk * rounds
+    return added / gallery_time, added / fixed_time
+
+
+def add_bodies(count: int, first_seed: int) -> list[str]:
+    """Form bodies of ``count`` distinct 64x64 JPEG adds, as syncd's ingest bench sends."""
+    return [
+        urlencode(
+            {
+                "image": base64.b64encode(make_image(seed, (64, 64))).decode("ascii"),
+                "brief": json.dumps({"path": f"new/img_{seed:07d}.jpg"}),
+            }
+        )
+        for seed in range(first_seed, first_seed + count)
+    ]
+
+
+def main() -> int:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--items", type=int, help="items per gallery (100000; --quick 10000)")
+    parser.add_argument("--searches", type=int, help="searches per gallery (300; --quick 100)")
+    parser.add_argument("--adds", type=int, help="add calls per server (2000; --quick 800)")
+    parser.add_argument("--probes", type=int, default=20, help="distinct search images")
+    parser.add_argument("--restarts", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=4, help="add client threads")
+    args = parser.parse_args()
+    items = args.items or (10_000 if args.quick else 100_000)
+    searches = args.searches or (100 if args.quick else 300)
+    adds = args.adds or (800 if args.quick else 2000)
+    restarts = 2 if args.quick else args.restarts
+
+    probes = [make_image(10_000_000 + n, (320, 240)) for n in range(args.probes)]
+    bodies = add_bodies(adds, first_seed=20_000_000)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-gallery-") as tmp:
+        data = Path(tmp)
+        with timed() as clock:
+            signs = populate(data, items, probes)
+        print(f"populated {items} items in each of {', '.join(SEARCHED)} in {clock.seconds:.1f} s")
+
+        sqlite_read = bare_sqlite_read(data)
+        restart = restart_seconds(data, restarts)
+        stored = items * len(SEARCHED)
+        print(
+            f"restart with {stored} items: {restart:.2f} s (best of {restarts}); "
+            f"bare SQLite read of the rows: {sqlite_read:.2f} s ({restart / sqlite_read:.1f}x)"
+        )
+        results.append(
+            Result.at_most(
+                f"restart, {stored // 1000}k items", restart, "s", RESTART_SECONDS_PER_ITEM * stored
+            )
+        )
+
+        with servers_process(data) as (gallery_url, fixed_url, pid):
+            token = access_token(gallery_url)
+            for gallery in SEARCHED:
+                latencies = search_latencies(gallery_url, token, gallery, probes, signs, searches)
+                median, p99 = statistics.median(latencies), percentile(latencies, 99)
+                print(
+                    f"{gallery} search, {items} items: median {median * 1000:.1f} ms, "
+                    f"p99 {p99 * 1000:.1f} ms over {len(latencies)} searches"
+                )
+                results.append(
+                    Result.at_most(
+                        f"{gallery} search p99, {items // 1000}k items", p99, "s", SEARCH_P99_TARGET
+                    )
+                )
+            gallery_rate, fixed_rate = add_throughputs(
+                gallery_url, fixed_url, token, bodies, rounds=8, clients=args.clients
+            )
+            server_rss = peak_rss_bytes(pid)
+    ratio = gallery_rate / fixed_rate
+    print(
+        f"add over HTTP, {args.clients} clients, {ADD_GALLERY} of {items} items: "
+        f"{gallery_rate:.0f}/s; fixed-answer app on the same stack: {fixed_rate:.0f}/s "
+        f"(gallery ms per add {1000 / gallery_rate:.2f}, stack {1000 / fixed_rate:.2f})"
+    )
+    print(f"peak RSS of the server process: {server_rss / 2**20:.0f} MiB")
+    results.append(
+        Result.at_least("add throughput, gallery / fixed app", ratio, "x", ADD_RATIO_TARGET)
+    )
+    report(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
