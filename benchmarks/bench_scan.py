@@ -1,6 +1,7 @@
 """No-change rescan speed and ledger scale of ``syncd reconcile --dry-run`` (SPEC §8).
 
-Run: ``.venv/bin/python benchmarks/bench_scan.py [--files 100000] [--rss-files 1000000]``.
+Run: ``.venv/bin/python benchmarks/bench_scan.py [--quick] [--files 100000]
+[--rss-files 1000000] [--repeat 5] [--skip-rss]``.
 
 1. Speed. A tree of ``--files`` small real images (95-byte PNGs, 100 to a folder) and one
    library. Outside the timing: the first ``syncd reconcile --dry-run`` (hashes, checks and
@@ -10,12 +11,12 @@ Run: ``.venv/bin/python benchmarks/bench_scan.py [--files 100000] [--rss-files 1
    warm cache. Target: ratio <= 4.
 2. Scale. A tree of ``--rss-files`` empty files and a ledger holding a synced file row,
    content and item for each (written straight into the ledger's tables). Measured: the
-   peak RSS of one no-change ``syncd reconcile --dry-run`` over it. Target: <= 400 MB.
+   peak RSS of one no-change ``syncd reconcile --dry-run`` over it. Target: <= 400 MB
+   (set for 1M rows; ``--quick`` measures 100k rows against it).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import shutil
@@ -28,6 +29,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from _common import Result, bench_parser, report
 from sqlalchemy import String, cast, insert, update
 
 from syncd.config import load_config
@@ -151,7 +153,7 @@ def mark_synced(config_path: Path) -> None:
         ledger.close()
 
 
-def bench_speed(base: Path, files: int, repeat: int) -> None:
+def bench_speed(base: Path, files: int, repeat: int) -> Result:
     root = base / "root"
     t0 = time.perf_counter()
     make_tree(root, files, _png_maker())
@@ -169,12 +171,10 @@ def bench_speed(base: Path, files: int, repeat: int) -> None:
         t_find.append(find_time(root))
         t_syncd.append(timed_run(config))
     best_find, best_syncd = min(t_find), min(t_syncd)
-    ratio = best_syncd / best_find
     print(f"  find -printf:                  {best_find:.3f} s (best of {repeat})")
     print(f"  no-change reconcile --dry-run: {best_syncd:.3f} s (best of {repeat})")
-    print(
-        f"  ratio {ratio:.2f}   target <= {TARGET_RATIO:.0f}   "
-        f"{'MET' if ratio <= TARGET_RATIO else 'NOT MET'}"
+    return Result.at_most(
+        f"no-change rescan of {files} files / find", best_syncd / best_find, "x", TARGET_RATIO
     )
 
 
@@ -255,7 +255,7 @@ def fill_ledger(config_path: Path, root: Path, chunk: int = 50_000) -> int:
         ledger.close()
 
 
-def bench_rss(base: Path, files: int) -> None:
+def bench_rss(base: Path, files: int) -> Result:
     root = base / "root"
     t0 = time.perf_counter()
     make_tree(root, files, None)
@@ -265,35 +265,35 @@ def bench_rss(base: Path, files: int) -> None:
         f"scale: {files} files and {rows} ledger rows generated in {time.perf_counter() - t0:.0f} s"
     )
     elapsed, rss_mb = dry_run(config)
-    print(
-        f"  no-change reconcile --dry-run over {rows} rows: {elapsed:.1f} s, "
-        f"peak RSS {rss_mb:.0f} MB"
-    )
-    ratio = rss_mb / TARGET_RSS_MB
-    print(
-        f"  ratio {ratio:.2f} of the target <= {TARGET_RSS_MB:.0f} MB   "
-        f"{'MET' if rss_mb <= TARGET_RSS_MB else 'NOT MET'}"
-    )
+    print(f"  no-change reconcile --dry-run over {rows} rows: {elapsed:.1f} s")
+    return Result.at_most(f"rescan peak RSS, {rows} rows", rss_mb, "MB", TARGET_RSS_MB)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--files", type=int, default=100_000, help="files of the speed tree")
-    parser.add_argument("--rss-files", type=int, default=1_000_000, help="rows of the RSS run")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each command")
+    parser = bench_parser(__doc__)
+    parser.add_argument("--files", type=int, help="files of the speed tree (100000; --quick 20000)")
+    parser.add_argument(
+        "--rss-files", type=int, help="rows of the RSS run (1000000; --quick 100000)"
+    )
+    parser.add_argument("--repeat", type=int, help="timed runs of each command (5; --quick 3)")
     parser.add_argument("--skip-rss", action="store_true", help="only the speed part")
     args = parser.parse_args()
-    for part, size in (("speed", args.files), ("rss", 0 if args.skip_rss else args.rss_files)):
+    files = args.files or (20_000 if args.quick else 100_000)
+    rss_files = 0 if args.skip_rss else args.rss_files or (100_000 if args.quick else 1_000_000)
+    repeat = args.repeat or (3 if args.quick else 5)
+    results = []
+    for part, size in (("speed", files), ("rss", rss_files)):
         if not size:
             continue
         base = Path(tempfile.mkdtemp(prefix=f"syncd-bench-scan-{part}-"))
         try:
             if part == "speed":
-                bench_speed(base, size, args.repeat)
+                results.append(bench_speed(base, size, repeat))
             else:
-                bench_rss(base, size)
+                results.append(bench_rss(base, size))
         finally:
             shutil.rmtree(base, ignore_errors=True)
+    report(results)
 
 
 if __name__ == "__main__":

@@ -35,13 +35,14 @@ from syncd.ledger.report import StatusReport, ledger_status
 from syncd.ledger.schema import Ledger, open_ledger
 from syncd.logformat import LogFormat, configure_logging
 from syncd.metrics import Health, MetricsServer, MetricsSnapshot
-from syncd.scan.scanner import ScanResult, scan_libraries
+from syncd.scan.scanner import PathChanges, PathMove, ScanResult, scan_libraries, scan_paths
 from syncd.scan.walk import WalkFilter, printable_relpath
 from syncd.sdnotify import SystemdNotifier
 from syncd.sync.endpoint import open_client
 from syncd.sync.engine import EngineStats, SyncEngine
 from syncd.watch.aggregator import (
     LibraryChanges,
+    MoveHint,
     SettleAggregator,
     SettledBatch,
     WatchRoot,
@@ -261,15 +262,17 @@ class Daemon:
             self._guarded(self._scan, full)
         partial = [c for c in partial if c.library not in full]
         if partial:
-            self._guarded(self._scan_changes, partial)
+            # a library scanned whole needs no move hint
+            moves = [m for m in batch.moves if not {m.src_library, m.dst_library} & set(full)]
+            self._guarded(self._scan_changes, partial, moves)
 
     def _scan(self, names: list[str]) -> None:
         assert self._pipeline is not None
         self._after_scan(self._pipeline.scan(self._config, names, self._stop))
 
-    def _scan_changes(self, changes: list[LibraryChanges]) -> None:
+    def _scan_changes(self, changes: list[LibraryChanges], moves: Sequence[MoveHint]) -> None:
         assert self._pipeline is not None
-        self._after_scan(self._pipeline.scan_changes(self._config, changes, self._stop))
+        self._after_scan(self._pipeline.scan_changes(self._config, changes, moves, self._stop))
 
     def _after_scan(self, result: ScanResult) -> None:
         assert self._pipeline is not None
@@ -517,11 +520,21 @@ class Pipeline:
         )
 
     def scan_changes(
-        self, config: Config, changes: Sequence[LibraryChanges], stopping: threading.Event
+        self,
+        config: Config,
+        changes: Sequence[LibraryChanges],
+        moves: Sequence[MoveHint],
+        stopping: threading.Event,
     ) -> ScanResult:
-        """Scan what settled. The scanner has no subtree scan yet: each library that had a
-        settled path is scanned whole; unchanged files cost a stat, not a read (SPEC §2.10)."""
-        return self.scan(config, [c.library for c in changes], stopping)
+        """Scan only what settled: a stat per file, a walk per folder, the ledger's rows
+        there follow the disk (thread: work). Raises ScanInterrupted like `scan`."""
+        return scan_paths(
+            self._ledger,
+            config,
+            [PathChanges(c.library, c.files, c.subtrees, c.vanished) for c in changes],
+            moves=[PathMove(m.src_library, m.src, m.dst_library, m.dst) for m in moves],
+            progress=lambda _lib, _known: _StopCheck(stopping),
+        )
 
     def replan(self, config: Config) -> None:
         """Plan again: vanished files whose delete_grace is over get their deletes."""

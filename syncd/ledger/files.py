@@ -6,18 +6,21 @@ Each write queues the contents it touches for the planner in the same transactio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     LargeBinary,
     Select,
+    and_,
     delete,
     exists,
     func,
     insert,
+    or_,
     select,
     type_coerce,
     update,
@@ -43,6 +46,11 @@ _MASK64 = (1 << 64) - 1
 NO_SIGNATURE = -1
 #: rows per IN (...) list, well under every database's bound-parameter limit
 IN_CHUNK = 500
+#: paths per query of rows at or below paths (five bound parameters each)
+PATHS_CHUNK = 100
+#: a scan that vanishes fewer files than this holds none of their deletes, whatever share of
+#: the library they are: deleting 1 of 2 files is an edit, not an unmounted share (SPEC §2.8)
+MASS_VANISH_FLOOR = 10
 
 
 def stat_signature(size: int, mtime_ns: int, inode: int) -> int:
@@ -69,6 +77,21 @@ class Observation:
     #: "ok", "rejected" (not an image the gallery takes) or "skipped" (not readable)
     verdict: str
     reason: str | None = None
+    #: st_dev of the file (None: not known)
+    dev: int | None = None
+
+
+#: what tells one file from another on disk: (dev, inode, size, mtime_ns)
+FileIdentity = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownContent:
+    """What the ledger knows of the bytes of a file with a given identity."""
+
+    content_hash: str
+    verdict: str
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +144,17 @@ def ensure_library(session: Session, lib: LibraryConfig) -> LibraryRow:
     return LibraryRow(row.id, row.name, row.gallery)
 
 
-def load_index(ledger: Ledger, library_id: int) -> LedgerIndex:
+def load_index(ledger: Ledger, library_id: int, under: Sequence[str] | None = None) -> LedgerIndex:
     """The library's rows as a compact dict for change detection.
 
-    The hot read of a no-change rescan: a plain DB-API cursor over one indexed query, no
-    ORM objects, one small int per row.
+    With ``under`` (paths relative to the root), only the rows at or below those paths: what
+    a targeted scan compares. The hot read of a no-change rescan: a plain DB-API cursor over
+    one indexed query, no ORM objects, one small int per row.
     """
+    if under is not None:
+        return _load_index_under(ledger, library_id, under)
     sendable = (File.state == FILE_LIVE) & File.content_hash.is_not(None)
     mine = File.library_id == library_id
-    signatures: dict[bytes, int] = {}
     vanished: set[bytes] = set()
     mask = _MASK64
     with ledger.engine.connect() as conn:
@@ -140,13 +165,130 @@ def load_index(ledger: Ledger, library_id: int) -> LedgerIndex:
             bytes(path): (mtime_ns << 128) | ((size & mask) << 64) | (inode & mask)
             for path, size, mtime_ns, inode in cursor
         }
-        cursor = _raw_cursor(conn, select(File.relpath, File.state).where(mine, ~sendable))
-        for path, state in cursor:
+        # the other rows of all libraries, found through the state and content_hash indexes:
+        # naming the library would make SQLite read all its rows a second time
+        other = File.state.in_([FILE_VANISHED, FILE_HELD]) | File.content_hash.is_(None)
+        cursor = _raw_cursor(conn, select(File.library_id, File.relpath, File.state).where(other))
+        for library, path, state in cursor:
+            if library != library_id:
+                continue
             if state == FILE_VANISHED:
                 vanished.add(bytes(path))
             else:
                 signatures[bytes(path)] = NO_SIGNATURE
     return LedgerIndex(signatures, vanished)
+
+
+def _load_index_under(ledger: Ledger, library_id: int, under: Sequence[str]) -> LedgerIndex:
+    """``load_index`` restricted to the rows at or below ``under``."""
+    signatures: dict[bytes, int] = {}
+    vanished: set[bytes] = set()
+    relpath = type_coerce(File.relpath, LargeBinary)
+    keys = [encode_relpath(rel) for rel in under]
+    with ledger.engine.connect() as conn:
+        for start in range(0, len(keys), PATHS_CHUNK):
+            rows = conn.execute(
+                select(
+                    relpath, File.size, File.mtime_ns, File.inode, File.state, File.content_hash
+                ).where(rows_at_or_below(library_id, keys[start : start + PATHS_CHUNK]))
+            )
+            for path, size, mtime_ns, inode, state, content_hash in rows:
+                if state == FILE_VANISHED:
+                    vanished.add(bytes(path))
+                elif state == FILE_LIVE and content_hash is not None:
+                    signatures[bytes(path)] = stat_signature(size, mtime_ns, inode)
+                else:
+                    signatures[bytes(path)] = NO_SIGNATURE
+    return LedgerIndex(signatures, vanished)
+
+
+def rows_at_or_below(library_id: int, keys: Sequence[bytes]) -> ColumnElement[bool]:
+    """The library's rows at the stored paths ``keys`` or below them (``key + b"/"...``).
+
+    Each term names the library, so SQLite answers the OR from the (library, relpath)
+    index, one range per path.
+    """
+    relpath = type_coerce(File.relpath, LargeBinary)
+    mine = File.library_id == library_id
+    terms: list[ColumnElement[bool]] = []
+    for key in keys:
+        # b"0" follows b"/": the range holds every path that continues key with "/"
+        terms += [
+            and_(mine, relpath == key),
+            and_(mine, relpath >= key + b"/", relpath < key + b"0"),
+        ]
+    return or_(*terms)
+
+
+def known_contents(
+    session: Session,
+    library_id: int,
+    identities: Collection[FileIdentity],
+    relpaths: Collection[bytes] = (),
+) -> dict[FileIdentity, KnownContent]:
+    """What the ledger knows of the bytes of files with these identities.
+
+    Looked for among the library's rows at the stored paths ``relpaths`` (paths a scan has
+    not found yet: the file may have moved from there) and among its vanished and held
+    rows. A file with the identity of a row is that row's file, moved or linked (the same
+    trust SPEC §2.10 puts in size, mtime_ns and inode at one path), so its bytes need no
+    second read. Identities whose rows disagree are left out.
+    """
+    if not identities:
+        return {}
+    wanted = set(identities)
+    columns = (
+        File.library_id,
+        File.dev,
+        File.inode,
+        File.size,
+        File.mtime_ns,
+        File.content_hash,
+        File.verdict,
+        File.verdict_reason,
+    )
+    known = (File.dev.is_not(None), File.content_hash.is_not(None))
+    # no library in this query: SQLite would pick the (library, relpath) index and read the
+    # whole library instead of the few vanished rows
+    gone = File.state.in_([FILE_VANISHED, FILE_HELD])
+    inodes = sorted({_signed64(identity[1]) for identity in wanted})
+    queries = [
+        select(*columns).where(gone, *known, File.inode.in_(inodes[start : start + IN_CHUNK]))
+        for start in range(0, len(inodes), IN_CHUNK)
+    ]
+    keys = list(relpaths)
+    relpath = type_coerce(File.relpath, LargeBinary)
+    queries += [
+        select(*columns).where(
+            File.library_id == library_id, *known, relpath.in_(keys[start : start + IN_CHUNK])
+        )
+        for start in range(0, len(keys), IN_CHUNK)
+    ]
+    found: dict[FileIdentity, KnownContent | None] = {}
+    for query in queries:
+        for lib, dev, inode, size, mtime_ns, content_hash, verdict, reason in session.execute(
+            query
+        ):
+            if lib != library_id or dev is None or content_hash is None or verdict is None:
+                continue  # another library's row, or one the query excludes already
+            identity = (dev & _MASK64, inode & _MASK64, size, mtime_ns)
+            if identity not in wanted:
+                continue
+            content = KnownContent(content_hash, verdict, reason)
+            found[identity] = content if found.get(identity, content) == content else None
+    return {identity: c for identity, c in found.items() if c is not None}
+
+
+def count_files(session: Session, library_id: int) -> int:
+    """Files the ledger holds in the library: its live and held rows."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(File)
+            .where(File.library_id == library_id, File.state.in_([FILE_LIVE, FILE_HELD]))
+        )
+        or 0
+    )
 
 
 def _raw_cursor(conn: Connection, query: Select[*tuple[Any, ...]]) -> Any:
@@ -191,6 +333,7 @@ def _record_chunk(
             "size": obs.size,
             "mtime_ns": obs.mtime_ns,
             "inode": _signed64(obs.inode),
+            "dev": None if obs.dev is None else _signed64(obs.dev),
             "content_hash": obs.content_hash,
             "verdict": obs.verdict,
             "verdict_reason": obs.reason,
@@ -265,7 +408,8 @@ def hold_mass_vanish(
 
     Files vanished at ``now`` whose content did not show up at a new path of the same
     gallery (a move) count; when they are more than ``max_fraction`` of the files the
-    library had (``known_files``), they become "held" and keep their items. Returns how many were held.
+    library had (``known_files``) and at least ``MASS_VANISH_FLOOR``, they become "held"
+    and keep their items. Returns how many were held.
     """
     other = aliased(File)
     other_lib = aliased(Library)
@@ -283,7 +427,7 @@ def hold_mass_vanish(
         ~moved,
     )
     count = int(session.scalar(select(func.count()).select_from(File).where(*gone)) or 0)
-    if count == 0 or count <= max_fraction * known_files:
+    if count < MASS_VANISH_FLOOR or count <= max_fraction * known_files:
         return 0
     session.execute(update(File).where(*gone).values(state=FILE_HELD))
     return count

@@ -1,4 +1,4 @@
-"""The ledger's tables (schema version 2), as typed SQLAlchemy models.
+"""The ledger's tables (schema version 3), as typed SQLAlchemy models.
 
 files     one row per path seen under a library root: its stat signature, content and verdict
 contents  (gallery, content hash) -> item; several contents may share one item (216681)
@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: the schema this code writes; schema.MIGRATIONS brings older ledgers up to it
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 FileState = Literal["live", "vanished", "held"]
 #: live: on disk; vanished: gone, waiting delete_grace; held: gone in a mass vanish (SPEC §2.8)
@@ -113,6 +113,9 @@ class File(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     inode: Mapped[int] = mapped_column(BigInteger)
+    #: st_dev of the file when last read (schema v3; None before): with inode, size and
+    #: mtime_ns it tells a moved file from a new one, so a move costs no re-read (SPEC §2.2)
+    dev: Mapped[int | None] = mapped_column(BigInteger)
     #: sha256 hex of the bytes; None while not read (skipped)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     verdict: Mapped[str | None] = mapped_column(String(16))

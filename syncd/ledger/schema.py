@@ -61,8 +61,13 @@ def _v1_to_v2(conn: Connection) -> None:
     tombstones.create(conn)
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """v3: files keep the device they were read on (a moved file is known by its identity)."""
+    conn.execute(text("ALTER TABLE files ADD COLUMN dev BIGINT"))
+
+
 #: MIGRATIONS[n] upgrades a ledger at schema version n + 1 to n + 2
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2, _v2_to_v3]
 assert len(MIGRATIONS) + 1 == SCHEMA_VERSION
 
 

@@ -3,16 +3,24 @@
 Per library: stream the walk against a compact index of the ledger's rows; a file whose
 size, mtime_ns and inode match its row costs nothing more (SPEC §2.10). Changed and new
 files are hashed on a thread pool and checked as images (header only), and their rows
-are written in batches together with the planner's queue. Files the walk no longer finds
-vanish, unless the root is missing, unreadable or empty (no deletes, SPEC §2.8), and a
-scan that vanishes too much of a library holds those deletes. The planner then turns
-the queued contents into item intents.
+are written in batches together with the planner's queue. A file with the identity
+(dev, inode, size, mtime_ns) of a row at another path is that file moved: its known
+content is reused, not read again (SPEC §2.2). Files the walk no longer finds vanish,
+unless the root is missing, unreadable or empty (no deletes, SPEC §2.8), and a scan
+that vanishes too much of a library holds those deletes. The planner then turns the
+queued contents into item intents.
+
+``scan_libraries`` walks whole libraries; ``scan_paths`` looks only at the paths the
+watcher saw settle (a stat per file, a walk per folder) and compares them with the
+ledger's rows at and below those paths, under the same rules.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,11 +28,15 @@ from typing import Protocol
 
 from syncd.config import Config, LibraryConfig, TagRule
 from syncd.ledger.files import (
+    FileIdentity,
+    KnownContent,
     LedgerIndex,
     LibraryRow,
     Observation,
+    count_files,
     ensure_library,
     hold_mass_vanish,
+    known_contents,
     load_index,
     record_observations,
     record_vanished,
@@ -39,6 +51,8 @@ from syncd.scan.walk import (
     RootUnavailable,
     SkippedEntry,
     WalkFilter,
+    _kind,
+    _open_root,
     printable_relpath,
     walk_library,
 )
@@ -53,6 +67,8 @@ HASH_WORKERS = 4
 KEEP_SKIPPED = 100
 #: rounds of waiting for files still being written before leaving them to the next scan
 SETTLE_ROUNDS = 3
+
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Progress(Protocol):
@@ -80,7 +96,8 @@ class LibraryScan:
     new: int = 0
     changed: int = 0
     vanished: int = 0
-    #: vanished files whose deletes are held (more than max_delete_fraction vanished)
+    #: vanished files whose deletes are held (more than max_delete_fraction and at least
+    #: files.MASS_VANISH_FLOOR vanished)
     held: int = 0
     #: held deletes let go by allow_mass_delete
     released: int = 0
@@ -94,6 +111,10 @@ class LibraryScan:
     unknown: int = 0
     #: why the root could not be scanned (missing, unreadable, empty): nothing vanished
     unavailable: str | None = None
+    #: new or changed files read to hash them
+    hashed: int = 0
+    #: new or changed files whose content the ledger knew from another path (moved): not read
+    reused: int = 0
 
 
 @dataclass
@@ -102,6 +123,32 @@ class ScanResult:
 
     libraries: list[LibraryScan]
     plan: ReplanStats
+
+
+@dataclass(frozen=True)
+class PathChanges:
+    """Paths of one library to look at again, relative to its root with ``/`` separators.
+
+    The three kinds say what the watcher saw; the scan asks the disk what each path is now.
+    """
+
+    library: str
+    #: files to stat (and read when changed)
+    files: Sequence[str] = ()
+    #: folders to walk
+    subtrees: Sequence[str] = ()
+    #: paths gone from the disk: the ledger's rows there and below vanish
+    vanished: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class PathMove:
+    """A move the watcher saw (a hint: its source is looked at too)."""
+
+    src_library: str
+    src: str
+    dst_library: str
+    dst: str
 
 
 def scan_libraries(
@@ -149,7 +196,7 @@ def scan_library(
     allow_mass_delete: bool = False,
     progress: ProgressFactory | None = None,
 ) -> LibraryScan:
-    """Scan one library into the ledger (see the module docstring); ``now`` in seconds."""
+    """Scan one whole library into the ledger (see the module docstring); ``now`` in seconds."""
     with ledger.transaction() as session:
         row = ensure_library(session, lib)
     result = LibraryScan(lib.name, lib.gallery)
@@ -159,26 +206,12 @@ def scan_library(
     index = load_index(ledger, row.id)
     known_files = len(index.signatures)
     tick = progress(lib, known_files) if progress is not None else None
-    quiet_since_ns = int((now - config.watch.settle) * 1e9)
-    unsettled: list[FileEntry] = []
-
-    def record(entries: list[FileEntry]) -> None:
-        """Hash, judge and record a batch of changed files."""
-        if entries:
-            observations = _look_at(lib, entries, result)
-            with ledger.transaction() as session:
-                record_observations(session, row, observations, now)
-
-    def look(entries: list[FileEntry]) -> None:
-        """Record changed files, keeping back those still being written."""
-        record([e for e in entries if e.mtime_ns <= quiet_since_ns])
-        unsettled.extend(e for e in entries if e.mtime_ns > quiet_since_ns)
-
+    recorder = _Recorder(ledger, config, lib, row, index, result, now)
     try:
         walk = walk_library(
             lib.root, WalkFilter.for_library(lib, config.watch), lib.follow_symlinks
         )
-        unknown_prefixes = _compare(walk, index, result, tick, look)
+        unreadable = _compare(walk, index, result, tick, recorder.look)
     except RootUnavailable as exc:
         result.unavailable = exc.reason
         _log.warning("library %s: %s: nothing will be deleted", lib.name, exc.reason)
@@ -186,25 +219,223 @@ def scan_library(
     finally:
         if tick is not None:
             tick.finish()
-    if unsettled:
-        settled = _wait_until_settled(lib, unsettled, config.watch.settle, result)
-        for start in range(0, len(settled), BATCH_ROWS):
-            record(settled[start : start + BATCH_ROWS])
-    _vanish(
-        ledger,
-        config,
-        lib,
-        row,
-        index,
-        known_files,
-        unknown_prefixes,
-        result,
-        now,
-        allow_mass_delete,
+    recorder.finish()
+    gone = _missing_keys(index, unreadable, result)
+    if gone and result.seen == 0 and result.skipped_count == 0:
+        result.unavailable = f"library root {lib.root} is empty"
+        result.unknown += len(gone)
+        _log.warning(
+            "library %s: the root is empty but the ledger knows %d files: nothing will be "
+            "deleted (is the share mounted?)",
+            lib.name,
+            len(gone),
+        )
+    elif gone:
+        _vanish(ledger, config, lib, row, gone, known_files, result, now, allow_mass_delete)
+    _log_scan(lib, result, "")
+    return result
+
+
+def scan_paths(
+    ledger: Ledger,
+    config: Config,
+    changes: Sequence[PathChanges],
+    *,
+    moves: Sequence[PathMove] = (),
+    now: float | None = None,
+    progress: ProgressFactory | None = None,
+) -> ScanResult:
+    """Look again at these paths only (what settled in the watcher), record, plan intents.
+
+    Each path is what the disk says it is now: a file is stat'ed, a folder walked, and the
+    ledger's rows at and below it follow (new, changed, unchanged, vanished), under the
+    rules of a full scan. The source of each move hint is looked at too. A library whose
+    root is missing or unreadable vanishes nothing. A library that follows symlinks, or
+    that would be left without files, is scanned whole instead (a symlink may lead
+    anywhere in the root; an empty root sends no deletes). Libraries the config does not
+    have are skipped. ``now`` (seconds since the epoch) defaults to the clock.
+    """
+    started = time.time() if now is None else now
+    wanted: dict[str, list[str]] = {}
+    for change in changes:
+        paths = wanted.setdefault(change.library, [])
+        paths += [*change.files, *change.subtrees, *change.vanished]
+    for move in moves:
+        wanted.setdefault(move.src_library, []).append(move.src)
+        wanted.setdefault(move.dst_library, []).append(move.dst)
+    results = [
+        scan_library_paths(ledger, config, lib, wanted[lib.name], started, progress)
+        for lib in config.libraries
+        if lib.name in wanted
+    ]
+    rules: dict[str, Sequence[TagRule]] = {lib.name: lib.rules for lib in config.libraries}
+    stats = replan(ledger, rules, started, config.watch.delete_grace)
+    return ScanResult(results, stats)
+
+
+def scan_library_paths(
+    ledger: Ledger,
+    config: Config,
+    lib: LibraryConfig,
+    paths: Iterable[str],
+    now: float,
+    progress: ProgressFactory | None = None,
+) -> LibraryScan:
+    """Scan ``paths`` of one library (relative to its root) into the ledger; see
+    :func:`scan_paths`. ``now`` in seconds since the epoch."""
+    targets = _outermost(paths)
+    if lib.follow_symlinks or "" in targets:
+        return scan_library(ledger, config, lib, now, progress=progress)
+    with ledger.transaction() as session:
+        row = ensure_library(session, lib)
+    result = LibraryScan(lib.name, lib.gallery)
+    try:
+        root_fd = _open_root(os.fspath(lib.root))
+    except RootUnavailable as exc:
+        result.unavailable = exc.reason
+        _log.warning("library %s: %s: nothing will be deleted", lib.name, exc.reason)
+        return result
+    index = load_index(ledger, row.id, under=targets)
+    tick = progress(lib, len(index.signatures)) if progress is not None else None
+    recorder = _Recorder(ledger, config, lib, row, index, result, now)
+    try:
+        flt = WalkFilter.for_library(lib, config.watch)
+        entries = _entries_at(os.fspath(lib.root), root_fd, targets, flt, config)
+        unreadable = _compare(entries, index, result, tick, recorder.look)
+    finally:
+        os.close(root_fd)
+        if tick is not None:
+            tick.finish()
+    recorder.finish()
+    gone = _missing_keys(index, unreadable, result)
+    if gone:
+        with ledger.transaction() as session:
+            files_now = count_files(session, row.id)
+        if files_now <= len(gone):
+            # nothing would be left: only a walk of the whole root can tell an empty root
+            whole = scan_library(ledger, config, lib, now, progress=progress)
+            whole.hashed += result.hashed
+            whole.reused += result.reused
+            return whole
+        # the rows this scan created were not files of the library before it
+        known_files = files_now - result.new
+        _vanish(ledger, config, lib, row, gone, known_files, result, now, False)
+    _log_scan(lib, result, f" (at {len(targets)} paths)")
+    return result
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """The distinct paths, less those inside another of them; "" stands for the root."""
+    chosen = set()
+    for path in paths:
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        if ".." in parts:
+            _log.warning("ignoring the path %s: it leaves the root", printable_relpath(path))
+            continue
+        chosen.add("/".join(parts))
+    if "" in chosen:
+        return [""]
+    return sorted(
+        path
+        for path in chosen
+        if not any("/".join(path.split("/")[:i]) in chosen for i in range(1, path.count("/") + 1))
     )
+
+
+def _entries_at(
+    root: str, root_fd: int, targets: Sequence[str], flt: WalkFilter, config: Config
+) -> Iterator[FileEntry | SkippedEntry]:
+    """What a full walk of the root (symlinks not followed) yields at and below ``targets``
+    (a link to a folder is not reported as skipped here: it has no rows either way)."""
+    # walks below a target pass every name but the ignored ones; the library's filter then
+    # judges each path relative to the root, as the full walk does
+    every_name = WalkFilter(ignore=config.watch.ignore)
+    for rel in targets:
+        yield from _entries_at_path(root, root_fd, rel, flt, every_name)
+
+
+def _entries_at_path(
+    root: str, root_fd: int, rel: str, flt: WalkFilter, every_name: WalkFilter
+) -> Iterator[FileEntry | SkippedEntry]:
+    """What a full walk yields at and below ``rel``: nothing when it is gone or hidden."""
+    parts = rel.split("/")
+    if _hidden(flt, parts[:-1]) or flt.ignores_name(parts[-1]):
+        return
+    try:
+        st = _lstat_below(root_fd, parts)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return  # a folder on the way is a symlink: the walk does not follow it
+        yield SkippedEntry(rel, f"cannot stat: {exc.strerror}", True)
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not _hidden(flt, parts):
+            yield from _walk_below(root, rel, flt, every_name)
+    elif not flt.accepts(rel):
+        return
+    elif stat.S_ISREG(st.st_mode):
+        yield FileEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    elif stat.S_ISLNK(st.st_mode):
+        yield SkippedEntry(rel, "symlink (follow_symlinks = false)")
+    else:
+        yield SkippedEntry(rel, f"not a regular file: {_kind(st.st_mode)}")
+
+
+def _lstat_below(root_fd: int, parts: Sequence[str]) -> os.stat_result:
+    """lstat of the path ``parts`` under the root, through real folders only (no symlink)."""
+    opened: list[int] = []
+    try:
+        fd = root_fd
+        for part in parts[:-1]:
+            fd = os.open(part, _DIR_NOFOLLOW, dir_fd=fd)
+            opened.append(fd)
+        return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def _walk_below(
+    root: str, rel: str, flt: WalkFilter, every_name: WalkFilter
+) -> Iterator[FileEntry | SkippedEntry]:
+    """The full walk's entries below the folder ``rel``, with paths relative to the root."""
+    top = os.path.join(root, rel)
+    try:
+        walk = walk_library(top, every_name)
+    except RootUnavailable as exc:
+        if os.path.lexists(top):  # not gone: what it holds is unknown, not vanished
+            yield SkippedEntry(rel, exc.reason, True)
+        return
+    prefix = rel + "/"
+    for entry in walk:
+        path = prefix + entry.relpath
+        if type(entry) is FileEntry:
+            if flt.accepts(path):
+                yield FileEntry(path, entry.size, entry.mtime_ns, entry.inode, entry.dev)
+        elif isinstance(entry, SkippedEntry):
+            if entry.unreadable:
+                if not _hidden(flt, path.split("/")):
+                    yield SkippedEntry(path, entry.reason, True)
+            elif flt.accepts(path):
+                yield SkippedEntry(path, entry.reason)
+
+
+def _hidden(flt: WalkFilter, folders: Sequence[str]) -> bool:
+    """Whether the full walk never enters the folder ``folders`` (an ignored name on the
+    way, or a folder the excludes prune); False for the root (no parts)."""
+    return any(flt.ignores_name(part) for part in folders) or any(
+        flt.prunes_dir("/".join(folders[:i])) for i in range(1, len(folders) + 1)
+    )
+
+
+def _log_scan(lib: LibraryConfig, result: LibraryScan, where: str) -> None:
     _log.info(
-        "library %s: %d files, %d new, %d changed, %d unchanged, %d vanished, %d held, %d skipped",
+        "library %s%s: %d files, %d new, %d changed, %d unchanged, %d vanished, %d held, "
+        "%d skipped; %d read, %d known from another path",
         lib.name,
+        where,
         result.seen,
         result.new,
         result.changed,
@@ -212,8 +443,9 @@ def scan_library(
         result.vanished,
         result.held,
         result.skipped_count,
+        result.hashed,
+        result.reused,
     )
-    return result
 
 
 def _compare(
@@ -229,20 +461,20 @@ def _compare(
     Seen paths leave ``index.signatures``, so what is left there has vanished. The hot
     loop of a no-change rescan: one dict lookup per file, no allocation beyond the key.
     """
-    signatures = index.signatures
-    pop = signatures.pop
+    pop = index.signatures.pop
     changed: list[FileEntry] = []
     unreadable: list[str] = []
     walked = 0
     file_entry = FileEntry
+    if tick is not None:
+        walk = _ticking(walk, tick)
     for entry in walk:
         walked += 1
-        if tick is not None and walked % 1000 == 0:
-            tick.update(1000)
         if type(entry) is file_entry:
-            known = pop(entry.relpath.encode("utf-8", "surrogateescape"), None)
+            relpath, size, mtime_ns, inode, _ = entry
+            known = pop(relpath.encode("utf-8", "surrogateescape"), None)
             # stat_signature inlined (size and st_ino are unsigned 64-bit already)
-            if known == (entry.mtime_ns << 128) | (entry.size << 64) | entry.inode:
+            if known == (mtime_ns << 128) | (size << 64) | inode:
                 continue
             if known is None:
                 result.new += 1
@@ -266,13 +498,81 @@ def _compare(
             if entry.unreadable:
                 unreadable.append(entry.relpath)
                 result.unreadable += 1
-    if tick is not None:
-        tick.update(walked % 1000)
     if changed:
         look(changed)
     result.seen = walked - result.skipped_count
     result.unchanged = result.seen - result.new - result.changed
     return unreadable
+
+
+def _ticking(
+    walk: Iterable[FileEntry | SkippedEntry], tick: Progress
+) -> Iterator[FileEntry | SkippedEntry]:
+    """``walk``, telling ``tick`` every 1000 entries and at the end."""
+    walked = 0
+    for walked, entry in enumerate(walk, 1):
+        if walked % 1000 == 0:
+            tick.update(1000)
+        yield entry
+    tick.update(walked % 1000)
+
+
+class _Recorder:
+    """Hashes, judges and records the new and changed files a scan hands it, in batches;
+    files modified less than ``watch.settle`` ago wait until they are quiet (SPEC §4)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        config: Config,
+        lib: LibraryConfig,
+        row: LibraryRow,
+        index: LedgerIndex,
+        result: LibraryScan,
+        now: float,
+    ) -> None:
+        self._ledger = ledger
+        self._lib = lib
+        self._row = row
+        self._index = index
+        self._result = result
+        self._now = now
+        self._settle = config.watch.settle
+        self._quiet_since_ns = int((now - config.watch.settle) * 1e9)
+        self._unsettled: list[FileEntry] = []
+
+    def look(self, entries: list[FileEntry]) -> None:
+        """Record changed files, keeping back those still being written."""
+        quiet = self._quiet_since_ns
+        self._record([e for e in entries if e.mtime_ns <= quiet])
+        self._unsettled.extend(e for e in entries if e.mtime_ns > quiet)
+
+    def finish(self) -> None:
+        """Record the files kept back once they have settled."""
+        if not self._unsettled:
+            return
+        settled = _wait_until_settled(self._lib, self._unsettled, self._settle, self._result)
+        self._unsettled = []
+        for start in range(0, len(settled), BATCH_ROWS):
+            self._record(settled[start : start + BATCH_ROWS])
+
+    def _record(self, entries: list[FileEntry]) -> None:
+        if entries:
+            observations = _look_at(self._lib, entries, self._known(entries), self._result)
+            with self._ledger.transaction() as session:
+                record_observations(session, self._row, observations, self._now)
+
+    def _known(self, entries: Sequence[FileEntry]) -> dict[FileIdentity, KnownContent]:
+        """The contents the ledger knows for files with these entries' identities."""
+        wanted = {(e.mtime_ns << 128) | (e.size << 64) | e.inode for e in entries}
+        # rows the walk has not found (yet) with the same stat: their file may be this one
+        elsewhere = [key for key, sig in self._index.signatures.items() if sig in wanted]
+        with self._ledger.transaction() as session:
+            return known_contents(session, self._row.id, {_identity(e) for e in entries}, elsewhere)
+
+
+def _identity(entry: FileEntry) -> FileIdentity:
+    return (entry.dev, entry.inode, entry.size, entry.mtime_ns)
 
 
 def _wait_until_settled(
@@ -305,20 +605,33 @@ def _wait_until_settled(
 
 
 def _look_at(
-    lib: LibraryConfig, entries: Sequence[FileEntry], result: LibraryScan
+    lib: LibraryConfig,
+    entries: Sequence[FileEntry],
+    known: dict[FileIdentity, KnownContent],
+    result: LibraryScan,
 ) -> list[Observation]:
-    """Hash and judge these files (hashing on a thread pool)."""
-    from syncd.scan.hashing import hash_files  # only a scan that found changes needs it
-
+    """Hash and judge these files (hashing on a thread pool), except those whose content
+    ``known`` gives."""
     root = os.fspath(lib.root)
-    paths = ((n, os.path.join(root, e.relpath)) for n, e in enumerate(entries))
-    digests: dict[int, str | Exception] = dict(hash_files(paths, workers=HASH_WORKERS))
+    unread = [(n, e) for n, e in enumerate(entries) if _identity(e) not in known]
+    digests: dict[int, str | Exception] = {}
+    if unread:
+        from syncd.scan.hashing import hash_files  # only a scan that found changes needs it
+
+        paths = ((n, os.path.join(root, e.relpath)) for n, e in unread)
+        digests = dict(hash_files(paths, workers=HASH_WORKERS))
+        result.hashed += len(unread)
     observations = []
     for n, entry in enumerate(entries):
-        digest = digests[n]
         reason: str | None
         content_hash: str | None
-        if isinstance(digest, Exception):
+        content = known.get(_identity(entry))
+        if content is not None:
+            result.reused += 1
+            verdict, reason, content_hash = content.verdict, content.reason, content.content_hash
+            if verdict == VERDICT_REJECTED:
+                result.rejected += 1
+        elif isinstance(digest := digests[n], Exception):
             reason = f"cannot read: {getattr(digest, 'strerror', None) or digest}"
             verdict, content_hash = VERDICT_SKIPPED, None
             result.unreadable += 1
@@ -338,6 +651,7 @@ def _look_at(
                 content_hash,
                 verdict,
                 reason,
+                entry.dev,
             )
         )
     return observations
@@ -361,27 +675,14 @@ def _vanish(
     config: Config,
     lib: LibraryConfig,
     row: LibraryRow,
-    index: LedgerIndex,
+    gone: list[bytes],
     known_files: int,
-    unreadable: list[str],
     result: LibraryScan,
     now: float,
     allow_mass_delete: bool,
 ) -> None:
-    """Mark what the walk did not find as vanished, unless the scan cannot be trusted."""
-    gone = _missing_keys(index, unreadable, result)
-    if not gone:
-        return
-    if result.seen == 0 and result.skipped_count == 0:
-        result.unavailable = f"library root {lib.root} is empty"
-        result.unknown += len(gone)
-        _log.warning(
-            "library %s: the root is empty but the ledger knows %d files: nothing will be "
-            "deleted (is the share mounted?)",
-            lib.name,
-            len(gone),
-        )
-        return
+    """Mark the stored paths ``gone`` vanished; hold their deletes when they are too many of
+    the ``known_files`` the library had (SPEC §2.8)."""
     for start in range(0, len(gone), BATCH_ROWS):
         with ledger.transaction() as session:
             result.vanished += record_vanished(session, row, gone[start : start + BATCH_ROWS], now)

@@ -20,7 +20,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from syncd.config import LibraryConfig, WatchConfig
 from syncd.errors import SyncdError
@@ -41,13 +41,14 @@ _S_IFREG: Final = stat.S_IFREG
 _GLOB_FLAGS: Final = re.DOTALL
 
 
-@dataclass(frozen=True, slots=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     """A regular file under the root that passed the filters.
 
     ``relpath`` is relative to the root with ``/`` separators (see the module docstring for
     names that are not UTF-8); ``size`` is in bytes, ``mtime_ns`` in nanoseconds since the
     epoch; ``inode``/``dev`` identify the file (of the link's target when a followed symlink).
+    A named tuple, not a dataclass: one is made per file, and a frozen dataclass costs twice
+    the time to build (a no-change rescan of 100k files spends 0.05 s more).
     """
 
     relpath: str
@@ -400,10 +401,10 @@ def _walk(root: str, flt: WalkFilter, follow: bool) -> Iterator[FileEntry | Skip
                                     )
                                 continue
                             other = _other_entry(entry, fd, prefix, real, root_real, flt, follow)
-                            if isinstance(other, tuple):
-                                subdirs.append(other)
-                            elif other is not None:
+                            if isinstance(other, FileEntry | SkippedEntry):
                                 yield other
+                            elif other is not None:
+                                subdirs.append(other)
                         except FileNotFoundError:
                             continue  # vanished between the listing and the stat
                         except OSError as exc:

@@ -77,17 +77,17 @@ def test_dry_run_shows_updates_and_deletes_with_their_paths(world: World) -> Non
 def test_held_deletes_are_shown_and_a_dry_run_never_lets_them_go(tmp_path: Path) -> None:
     world = World(tmp_path, max_delete_fraction=0.25)
     try:
-        for n in range(4):
+        for n in range(12):
             world.write(f"{n}.jpg", n)
         world.scan()
         world.sync()
-        for n in range(2):
+        for n in range(10):
             world.remove(f"{n}.jpg")
         result = run(world, "reconcile", "--dry-run", "--allow-mass-delete")
-        assert "held deletes (2):" in result.stdout.splitlines()
-        assert "--allow-mass-delete would let 2 held deletes go" in result.stdout
+        assert "held deletes (10):" in result.stdout.splitlines()
+        assert "--allow-mass-delete would let 10 held deletes go" in result.stdout
         status = json.loads(run(world, "status", "--json").stdout)
-        assert status["libraries"][0]["held_deletes"] == 2
+        assert status["libraries"][0]["held_deletes"] == 10
     finally:
         world.close()
 

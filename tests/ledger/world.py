@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,14 @@ from syncd.ledger.queue import (
     record_updated,
 )
 from syncd.ledger.schema import Ledger, open_ledger
-from syncd.scan.scanner import ScanResult, scan_libraries
+from syncd.scan.scanner import (
+    LibraryScan,
+    PathChanges,
+    PathMove,
+    ScanResult,
+    scan_libraries,
+    scan_paths,
+)
 from syncd.sync.plan import brief_path
 
 
@@ -64,6 +72,11 @@ def toml_config(
             f'root = "./{lib["name"]}"',
             f'gallery = "{lib.get("gallery", "similar")}"',
         ]
+        for key in ("include", "exclude"):
+            if key in lib:
+                lines.append(f"{key} = {list(lib[key])}")  # type: ignore[call-overload]
+        if lib.get("follow_symlinks"):
+            lines.append("follow_symlinks = true")
         for glob, tags in lib.get("rules", []):  # type: ignore[attr-defined]
             lines += ["[[library.rule]]", f'glob = "{glob}"', f"tags = {list(tags)}"]
     path = tmp_path / "config.toml"
@@ -119,6 +132,23 @@ class World:
         """Scan every library ``after`` seconds after the previous scan's clock."""
         self.clock = max(self.clock + after, time.time())
         return scan_libraries(self.ledger, self.config, now=self.clock, **kwargs)  # type: ignore[arg-type]
+
+    def scan_paths(
+        self,
+        files: Sequence[str] = (),
+        subtrees: Sequence[str] = (),
+        vanished: Sequence[str] = (),
+        *,
+        library: str = "photos",
+        moves: Sequence[PathMove] = (),
+        after: float = 0.0,
+    ) -> LibraryScan:
+        """A targeted scan of these paths of ``library`` (as the daemon makes for what
+        settled), ``after`` seconds after the previous scan's clock; that library's result."""
+        self.clock = max(self.clock + after, time.time())
+        changes = [PathChanges(library, files, subtrees, vanished)]
+        result = scan_paths(self.ledger, self.config, changes, moves=moves, now=self.clock)
+        return next(lib for lib in result.libraries if lib.name == library)
 
     def sync(self, max_rounds: int = 10) -> list[Call]:
         """Play every due intent as a successful call; the calls, in order."""

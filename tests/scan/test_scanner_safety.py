@@ -1,5 +1,6 @@
 """SPEC §2.8: a root that is missing, not a folder or empty sends no deletes; a scan that
-vanishes more than max_delete_fraction of a library holds its deletes until released."""
+vanishes more than max_delete_fraction of a library, and at least ten files, holds its
+deletes until released."""
 
 from __future__ import annotations
 
@@ -65,64 +66,91 @@ def test_an_empty_root_sends_no_deletes(tmp_path: Path) -> None:
 
 
 def test_a_mass_vanish_holds_its_deletes_until_allowed(tmp_path: Path) -> None:
-    world = _world_with_files(tmp_path, 8, max_delete_fraction=0.25)
+    world = _world_with_files(tmp_path, 40, max_delete_fraction=0.25)
     try:
-        for n in range(3):  # 3 of 8 > 25 %
+        for n in range(12):  # 12 of 40 > 25 %, and at least MASS_VANISH_FLOOR
             world.remove(f"dir/{n}.jpg")
         result = world.scan(after=1)
-        assert result.libraries[0].held == 3
+        assert result.libraries[0].held == 12
         world.scan(after=100)  # long past delete_grace: still held
         assert world.sync() == []
         with world.ledger.transaction() as session:
             status = ledger_status(session, [("photos", "similar")], world.clock)
-        assert status.libraries[0].held_deletes == 3
-        assert status.libraries[0].files == 5
+        assert status.libraries[0].held_deletes == 12
+        assert status.libraries[0].files == 28
         world.scan(after=1, allow_mass_delete=True)
-        assert sorted(c.path for c in world.sync()) == ["dir/0.jpg", "dir/1.jpg", "dir/2.jpg"]
+        assert sorted(c.path for c in world.sync()) == sorted(f"dir/{n}.jpg" for n in range(12))
         assert {c.op for c in world.sync()} == set()
     finally:
         world.close()
 
 
-def test_a_small_vanish_is_not_held(tmp_path: Path) -> None:
-    world = _world_with_files(tmp_path, 8, max_delete_fraction=0.25, delete_grace=5.0)
+def test_a_vanish_of_no_more_than_the_fraction_is_not_held(tmp_path: Path) -> None:
+    world = _world_with_files(tmp_path, 40, max_delete_fraction=0.25, delete_grace=5.0)
     try:
-        world.remove("dir/0.jpg")
-        world.remove("dir/1.jpg")  # 2 of 8 = 25 %: not more than the fraction
+        for n in range(10):  # 10 of 40 = 25 %: not more than the fraction
+            world.remove(f"dir/{n}.jpg")
         assert world.scan(after=1).libraries[0].held == 0
         world.scan(after=6)
-        assert sorted(c.op for c in world.sync()) == ["delete", "delete"]
+        assert [c.op for c in world.sync()] == ["delete"] * 10
+    finally:
+        world.close()
+
+
+def test_deleting_one_of_two_files_is_not_held(tmp_path: Path) -> None:
+    world = _world_with_files(tmp_path, 2, max_delete_fraction=0.25, delete_grace=5.0)
+    try:
+        world.remove("dir/0.jpg")  # half the library, but a single file
+        assert world.scan(after=1).libraries[0].held == 0
+        world.scan(after=6)
+        assert world.sync() == [Call("delete", "dir/0.jpg", "similar")]
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize(("files", "removed", "held"), [(12, 9, 0), (13, 10, 10)])
+def test_only_a_vanish_of_at_least_ten_files_is_held(
+    tmp_path: Path, files: int, removed: int, held: int
+) -> None:
+    world = _world_with_files(tmp_path, files, max_delete_fraction=0.25)
+    try:
+        for n in range(removed):  # far more than 25 % either way
+            world.remove(f"dir/{n}.jpg")
+        assert world.scan(after=1).libraries[0].held == held
+        world.scan(after=100)
+        assert len(world.sync()) == removed - held
     finally:
         world.close()
 
 
 def test_held_files_that_come_back_send_nothing(tmp_path: Path) -> None:
-    world = _world_with_files(tmp_path, 4, max_delete_fraction=0.25)
+    world = _world_with_files(tmp_path, 12, max_delete_fraction=0.25)
     try:
         saved = tmp_path / "saved"
         shutil.move(world.root() / "dir", saved)
         (world.root() / "dir").mkdir()
-        world.write("dir/new.jpg", 99)  # not empty: a real vanish of 4 of 4
-        assert world.scan(after=1).libraries[0].held == 4
+        world.write("dir/new.jpg", 99)  # not empty: a real vanish of 12 of 12
+        assert world.scan(after=1).libraries[0].held == 12
         for path in saved.iterdir():
             shutil.move(path, world.root() / "dir" / path.name)
         world.scan(after=100)
         assert world.sync() == [Call("add", "dir/new.jpg", "similar")]
-        assert len(world.gallery()) == 5
+        assert len(world.gallery()) == 13
     finally:
         world.close()
 
 
 def test_renaming_a_folder_is_not_a_mass_delete(tmp_path: Path) -> None:
-    world = _world_with_files(tmp_path, 5, max_delete_fraction=0.25)
+    world = _world_with_files(tmp_path, 12, max_delete_fraction=0.25)
     try:
         (world.root() / "dir").rename(world.root() / "renamed")
         result = world.scan(after=1)
         assert result.libraries[0].held == 0
         calls = world.sync()
-        assert sorted(calls, key=lambda c: c.path) == [
-            Call("update", f"renamed/{n}.jpg", "similar") for n in range(5)
-        ]
+        assert sorted(calls, key=lambda c: c.path) == sorted(
+            (Call("update", f"renamed/{n}.jpg", "similar") for n in range(12)),
+            key=lambda c: c.path,
+        )
     finally:
         world.close()
 
