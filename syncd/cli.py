@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -76,6 +77,434 @@ def gallery_serve(
         secret_key=secret_key,
         delete_latency=delete_latency,
     )
+
+
+# -- config and ledger, shared by the commands that need them -------------------------------
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
+    from syncd.config import Config, LibraryConfig
+    from syncd.ledger.report import PlanEntry, StatusReport
+    from syncd.ledger.schema import Ledger
+    from syncd.scan.scanner import DryRun, Progress, ScanResult
+    from syncd.sync.reconcile import ReconcileResult
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $SYNCD_CONFIG, else /etc/syncd/config.toml).",
+)
+
+
+def load_config_or_exit(path: Path | None) -> Config:
+    """The validated config, or exit 2 with the one line saying what is wrong."""
+    from syncd.config import load_config
+    from syncd.errors import ConfigError
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def open_ledger_or_exit(config: Config, create: bool = True) -> Ledger:
+    """The config's ledger, or exit 2 with the one line saying why it cannot be opened."""
+    from syncd.ledger.schema import LedgerError, open_ledger
+
+    try:
+        return open_ledger(config.ledger.path, create=create)
+    except LedgerError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _check_library_names(config: Config, names: tuple[str, ...]) -> None:
+    known = [lib.name for lib in config.libraries]
+    for name in names:
+        if name not in known:
+            known_names = ", ".join(known)
+            click.echo(f"--library: no library {name!r} in the config ({known_names})", err=True)
+            raise SystemExit(EXIT_USAGE)
+
+
+# -- reconcile and status ---------------------------------------------------------------------
+
+
+@cli.command("reconcile")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Scan and print the plan; call nothing.")
+@click.option(
+    "--library", "libraries", multiple=True, metavar="NAME", help="Only this library (repeatable)."
+)
+@click.option(
+    "--allow-mass-delete", is_flag=True, help="Let deletes held by the mass-delete safety go."
+)
+def reconcile_command(
+    config_file: Path | None, dry_run: bool, libraries: tuple[str, ...], allow_mass_delete: bool
+) -> None:
+    """Scan the libraries, then sync until nothing is due (--dry-run: print the plan)."""
+    config = load_config_or_exit(config_file)
+    _check_library_names(config, libraries)
+    if not dry_run:
+        raise SystemExit(_reconcile_and_sync(config, libraries, allow_mass_delete))
+    from syncd.scan.scanner import dry_run as scan_dry_run
+
+    ledger = open_ledger_or_exit(config)
+    try:
+        result = scan_dry_run(
+            ledger,
+            config,
+            libraries,
+            allow_mass_delete=allow_mass_delete,
+            progress=_progress_bar if sys.stderr.isatty() else None,
+        )
+    finally:
+        ledger.close()
+    _print_dry_run(result)
+
+
+@cli.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: libraries, paused, fatal.")
+@click.option("--failed", is_flag=True, help="Also list files not synced, with the reason.")
+def status_command(config_file: Path | None, as_json: bool, failed: bool) -> None:
+    """Per library: files, items, synced, pending, failed, held deletes; pause or stop state."""
+    import dataclasses
+    import json
+    import time
+
+    from syncd.ledger.report import empty_status, failed_files, ledger_status
+
+    config = load_config_or_exit(config_file)
+    libraries = [(lib.name, lib.gallery) for lib in config.libraries]
+    failures: list[PlanEntry] = []
+    if config.ledger.path.exists():
+        ledger = open_ledger_or_exit(config, create=False)
+        try:
+            with ledger.transaction() as session:
+                report = ledger_status(session, libraries, time.time())
+                failures = failed_files(session) if failed else []
+        finally:
+            ledger.close()
+    else:
+        report = empty_status(libraries)
+    if as_json:
+        data: dict[str, object] = {
+            "libraries": [dataclasses.asdict(line) for line in report.libraries],
+            "paused": report.paused,
+            "fatal": report.fatal,
+        }
+        if failed:
+            data["failed"] = [dataclasses.asdict(entry) for entry in failures]
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    _print_status(report, failures if failed else None)
+
+
+def _progress_bar(library: LibraryConfig, known_files: int) -> Progress:
+    bar = click.progressbar(
+        length=max(known_files, 1), label=f"scanning {library.name}", file=sys.stderr
+    )
+    bar.render_progress()
+    return _Bar(bar)
+
+
+class _Bar:
+    def __init__(self, bar: ProgressBar[int]) -> None:
+        self.bar = bar
+
+    def update(self, entries: int) -> None:
+        self.bar.update(entries)
+
+    def finish(self) -> None:
+        self.bar.render_finish()
+
+
+def print_scan(scan: ScanResult) -> None:
+    """One line per scanned library, then the first skipped paths (shared by reconcile)."""
+    from syncd.scan.walk import printable_relpath
+
+    for lib in scan.libraries:
+        head = f"library {lib.name} ({lib.gallery}):"
+        if lib.unavailable:
+            click.echo(f"{head} {lib.unavailable}: nothing will be deleted")
+            continue
+        line = (
+            f"{head} {lib.seen} files: {lib.new + lib.changed} new or changed, "
+            f"{lib.unchanged} unchanged, {lib.vanished} vanished"
+        )
+        for count, what in (
+            (lib.held, "deletes held (mass vanish)"),
+            (lib.released, "held deletes let go"),
+            (lib.skipped_count, "skipped"),
+            (lib.settling, "still being written"),
+        ):
+            if count:
+                line += f", {count} {what}"
+        click.echo(line)
+        for skipped in lib.skipped[:10]:
+            click.echo(f"  skipped {printable_relpath(skipped.relpath)}: {skipped.reason}")
+
+
+def _print_dry_run(result: DryRun) -> None:
+    from syncd.scan.walk import printable_relpath
+
+    print_scan(result.scan)
+    plan = result.plan
+    sections = [
+        ("adds", plan.adds),
+        ("updates", plan.updates),
+        ("deletes", plan.deletes),
+        ("held deletes", plan.held_deletes),
+        ("vanished, waiting for delete_grace", plan.waiting),
+        ("failures", plan.failures),
+    ]
+    counts = ", ".join(f"{part.count} {name.split(',')[0]}" for name, part in sections)
+    click.echo(f"plan: {counts}")
+    for name, part in sections:
+        if not part.count:
+            continue
+        click.echo(f"{name} ({part.count}):")
+        for entry in part.first:
+            detail = f": {entry.detail}" if entry.detail else ""
+            click.echo(f"  {entry.library}/{printable_relpath(entry.path)}{detail}")
+        if part.count > len(part.first):
+            click.echo(f"  … and {part.count - len(part.first)} more")
+    if plan.held_deletes.count:
+        if result.would_release:
+            click.echo(f"--allow-mass-delete would let {plan.held_deletes.count} held deletes go")
+        else:
+            click.echo("held deletes go only with `syncd reconcile --allow-mass-delete`")
+
+
+def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> None:
+    from syncd.scan.walk import printable_relpath
+
+    head = ("LIBRARY", "GALLERY", "FILES", "ITEMS", "SYNCED", "PENDING", "FAILED", "HELD")
+    rows = [head] + [
+        (
+            s.name,
+            s.gallery,
+            str(s.files),
+            str(s.items),
+            str(s.synced),
+            str(s.pending),
+            str(s.failed),
+            str(s.held_deletes),
+        )
+        for s in report.libraries
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+    if report.paused:
+        click.echo(f"paused: {report.paused.get('reason', report.paused)}")
+    for gallery, stop in (report.fatal or {}).items():
+        click.echo(f"stopped: gallery {gallery}: {stop.get('reason', stop)}")
+    if failures is not None:
+        click.echo(f"failed files ({len(failures)}):")
+        for entry in failures:
+            click.echo(f"  {entry.library}/{printable_relpath(entry.path)}: {entry.detail}")
+
+
+# -- the sync engine: reconcile (syncing), retry, search, check --------------------------------
+
+
+def _reconcile_and_sync(config: Config, libraries: tuple[str, ...], allow_mass_delete: bool) -> int:
+    """Scan, sync until nothing is due, print what happened; the exit code (SPEC §6)."""
+    from syncd.errors import ConfigError, SyncdError
+    from syncd.ledger.schema import LedgerError
+    from syncd.sync.reconcile import reconcile
+
+    try:
+        result = reconcile(
+            config,
+            libraries,
+            allow_mass_delete=allow_mass_delete,
+            progress=_progress_bar if sys.stderr.isatty() else None,
+        )
+    except (ConfigError, LedgerError) as exc:
+        click.echo(str(exc), err=True)
+        return EXIT_USAGE
+    except SyncdError as exc:
+        click.echo(str(exc), err=True)
+        return EXIT_USAGE if type(exc).__name__ == "LedgerBusy" else EXIT_API
+    _print_reconcile(result)
+    if result.fatal is not None:
+        click.echo(result.fatal, err=True)
+        return EXIT_API
+    return EXIT_FAILED if result.failures else EXIT_OK
+
+
+def _print_reconcile(result: ReconcileResult) -> None:
+    from syncd.scan.walk import printable_relpath
+    from syncd.sync.engine import utc_text
+
+    for lib in result.scan.libraries:
+        head = f"library {lib.name} ({lib.gallery}):"
+        if lib.unavailable:
+            click.echo(f"{head} {lib.unavailable}: nothing deleted")
+            continue
+        line = (
+            f"{head} {lib.seen} files: {lib.new + lib.changed} new or changed, "
+            f"{lib.unchanged} unchanged, {lib.vanished} vanished"
+        )
+        if lib.held:
+            line += f", {lib.held} deletes held (mass vanish; --allow-mass-delete lets them go)"
+        click.echo(line)
+    sync = result.sync
+    by_op: dict[str, int] = {}
+    errors = 0
+    for (op, answer), n in sync.calls.items():
+        by_op[op] = by_op.get(op, 0) + n
+        errors += n if answer != "ok" else 0
+    ops = ", ".join(
+        f"{op} {by_op[op]}" for op in ("add", "search", "update", "delete") if op in by_op
+    )
+    calls = f"{sync.total_calls} API calls" + (f" ({ops})" if ops else "")
+    if errors:
+        calls += f", {errors} answered with an error"
+    click.echo(
+        f"synced: {sync.added} added, {sync.adopted} adopted, {sync.updated} updated, "
+        f"{sync.deleted} deleted; {calls}"
+    )
+    if sync.pending:
+        when = f", next at {utc_text(sync.next_due)}" if sync.next_due is not None else ""
+        click.echo(f"waiting: {sync.pending} calls (backoff, deletion latency or stop){when}")
+    if sync.vanished_waiting:
+        when = f" until {utc_text(sync.vanished_due)}" if sync.vanished_due is not None else ""
+        click.echo(f"vanished: {sync.vanished_waiting} files wait for watch.delete_grace{when}")
+    if result.failures:
+        click.echo(f"failed: {len(result.failures)} files")
+        for entry in result.failures[:10]:
+            click.echo(f"  {entry.library}/{printable_relpath(entry.path)}: {entry.detail}")
+        if len(result.failures) > 10:
+            click.echo(f"  … and {len(result.failures) - 10} more (syncd status --failed)")
+
+
+@cli.command("retry")
+@config_option
+@click.option(
+    "--library", "libraries", multiple=True, metavar="NAME", help="Only this library (repeatable)."
+)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def retry_command(
+    config_file: Path | None, libraries: tuple[str, ...], paths: tuple[Path, ...]
+) -> None:
+    """Queue failed files again (all, a library's, or those at or under PATHs)."""
+    from syncd.errors import ConfigError
+    from syncd.ledger.schema import LedgerError
+    from syncd.sync.reconcile import retry_failures
+
+    config = load_config_or_exit(config_file)
+    _check_library_names(config, libraries)
+    try:
+        result = retry_failures(config, libraries, paths)
+    except (ConfigError, LedgerError) as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    click.echo(
+        f"queued again: {result.items} failed items, {result.files} refused files to read again"
+    )
+    for what in result.lifted:
+        click.echo(f"lifted {what}: calls are tried again")
+    if result.items or result.files or result.lifted:
+        click.echo("the running service or the next `syncd reconcile` syncs them")
+
+
+@cli.command("search")
+@config_option
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--library", default=None, metavar="NAME", help="Only this library's gallery and files."
+)
+@click.option(
+    "--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Hits to show."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help='A JSON list of {"score","cont_sign","brief","paths"}.'
+)
+def search_command(
+    config_file: Path | None, image: Path, library: str | None, top: int, as_json: bool
+) -> None:
+    """Search the gallery with a local image; each hit with its score and local paths."""
+    import json
+
+    from syncd.errors import ApiError, ConfigError, SyncdError
+    from syncd.scan.prepare import ImageRejected
+    from syncd.sync.search import search_image
+
+    config = load_config_or_exit(config_file)
+    _check_library_names(config, (library,) if library else ())
+    try:
+        found = search_image(config, image, library, top)
+    except ImageRejected as exc:
+        click.echo(f"{image}: {exc.reason}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except OSError as exc:
+        click.echo(f"{image}: cannot read: {exc.strerror or exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except (ApiError, SyncdError) as exc:
+        click.echo(f"search failed: {exc}", err=True)
+        raise SystemExit(EXIT_API) from None
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in found], ensure_ascii=False, indent=2))
+    else:
+        for hit in found:
+            where = hit.paths or [f"(not a file syncd knows) {hit.brief}"]
+            for path in where:
+                click.echo(f"{hit.score:.3f}  {path}")
+    if not found:
+        if not as_json:
+            click.echo("no hit", err=True)
+        raise SystemExit(EXIT_FAILED)
+
+
+@cli.command("check")
+@config_option
+def check_command(config_file: Path | None) -> None:
+    """Validate the config, reach the endpoint, obtain a token, open the ledger."""
+    from syncd.sync.reconcile import check_setup
+
+    config = load_config_or_exit(config_file)
+    lines, code = check_setup(config)
+    for line in lines:
+        click.echo(f"{'ok' if line.ok else 'FAILED'}  {line.what}: {line.detail}", err=not line.ok)
+    raise SystemExit(code)
+
+
+@cli.command("run")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $SYNCD_CONFIG, else /etc/syncd/config.toml).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines on stderr as text (for journald) or one JSON object per line.",
+)
+@click.pass_context
+def run_command(ctx: click.Context, config_file: Path | None, log_format: str) -> None:
+    """Reconcile, then watch and sync until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    from syncd.daemon import run
+
+    verbose = bool(ctx.find_root().params.get("verbose", False))
+    ctx.exit(run(config_file, "json" if log_format == "json" else "text", verbose))
 
 
 def main() -> None:

@@ -1,0 +1,464 @@
+"""The sync engine: ``api.concurrency`` workers turning the ledger's intents into calls.
+
+Workers claim due intents from the ledger (the queue), make the calls through the shared
+rate limiter and record each answer (``syncd.sync.workers``). Deletes of a gallery are
+claimed a thousand at a time so they go out in as few calls as the API allows. An idle
+worker waits on a condition variable until the next intent is due or ``wake`` says new
+work is in the ledger; nothing polls in a loop.
+
+Two ways to run it: ``start``/``stop`` for the service (workers run until stopped, a
+stopped gallery is retried every few minutes), and ``run_until_idle`` for ``reconcile``
+(workers stop once nothing is due within ``horizon`` seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.orm import aliased
+
+from syncd.api import ImageSearchClient
+from syncd.config import Config
+from syncd.errors import SyncdError
+from syncd.ledger.intents import replan
+from syncd.ledger.models import FILE_VANISHED, ITEM_PENDING, File, Item
+from syncd.ledger.queue import Intent, claim_due_intents
+from syncd.ledger.schema import Ledger
+from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
+from syncd.sync.account import AccountState
+from syncd.sync.lock import SyncLock
+from syncd.sync.pause import AccountPause, GalleryStop
+from syncd.sync.rate import RateLimiter
+from syncd.sync.workers import IntentRunner, Recorder, Stopping, SyncContext, Tally
+
+log = logging.getLogger("syncd.sync")
+
+#: reconcile waits for work due within this many seconds; later work is reported
+IDLE_HORIZON = 60.0
+#: seconds an idle worker waits at most before looking at the ledger again
+MAX_IDLE_WAIT = 30.0
+#: seconds a worker waits when work is due but another worker holds it
+CONTENDED_WAIT = 0.05
+#: workers beyond api.concurrency (see _spawn)
+SPARE_WORKERS = 2
+#: intents claimed from the ledger at a time, per worker (one claim feeds every worker)
+CLAIM_PER_WORKER = 8
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """The engine's numbers for /metrics."""
+
+    #: (operation, "ok" or error class name) -> calls since start
+    calls: dict[tuple[str, str], int]
+    #: calls per second the shared limiter allows now
+    rate: float
+    #: seconds since the epoch of the last successful call
+    last_success: float | None
+
+
+@dataclass
+class SyncReport:
+    """What one ``run_until_idle`` did and what it left."""
+
+    #: (operation, "ok" or error class name) -> calls made
+    calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    added: int = 0
+    adopted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    #: intents that became failed (bad image, bad request, …)
+    failed: int = 0
+    #: intents left pending (backoff over the horizon, deletion latency, stopped gallery)
+    pending: int = 0
+    #: seconds since the epoch when the first of them is due
+    next_due: float | None = None
+    #: vanished files whose delete_grace ends after the horizon, and when the first does
+    vanished_waiting: int = 0
+    vanished_due: float | None = None
+    pause: AccountPause | None = None
+    stops: dict[str, GalleryStop] = field(default_factory=dict)
+
+    @property
+    def total_calls(self) -> int:
+        """Every call made, whatever the answer."""
+        return sum(self.calls.values())
+
+
+@dataclass(frozen=True)
+class _Work:
+    gallery: str
+    intents: list[Intent]
+    deletes: bool
+
+
+class SyncEngine:
+    """Workers that sync the ledger's intents to the gallery API of ``client``.
+
+    ``galleries``: the galleries whose intents are served (all by default). ``limiter``:
+    the shared rate limiter (one at ``api.qps`` by default). ``clock``: seconds since the
+    epoch.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: ImageSearchClient,
+        config: Config,
+        *,
+        galleries: Sequence[str] = GALLERY_NAMES,
+        limiter: RateLimiter | None = None,
+        lock: SyncLock | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ledger = ledger
+        self._config = config
+        self._galleries = list(galleries)
+        self._clock = clock
+        self._lock = lock if lock is not None else SyncLock(ledger.path)
+        self._owner = f"{socket.gethostname()[:24]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._ctx = SyncContext(
+            ledger=ledger,
+            client=client,
+            limiter=limiter if limiter is not None else RateLimiter(config.api.qps),
+            account=AccountState(ledger, clock),
+            libraries={lib.name: lib for lib in config.libraries},
+            rules={lib.name: lib.rules for lib in config.libraries},
+            delete_grace=config.watch.delete_grace,
+            delete_latency=config.safety.delete_latency,
+            recorder=Recorder(ledger),
+            in_flight=threading.BoundedSemaphore(max(1, config.api.concurrency)),
+            clock=clock,
+            tally=Tally(),
+        )
+        self._ctx.recorder.on_commit = self.wake
+        self._cv = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._done = False
+        self._crashed = False
+        self._busy = 0
+        #: bumped whenever work finished or was announced: idle workers look again
+        self._generation = 0
+        self._idle_exit = False
+        self._horizon = IDLE_HORIZON
+        self._replanning = threading.Lock()
+        #: work this process claimed in the ledger and no worker has taken yet
+        self._claimed: deque[_Work] = deque()
+        self._claiming = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _begin(self, retry_stops: bool) -> None:
+        """Take the ledger's sync lock and clean up after a process that died."""
+        self._lock.acquire()
+        self._ctx.account = AccountState(self._ledger, self._clock, retry_stops=retry_stops)
+        self._ctx.account.load()
+        with self._ledger.transaction() as session:
+            # we hold the sync lock: any other claim was left by a process that is gone
+            session.execute(
+                update(Item)
+                .where(Item.claim_owner.is_not(None))
+                .values(claim_owner=None, claimed_at=None)
+            )
+
+    def _spawn(self) -> None:
+        # a few workers more than calls in flight: they read images and record answers
+        # while the others wait for the gallery, so api.concurrency calls stay in flight
+        count = max(1, self._config.api.concurrency) + SPARE_WORKERS
+        self._threads = [
+            threading.Thread(
+                target=self._worker_main, args=(n,), name=f"syncd-sync-{n}", daemon=True
+            )  # fmt: skip
+            for n in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def start(self) -> None:
+        """Start the workers for the service; raises LedgerBusy if another process syncs."""
+        self._begin(retry_stops=True)
+        self._spawn()
+        log.info("sync workers started (%d, %.1f calls/s)", len(self._threads),
+                 self._ctx.limiter.ceiling)  # fmt: skip
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the workers: calls in flight get ``timeout`` seconds to end, then the
+        claims still held are given back and the sync lock released."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        self._ctx.limiter.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(left)
+        if not any(thread.is_alive() for thread in self._threads):
+            self._release_own_claims()
+        self._lock.release()
+
+    def run_until_idle(self, horizon: float = IDLE_HORIZON) -> SyncReport:
+        """Sync until nothing is due within ``horizon`` seconds (``reconcile``); the report
+        says what was done and what is left. Raises LedgerBusy if another process syncs."""
+        self._idle_exit = True
+        self._horizon = horizon
+        self._begin(retry_stops=False)
+        try:
+            self._spawn()
+            for thread in self._threads:
+                thread.join()
+            if self._crashed:
+                raise SyncdError("a sync worker stopped on an internal error (see the log)")
+            return self._report()
+        finally:
+            self._ctx.limiter.close()
+            self._release_own_claims()
+            self._lock.release()
+
+    def wake(self) -> None:
+        """New intents are in the ledger: idle workers look now."""
+        with self._cv:
+            self._generation += 1
+            self._cv.notify_all()
+
+    def healthy(self) -> bool:
+        """True while every worker thread runs."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def stats(self) -> EngineStats:
+        """Calls by operation and result, the current rate, the last success."""
+        tally = self._ctx.tally
+        with tally.lock:
+            calls = dict(tally.calls)
+            last = tally.last_success
+        return EngineStats(calls, self._ctx.limiter.rate, last)
+
+    # -- the workers --------------------------------------------------------------------
+
+    def _worker_main(self, index: int) -> None:
+        runner = IntentRunner(self._ctx, self._owner)
+        try:
+            self._worker_loop(runner)
+        except Exception:
+            log.exception("sync worker %d stopped on an internal error", index)
+            with self._cv:
+                self._crashed = True
+                self._done = self._idle_exit
+                self._cv.notify_all()
+
+    def _worker_loop(self, runner: IntentRunner) -> None:
+        while True:
+            with self._cv:
+                if self._stopping or self._done:
+                    return
+                generation = self._generation
+            galleries = self._ctx.account.open_galleries(self._galleries)
+            work = self._next_work(runner, galleries)
+            if work is not None:
+                self._run(runner, work)
+                continue
+            if not self._idle_exit:
+                self._ctx.account.refresh()
+            grace_end = self._expire_grace() if self._idle_exit else None
+            claim_time = self._clock()
+            next_due = self._next_due(galleries)
+            with self._cv:
+                if self._stopping or self._done:
+                    return
+                if self._generation != generation:
+                    continue
+                now = self._clock()
+                moments = [t for t in (next_due, grace_end, self._ctx.account.next_change())
+                           if t is not None]  # fmt: skip
+                wake_at = min(moments) if moments else None
+                if (
+                    self._idle_exit
+                    and self._busy == 0
+                    and (
+                        self._ctx.account.pause() is not None
+                        or wake_at is None
+                        or wake_at > now + self._horizon
+                    )
+                ):
+                    self._done = True
+                    self._cv.notify_all()
+                    return
+                if wake_at is None:
+                    timeout = MAX_IDLE_WAIT
+                elif next_due is not None and next_due <= claim_time:
+                    timeout = CONTENDED_WAIT  # due, but held by a busy worker
+                else:
+                    timeout = min(MAX_IDLE_WAIT, max(CONTENDED_WAIT, wake_at - now))
+                self._cv.wait(timeout)
+
+    def _next_work(self, runner: IntentRunner, galleries: Sequence[str]) -> _Work | None:
+        """The next claimed work of this process; claims a batch from the ledger when none
+        is left. Work of a gallery that may not be called now goes back to the ledger."""
+        with self._claiming:
+            while self._claimed:
+                work = self._claimed.popleft()
+                if work.gallery in galleries:
+                    return work
+                runner.release(work.intents)
+            if not galleries:
+                return None
+            batch = self._claim(galleries)
+            if not batch:
+                return None
+            self._claimed.extend(batch[1:])
+        if len(batch) > 1:
+            with self._cv:
+                self._cv.notify_all()
+        return batch[0]
+
+    def _run(self, runner: IntentRunner, work: _Work) -> None:
+        with self._cv:
+            self._busy += 1
+        try:
+            if work.deletes:
+                runner.run_deletes(work.gallery, work.intents)
+            else:
+                for intent in work.intents:
+                    if intent.op == "add":
+                        runner.run_add(intent)
+                    else:
+                        runner.run_update(intent)
+        except Stopping:
+            runner.release(work.intents)
+        except Exception:
+            # one bad intent (or a ledger hiccup) must not end the service: back off and go on
+            log.exception("sync worker: internal error on %d intent(s)", len(work.intents))
+            runner.back_off_unsettled(work.intents, "internal error (see the log)")
+        finally:
+            with self._cv:
+                self._busy -= 1
+                self._generation += 1
+                self._cv.notify_all()
+
+    def _claim(self, galleries: Sequence[str]) -> list[_Work]:
+        """Claim a batch of due intents: each add or update is one work, the deletes of a
+        gallery (topped up to 1000) are one."""
+        now = self._clock()
+        size = CLAIM_PER_WORKER * max(1, self._config.api.concurrency)
+        with self._ledger.transaction() as session:
+            intents = claim_due_intents(session, self._owner, now, limit=size, galleries=galleries)
+            deletes: dict[str, list[Intent]] = {}
+            for intent in intents:
+                if intent.op == "delete":
+                    deletes.setdefault(intent.gallery, []).append(intent)
+            for gallery, group in deletes.items():
+                if len(group) < MAX_DELETE_BATCH:
+                    group += claim_due_intents(
+                        session, self._owner, now, limit=MAX_DELETE_BATCH - len(group),
+                        ops=("delete",), galleries=[gallery],
+                    )  # fmt: skip
+        work = [_Work(g, group, deletes=True) for g, group in deletes.items()]
+        work += [_Work(i.gallery, [i], deletes=False) for i in intents if i.op != "delete"]
+        return work
+
+    def _next_due(self, galleries: Sequence[str]) -> float | None:
+        """When the next unclaimed, unblocked intent of ``galleries`` is due (epoch s)."""
+        if not galleries:
+            return None
+        blocker = aliased(Item)
+        blocked = exists().where(
+            blocker.id == Item.wait_for_item_id,
+            blocker.state == ITEM_PENDING,
+            blocker.op.is_not(None),
+        )
+        with self._ledger.transaction() as session:
+            due = session.scalar(
+                select(func.min(Item.next_attempt_at)).where(
+                    Item.state == ITEM_PENDING,
+                    Item.op.is_not(None),
+                    Item.claim_owner.is_(None),
+                    Item.gallery.in_(galleries),
+                    ~blocked,
+                )
+            )
+        return None if due is None else float(due)
+
+    def _expire_grace(self) -> float | None:
+        """Plan the deletes of vanished files whose delete_grace is over; when the next
+        grace ends (epoch s). ``reconcile`` waits for graces that end within its horizon."""
+        grace = self._config.watch.delete_grace
+        with self._ledger.transaction() as session:
+            first = session.scalar(
+                select(func.min(File.vanished_at)).where(
+                    File.state == FILE_VANISHED, File.content_hash.is_not(None)
+                )
+            )
+        if first is None:
+            return None
+        ends = float(first) + grace
+        if ends > self._clock() or not self._replanning.acquire(blocking=False):
+            return ends
+        try:
+            replan(self._ledger, self._ctx.rules, self._clock(), grace)
+        finally:
+            self._replanning.release()
+        with self._cv:
+            self._generation += 1
+            self._cv.notify_all()
+        return None
+
+    def _release_own_claims(self) -> None:
+        self._claimed.clear()
+        with self._ledger.transaction() as session:
+            session.execute(
+                update(Item)
+                .where(Item.claim_owner == self._owner)
+                .values(claim_owner=None, claimed_at=None)
+            )
+
+    # -- the report ---------------------------------------------------------------------
+
+    def _report(self) -> SyncReport:
+        tally = self._ctx.tally
+        with tally.lock:
+            report = SyncReport(
+                calls=dict(tally.calls),
+                added=tally.added,
+                adopted=tally.adopted,
+                updated=tally.updated,
+                deleted=tally.deleted,
+                failed=tally.failed,
+            )
+        grace = self._config.watch.delete_grace
+        with self._ledger.transaction() as session:
+            pending, next_due = session.execute(
+                select(func.count(), func.min(Item.next_attempt_at)).where(
+                    and_(
+                        Item.state == ITEM_PENDING,
+                        Item.op.is_not(None),
+                        Item.gallery.in_(self._galleries),
+                    )
+                )
+            ).one()
+            vanished, first_vanish = session.execute(
+                select(func.count(), func.min(File.vanished_at)).where(
+                    File.state == FILE_VANISHED, File.content_hash.is_not(None)
+                )
+            ).one()
+        report.pending = int(pending or 0)
+        report.next_due = None if next_due is None else float(next_due)
+        report.vanished_waiting = int(vanished or 0)
+        report.vanished_due = None if first_vanish is None else float(first_vanish) + grace
+        report.pause = self._ctx.account.pause()
+        report.stops = self._ctx.account.stops()
+        return report
+
+
+def utc_text(seconds: float) -> str:
+    """``seconds`` since the epoch as local ISO time for people."""
+    return datetime.fromtimestamp(seconds, UTC).astimezone().isoformat(timespec="seconds")

@@ -1,0 +1,252 @@
+"""``syncd reconcile`` (without ``--dry-run``), ``syncd retry`` and ``syncd check``: the
+one-shot runs of the sync engine and the checks around it (SPEC §6)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import and_, select, update
+
+from syncd.config import Config
+from syncd.errors import (
+    ApiError,
+    ConfigError,
+    FatalSetupError,
+    SyncdError,
+    TokenError,
+    TransientError,
+)
+from syncd.ledger.models import (
+    FILE_LIVE,
+    ITEM_FAILED,
+    VERDICT_OK,
+    Content,
+    File,
+    Item,
+    Library,
+)
+from syncd.ledger.queue import retry_failed
+from syncd.ledger.report import (
+    GALLERY_STOP_PREFIX,
+    PAUSE_KEY,
+    PlanEntry,
+    delete_setting,
+    failed_files,
+    get_setting,
+    settings_with_prefix,
+)
+from syncd.ledger.schema import LedgerError, open_ledger
+from syncd.protocol import GALLERY_NAMES
+from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries, select_libraries
+from syncd.sync.endpoint import EMBEDDED, open_client
+from syncd.sync.engine import IDLE_HORIZON, SyncEngine, SyncReport
+from syncd.sync.lock import SyncLock
+from syncd.sync.pause import fatal_advice
+
+
+@dataclass
+class ReconcileResult:
+    """A scan, the sync after it, and the files of those libraries that are not synced."""
+
+    scan: ScanResult
+    sync: SyncReport
+    failures: list[PlanEntry] = field(default_factory=list)
+
+    @property
+    def fatal(self) -> str | None:
+        """The one line saying what the operator must fix, when calls could not go on."""
+        if self.sync.stops:
+            return next(iter(self.sync.stops.values())).advice
+        if self.sync.pause is not None:
+            return self.sync.pause.describe()
+        return None
+
+
+def reconcile(
+    config: Config,
+    names: Sequence[str] = (),
+    *,
+    allow_mass_delete: bool = False,
+    progress: ProgressFactory | None = None,
+    horizon: float = IDLE_HORIZON,
+) -> ReconcileResult:
+    """Scan the libraries named (all when none), then sync until nothing is due within
+    ``horizon`` seconds. Only the galleries those libraries feed are called.
+
+    Raises ConfigError (unusable [api]), LedgerError, LedgerBusy (another process syncs).
+    """
+    ledger = open_ledger(config.ledger.path)
+    lock = SyncLock(config.ledger.path)
+    try:
+        lock.acquire()
+        selected = select_libraries(config, names)
+        galleries = sorted({lib.gallery for lib in selected}) if names else list(GALLERY_NAMES)
+        with open_client(config) as client:
+            scan = scan_libraries(
+                ledger, config, names, allow_mass_delete=allow_mass_delete, progress=progress
+            )
+            engine = SyncEngine(ledger, client, config, galleries=galleries, lock=lock)
+            report = engine.run_until_idle(horizon)
+        with ledger.transaction() as session:
+            failures = failed_files(session, [lib.name for lib in selected])
+        return ReconcileResult(scan, report, failures)
+    finally:
+        lock.release()
+        ledger.close()
+
+
+# -- retry ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    """What ``syncd retry`` queued again: failed items, refused files to read again, and
+    whether it lifted a quota pause or gallery stops (calls are tried again at once)."""
+
+    items: int
+    files: int
+    lifted: list[str] = field(default_factory=list)
+
+
+def _relative_under(path: Path, root: Path) -> str | None:
+    """``path`` relative to ``root`` with ``/`` separators ("" for the root), or None."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return None
+    return "" if rel == Path(".") else rel.as_posix()
+
+
+def retry_failures(
+    config: Config, names: Sequence[str] = (), paths: Sequence[Path] = ()
+) -> RetryResult:
+    """Queue the failed files of the libraries named (all when none), or only those at or
+    under ``paths`` (files or folders), for another try.
+
+    Failed items become due now; files refused by the scan (not an image, unreadable) are
+    read again by the next scan. A quota pause and gallery stops are lifted: the next call
+    tells whether the cause is gone. Raises ConfigError for a path outside every library.
+    """
+    libraries = select_libraries(config, names)
+    wanted: dict[str, list[str]] = {}
+    for raw in paths:
+        absolute = Path(os.path.abspath(raw))
+        hits = [
+            (lib.name, rel)
+            for lib in libraries
+            if (rel := _relative_under(absolute, Path(os.path.abspath(lib.root)))) is not None
+        ]
+        if not hits:
+            raise ConfigError(f"{raw}: not inside the root of any library selected")
+        for name, rel in hits:
+            wanted.setdefault(name, []).append(rel)
+    chosen = [lib.name for lib in libraries if not paths or lib.name in wanted]
+    ledger = open_ledger(config.ledger.path, create=False)
+    try:
+        with ledger.transaction() as session:
+            rows = session.execute(
+                select(Library.name, File.id, File.relpath, File.verdict, Item.id, Item.state)
+                .join(Library, File.library_id == Library.id)
+                .outerjoin(
+                    Content,
+                    and_(
+                        Content.gallery == Library.gallery,
+                        Content.content_hash == File.content_hash,
+                    ),
+                )
+                .outerjoin(Item, Item.id == Content.item_id)
+                .where(Library.name.in_(chosen), File.state == FILE_LIVE)
+            )
+            items: set[int] = set()
+            files: list[int] = []
+            for lib, file_id, relpath, verdict, item_id, state in rows:
+                prefixes = wanted.get(lib)
+                if prefixes is not None and not any(
+                    p == "" or relpath == p or relpath.startswith(p + "/") for p in prefixes
+                ):
+                    continue
+                if verdict != VERDICT_OK:
+                    files.append(file_id)
+                elif item_id is not None and state == ITEM_FAILED:
+                    items.add(item_id)
+            retry_failed(session, sorted(items), time.time())
+            if files:
+                # a signature no stat matches: the next scan reads and judges them again
+                session.execute(update(File).where(File.id.in_(files)).values(mtime_ns=-1))
+            lifted = []
+            if get_setting(session, PAUSE_KEY) is not None:
+                delete_setting(session, PAUSE_KEY)
+                lifted.append("the quota pause")
+            for key in settings_with_prefix(session, GALLERY_STOP_PREFIX):
+                delete_setting(session, key)
+                lifted.append(f"the stop of gallery {key.removeprefix(GALLERY_STOP_PREFIX)}")
+        return RetryResult(len(items), len(files), lifted)
+    finally:
+        ledger.close()
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One check and how it went; ``ok`` False says what is wrong."""
+
+    what: str
+    ok: bool
+    detail: str
+
+
+def check_setup(config: Config) -> tuple[list[CheckLine], int]:
+    """Reach the endpoint, obtain a token, probe each gallery the libraries feed, open the
+    ledger. Returns the lines and the exit code (0 ok, 2 config or ledger, 3 API)."""
+    lines: list[CheckLine] = []
+    code = 0
+    endpoint = config.api.endpoint
+    shown = "the embedded local gallery" if endpoint == EMBEDDED else endpoint
+    try:
+        with open_client(config) as client:
+            lines.append(CheckLine("endpoint", True, shown))
+            for gallery in sorted({lib.gallery for lib in config.libraries}):
+                try:
+                    client.check(gallery)
+                except ApiError as exc:
+                    lines.append(CheckLine(f"gallery {gallery}", False, _problem(gallery, exc)))
+                    code = 3
+                else:
+                    lines.append(CheckLine(f"gallery {gallery}", True, "credentials accepted"))
+    except ConfigError as exc:
+        lines.append(CheckLine("api", False, str(exc)))
+        code = 2
+    except SyncdError as exc:
+        lines.append(CheckLine(f"endpoint {shown}", False, str(exc)))
+        code = 3
+    path = config.ledger.path
+    if path.exists():
+        try:
+            open_ledger(path, create=False).close()
+            lines.append(CheckLine("ledger", True, str(path)))
+        except LedgerError as exc:
+            lines.append(CheckLine("ledger", False, str(exc)))
+            code = code or 2
+    else:
+        folder = next((p for p in path.parents if p.exists()), None)
+        if folder is not None and os.access(folder, os.W_OK):
+            lines.append(CheckLine("ledger", True, f"{path} (created on the first run)"))
+        else:
+            lines.append(CheckLine("ledger", False, f"{path}: its folder cannot be created"))
+            code = code or 2
+    return lines, code
+
+
+def _problem(gallery: str, error: ApiError) -> str:
+    """What a failed probe of ``gallery`` means, in one line."""
+    if isinstance(error, FatalSetupError | TokenError):
+        return fatal_advice(gallery, error)
+    if isinstance(error, TransientError):
+        return f"cannot reach the gallery API: {error}"
+    return str(error)

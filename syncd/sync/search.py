@@ -1,0 +1,138 @@
+"""``syncd search IMAGE``: search the gallery with a local image and name the local files
+of each hit (SPEC §6). Items syncd deleted stay searchable in the gallery for hours
+(SPEC §2.7); they are hidden here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from syncd.api import SearchHit
+from syncd.config import Config
+from syncd.ledger.models import FILE_LIVE, VERDICT_OK, Content, File, Item, Library, Tombstone
+from syncd.ledger.schema import open_ledger
+from syncd.protocol import RN_MAX, GalleryName
+from syncd.scan.prepare import prepare_image
+from syncd.scan.scanner import select_libraries
+from syncd.sync.endpoint import open_client
+
+#: hits asked for beyond ``top``, to make up for hidden (deleted) items
+HIDDEN_MARGIN = 100
+
+
+@dataclass(frozen=True)
+class Found:
+    """One hit: the gallery's item, its score (0..1) and the local files that hold it."""
+
+    score: float
+    cont_sign: str
+    brief: str
+    gallery: str
+    paths: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """The ``search --json`` form."""
+        return {
+            "score": self.score,
+            "cont_sign": self.cont_sign,
+            "brief": self.brief,
+            "paths": self.paths,
+        }
+
+
+def search_image(
+    config: Config, image: Path, library: str | None = None, top: int = 10
+) -> list[Found]:
+    """The best ``top`` hits for the image file ``image`` in the galleries the libraries
+    feed (only ``library``'s when given), best first.
+
+    Raises ImageRejected (not an image the gallery takes), OSError (unreadable),
+    ConfigError, and the ApiError of a failed call.
+    """
+    libraries = select_libraries(config, [library] if library else [])
+    prepared = prepare_image(image, "downscale")
+    galleries: list[GalleryName] = sorted({lib.gallery for lib in libraries})
+    rn = min(RN_MAX, top + HIDDEN_MARGIN)
+    hits: list[tuple[str, SearchHit]] = []
+    with open_client(config) as client:
+        for gallery in galleries:
+            page = client.search(gallery, image=prepared.data, rn=rn)
+            hits += [(gallery, hit) for hit in page.hits]
+    hits.sort(key=lambda pair: -pair[1].score)
+    found = _with_paths(config, hits, [lib.name for lib in libraries], library is not None)
+    return found[:top]
+
+
+def _with_paths(
+    config: Config,
+    hits: Sequence[tuple[str, SearchHit]],
+    libraries: Sequence[str],
+    only_these: bool,
+) -> list[Found]:
+    """Hits with the local paths the ledger knows; hits of deleted items left out.
+
+    ``only_these``: a hit the ledger maps to files of other libraries only is left out.
+    """
+    if not config.ledger.path.exists():
+        return [Found(h.score, h.cont_sign, h.brief, g) for g, h in hits]
+    roots = {lib.name: Path(os.path.abspath(lib.root)) for lib in config.libraries}
+    ledger = open_ledger(config.ledger.path, create=False)
+    try:
+        with ledger.transaction() as session:
+            found = []
+            for gallery, hit in hits:
+                known, paths = _paths_of(session, gallery, hit.cont_sign, libraries, roots)
+                if known is None:
+                    continue  # deleted by syncd: the gallery still shows it for a while
+                if only_these and known and not paths:
+                    continue
+                found.append(Found(hit.score, hit.cont_sign, hit.brief, gallery, paths))
+            return found
+    finally:
+        ledger.close()
+
+
+def _paths_of(
+    session: Session,
+    gallery: str,
+    cont_sign: str,
+    libraries: Sequence[str],
+    roots: dict[str, Path],
+) -> tuple[bool | None, list[str]]:
+    """(True: the ledger holds the item, False: it does not know it, None: it deleted it;
+    the live local paths of the item within ``libraries``)."""
+    item = session.scalars(
+        select(Item).where(Item.gallery == gallery, Item.cont_sign == cont_sign)
+    ).one_or_none()
+    if item is None:
+        deleted = session.scalar(
+            select(Tombstone.id)
+            .where(Tombstone.gallery == gallery, Tombstone.cont_sign == cont_sign)
+            .limit(1)
+        )
+        return (None if deleted is not None else False), []
+    if not item.want_present:
+        return None, []
+    rows = session.execute(
+        select(Library.name, File.relpath)
+        .join(Library, File.library_id == Library.id)
+        .join(
+            Content,
+            and_(Content.gallery == Library.gallery, Content.content_hash == File.content_hash),
+        )
+        .where(
+            Content.item_id == item.id,
+            File.state == FILE_LIVE,
+            File.verdict == VERDICT_OK,
+            Library.name.in_(libraries),
+        )
+        .order_by(File.first_seen_at, Library.name, File.relpath)
+    )
+    paths = [str(roots[lib] / relpath) if lib in roots else relpath for lib, relpath in rows]
+    return True, paths

@@ -1,0 +1,123 @@
+"""`syncd search`, `syncd check` and the embedded gallery, end to end (SPEC §6, §7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from imagegen import make_image, reencode
+
+from syncd.gallery.server import GalleryServer
+
+from .site import SIDE, Site
+
+
+def test_search_names_the_local_files_of_the_best_hit(site: Site, tmp_path: Path) -> None:
+    site.write("beach/sunset.jpg", 11)
+    site.write("city.jpg", 12)
+    (site.root / "beach" / "copy.jpg").write_bytes(
+        (site.root / "beach" / "sunset.jpg").read_bytes()
+    )
+    assert site.syncd("reconcile").code == 0
+    probe = tmp_path / "probe.jpg"
+    probe.write_bytes(reencode(make_image(11, size=(SIDE, SIDE)), quality=60))
+    result = site.syncd("search", str(probe), "--json")
+    assert result.code == 0, result
+    hits = json.loads(result.out)
+    assert set(hits[0]) == {"score", "cont_sign", "brief", "paths"}
+    assert sorted(hits[0]["paths"]) == sorted(
+        str(site.root / p) for p in ("beach/sunset.jpg", "beach/copy.jpg")
+    )
+    assert hits[0]["score"] >= 0.9
+    text = site.syncd("search", str(probe), "--top", "1")
+    assert text.code == 0 and str(site.root / "beach") in text.out
+
+
+def test_search_hides_items_syncd_deleted_that_the_gallery_still_shows(tmp_path: Path) -> None:
+    server = GalleryServer(tmp_path / "gallery", delete_latency=3600.0)
+    server.start()
+    try:
+        site = Site(tmp_path, server)
+        site.write("keep.jpg", 1)
+        gone = site.write("gone.jpg", 2).read_bytes()
+        assert site.syncd("reconcile").code == 0
+        (site.root / "gone.jpg").unlink()
+        assert site.syncd("reconcile").code == 0
+        probe = tmp_path / "probe.jpg"
+        probe.write_bytes(gone)
+        result = site.syncd("search", str(probe), "--json")
+        assert result.code == 1
+        assert json.loads(result.out) == []
+    finally:
+        server.stop()
+
+
+def test_search_with_a_file_that_is_not_an_image_exits_2(site: Site, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.jpg"
+    bogus.write_text("not a picture")
+    result = site.syncd("search", str(bogus))
+    assert result.code == 2
+    assert result.err.strip().startswith(str(bogus))
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_check_passes_for_a_working_setup(site: Site) -> None:
+    result = site.syncd("check")
+    assert result.code == 0, result
+    assert "ok  gallery same_hq" in result.out
+
+
+def test_check_names_refused_keys_and_exits_3(tmp_path: Path) -> None:
+    server = GalleryServer(tmp_path / "gallery", api_key="right-ak", secret_key="right-sk")
+    server.start()
+    try:
+        site = Site(tmp_path, server)
+        result = site.syncd("check")
+        assert result.code == 3
+        assert "FAILED" in result.err and "api.api_key" in result.err
+        assert "test-sk" not in result.out + result.err
+    finally:
+        server.stop()
+
+
+def test_check_of_an_uninitialized_gallery_says_what_to_do(
+    site: Site, gallery_server: GalleryServer
+) -> None:
+    gallery_server.faults.not_initialized = frozenset({"same_hq"})
+    result = site.syncd("check")
+    assert result.code == 3
+    assert "create the gallery in the Baidu console" in result.err
+
+
+def test_check_of_a_broken_config_exits_2(site: Site) -> None:
+    site.config.write_text(site.config.read_text() + "\n[api2]\nx = 1\n")
+    result = site.syncd("check")
+    assert result.code == 2
+    assert "api2" in result.err
+
+
+def test_embedded_gallery_keeps_its_data_beside_the_ledger(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    root.mkdir()
+    for n in range(3):
+        (root / f"{n}.jpg").write_bytes(make_image(n, size=(SIDE, SIDE)))
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[api]\nendpoint = "embedded"\n[ledger]\npath = "./state/ledger.db"\n'
+        '[watch]\nsettle = 0.0\n[[library]]\nname = "photos"\nroot = "./photos"\n'
+        'gallery = "similar"\n',
+        encoding="utf-8",
+    )
+    from click.testing import CliRunner
+
+    from syncd.cli import cli
+
+    first = CliRunner().invoke(cli, ["reconcile", "-c", str(config)])
+    assert first.exit_code == 0, first.output
+    assert "3 added" in first.stdout
+    assert (tmp_path / "state" / "gallery").is_dir()
+    again = CliRunner().invoke(cli, ["reconcile", "-c", str(config)])
+    assert again.exit_code == 0 and "0 API calls" in again.stdout
+    found = CliRunner().invoke(cli, ["search", "-c", str(config), str(root / "1.jpg"), "--json"])
+    assert found.exit_code == 0
+    assert json.loads(found.stdout)[0]["paths"] == [str(root / "1.jpg")]
