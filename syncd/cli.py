@@ -82,6 +82,8 @@ def gallery_serve(
 # -- config and ledger, shared by the commands that need them -------------------------------
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from click._termui_impl import ProgressBar
 
     from syncd.config import Config, LibraryConfig
@@ -320,6 +322,7 @@ def _reconcile_and_sync(config: Config, libraries: tuple[str, ...], allow_mass_d
     """Scan, sync until nothing is due, print what happened; the exit code (SPEC §6)."""
     from syncd.errors import ConfigError, SyncdError
     from syncd.ledger.schema import LedgerError
+    from syncd.sync.lock import LedgerBusy
     from syncd.sync.reconcile import reconcile
 
     try:
@@ -328,18 +331,33 @@ def _reconcile_and_sync(config: Config, libraries: tuple[str, ...], allow_mass_d
             libraries,
             allow_mass_delete=allow_mass_delete,
             progress=_progress_bar if sys.stderr.isatty() else None,
+            sync_progress=_sync_progress_bar if sys.stderr.isatty() else None,
         )
-    except (ConfigError, LedgerError) as exc:
+    except (ConfigError, LedgerError, LedgerBusy) as exc:
         click.echo(str(exc), err=True)
         return EXIT_USAGE
     except SyncdError as exc:
         click.echo(str(exc), err=True)
-        return EXIT_USAGE if type(exc).__name__ == "LedgerBusy" else EXIT_API
+        return EXIT_API
     _print_reconcile(result)
     if result.fatal is not None:
         click.echo(result.fatal, err=True)
         return EXIT_API
     return EXIT_FAILED if result.failures else EXIT_OK
+
+
+def _sync_progress_bar(due: int) -> Callable[[int], None]:
+    bar = click.progressbar(length=max(due, 1), label="syncing", file=sys.stderr)
+    shown = [0]
+
+    def tell(settled: int) -> None:
+        bar.update(max(0, min(settled, due) - shown[0]))
+        shown[0] = max(shown[0], min(settled, due))
+        if shown[0] >= due:
+            bar.render_finish()
+
+    bar.render_progress()
+    return tell
 
 
 def _print_reconcile(result: ReconcileResult) -> None:

@@ -49,6 +49,10 @@ IDLE_HORIZON = 60.0
 MAX_IDLE_WAIT = 30.0
 #: seconds a worker waits when work is due but another worker holds it
 CONTENDED_WAIT = 0.05
+#: seconds between two progress reports of a one-shot run
+PROGRESS_EVERY = 1.0
+#: seconds a service worker rests after an internal error (a ledger locked for long)
+ERROR_PAUSE = 5.0
 #: workers beyond api.concurrency (see _spawn)
 SPARE_WORKERS = 2
 #: intents claimed from the ledger at a time, per worker (one claim feeds every worker)
@@ -207,16 +211,24 @@ class SyncEngine:
             self._release_own_claims()
         self._lock.release()
 
-    def run_until_idle(self, horizon: float = IDLE_HORIZON) -> SyncReport:
+    def run_until_idle(
+        self,
+        horizon: float = IDLE_HORIZON,
+        progress: Callable[[int], None] | None = None,
+    ) -> SyncReport:
         """Sync until nothing is due within ``horizon`` seconds (``reconcile``); the report
-        says what was done and what is left. Raises LedgerBusy if another process syncs."""
+        says what was done and what is left. ``progress`` is told every second how many
+        intents were settled so far. Raises LedgerBusy if another process syncs."""
         self._idle_exit = True
         self._horizon = horizon
         self._begin(retry_stops=False)
         try:
             self._spawn()
             for thread in self._threads:
-                thread.join()
+                while thread.is_alive():
+                    thread.join(PROGRESS_EVERY if progress is not None else None)
+                    if progress is not None:
+                        progress(self._ctx.tally.settled)
             if self._crashed:
                 raise SyncdError("a sync worker stopped on an internal error (see the log)")
             return self._report()
@@ -247,14 +259,20 @@ class SyncEngine:
 
     def _worker_main(self, index: int) -> None:
         runner = IntentRunner(self._ctx, self._owner)
-        try:
-            self._worker_loop(runner)
-        except Exception:
-            log.exception("sync worker %d stopped on an internal error", index)
-            with self._cv:
-                self._crashed = True
-                self._done = self._idle_exit
-                self._cv.notify_all()
+        while True:
+            try:
+                self._worker_loop(runner)
+                return
+            except Exception:
+                log.exception("sync worker %d: internal error", index)
+                with self._cv:
+                    if self._idle_exit or self._stopping:
+                        # a one-shot run reports it; the service keeps its workers
+                        self._crashed = self._idle_exit
+                        self._done = self._idle_exit
+                        self._cv.notify_all()
+                        return
+                    self._cv.wait(ERROR_PAUSE)
 
     def _worker_loop(self, runner: IntentRunner) -> None:
         while True:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
 
 from syncd.config import Config
 from syncd.errors import (
@@ -23,6 +24,7 @@ from syncd.errors import (
 from syncd.ledger.models import (
     FILE_LIVE,
     ITEM_FAILED,
+    ITEM_PENDING,
     VERDICT_OK,
     Content,
     File,
@@ -72,10 +74,13 @@ def reconcile(
     *,
     allow_mass_delete: bool = False,
     progress: ProgressFactory | None = None,
+    sync_progress: SyncProgressFactory | None = None,
     horizon: float = IDLE_HORIZON,
 ) -> ReconcileResult:
     """Scan the libraries named (all when none), then sync until nothing is due within
     ``horizon`` seconds. Only the galleries those libraries feed are called.
+    ``progress`` shows the scan; ``sync_progress(due)`` returns what is told how many of
+    the ``due`` intents were settled so far (a progress bar on a terminal).
 
     Raises ConfigError (unusable [api]), LedgerError, LedgerBusy (another process syncs).
     """
@@ -90,13 +95,31 @@ def reconcile(
                 ledger, config, names, allow_mass_delete=allow_mass_delete, progress=progress
             )
             engine = SyncEngine(ledger, client, config, galleries=galleries, lock=lock)
-            report = engine.run_until_idle(horizon)
+            tell = None
+            if sync_progress is not None:
+                with ledger.transaction() as session:
+                    tell = sync_progress(due_intents(session, galleries))
+            report = engine.run_until_idle(horizon, tell)
         with ledger.transaction() as session:
             failures = failed_files(session, [lib.name for lib in selected])
         return ReconcileResult(scan, report, failures)
     finally:
         lock.release()
         ledger.close()
+
+
+#: due intents -> a callable told how many are settled so far
+SyncProgressFactory = Callable[[int], Callable[[int], None]]
+
+
+def due_intents(session: Session, galleries: Sequence[str]) -> int:
+    """Pending intents of ``galleries`` (what a sync is about to work on)."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(Item)
+        .where(Item.state == ITEM_PENDING, Item.op.is_not(None), Item.gallery.in_(galleries))
+    )
+    return int(count or 0)
 
 
 # -- retry ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from syncd.ledger.schema import open_ledger
 from syncd.protocol import RN_MAX, GalleryName
 from syncd.scan.prepare import prepare_image
 from syncd.scan.scanner import select_libraries
+from syncd.scan.walk import printable_relpath
 from syncd.sync.endpoint import open_client
 
 #: hits asked for beyond ``top``, to make up for hidden (deleted) items
@@ -134,5 +135,9 @@ def _paths_of(
         )
         .order_by(File.first_seen_at, Library.name, File.relpath)
     )
-    paths = [str(roots[lib] / relpath) if lib in roots else relpath for lib, relpath in rows]
+    # shown to people and in JSON: undecodable bytes as \xNN (printable_relpath)
+    paths = [
+        printable_relpath(str(roots[lib] / relpath) if lib in roots else relpath)
+        for lib, relpath in rows
+    ]
     return True, paths

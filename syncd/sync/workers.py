@@ -1,9 +1,10 @@
 """Making the calls of claimed intents and recording what they did (SPEC §2, §3).
 
 Every call goes through the shared rate limiter; every answer is recorded in the ledger
-in its own transaction, so a crash loses at most the answer of the calls in flight, and
-repeating those is safe: a repeated add answers 216681 (adopted, §2.6), a repeated delete
-answers nothing or 216680 (success), a repeated update changes nothing.
+as soon as no other commit is under way (group commit), so a crash loses at most the
+answers of the last moments, and repeating those calls is safe: a repeated add answers
+216681 (adopted, §2.6), a repeated delete answers nothing or 216680 (success), a repeated
+update changes nothing.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ from syncd.ledger.queue import (
 from syncd.ledger.schema import Ledger
 from syncd.protocol import GalleryName
 from syncd.scan.prepare import ImageRejected, prepare_image
+from syncd.scan.walk import printable_relpath
 from syncd.sync.account import AccountState
 from syncd.sync.adopt import MAX_ADOPTION_ROUNDS, AddAfter, Adopt, decide_adoption
 from syncd.sync.backoff import retry_delay
-from syncd.sync.batching import delete_in_batches
+from syncd.sync.batching import DeleteOutcome, delete_in_batches
 from syncd.sync.rate import RateLimiter
 
 log = logging.getLogger("syncd.sync")
@@ -85,6 +87,12 @@ class Tally:
         """Add ``n`` to the counter ``what`` (added, adopted, updated, deleted, failed)."""
         with self.lock:
             setattr(self, what, getattr(self, what) + n)
+
+    @property
+    def settled(self) -> int:
+        """Intents done so far: added, adopted, updated, deleted or failed."""
+        with self.lock:
+            return self.added + self.adopted + self.updated + self.deleted + self.failed
 
     def call(self, op: str, result: str, when: float | None = None) -> None:
         """Count one call of ``op`` answered with ``result``."""
@@ -135,15 +143,16 @@ class Recorder:
             raise
 
     def _commit(self, group: list[Record]) -> None:
+        """Commit ``group`` in one transaction; if that fails, each record on its own (a
+        record that still fails is logged and left out: its call is repeated later)."""
         after: list[Callable[[], None]] = []
         try:
             with self._ledger.transaction() as session:
-                AddAnswer.prefetch(session, [r for r in group if isinstance(r, AddAnswer)])
+                # the rows stay referenced (the session's identity map only holds them weakly)
+                rows = AddAnswer.prefetch(session, [r for r in group if isinstance(r, AddAnswer)])
                 after = [a for record in group if (a := record(session)) is not None]
+                del rows
         except Exception:
-            if len(group) == 1:
-                raise
-            # one bad record must not lose the others: commit each on its own
             log.warning("a group of %d answers failed to commit; committing one by one",
                         len(group), exc_info=True)  # fmt: skip
             after = []
@@ -157,7 +166,10 @@ class Recorder:
                 if action is not None:
                     after.append(action)
         for action in after:
-            action()
+            try:
+                action()
+            except Exception:
+                log.exception("work after recording an answer failed")
         self.on_commit()
 
 
@@ -178,11 +190,14 @@ class AddAnswer:
     prefetched: bool = False
 
     @staticmethod
-    def prefetch(session: Session, answers: Sequence[AddAnswer]) -> None:
-        """Load the rows ``answers`` touch in two queries instead of two per answer."""
+    def prefetch(session: Session, answers: Sequence[AddAnswer]) -> list[Item]:
+        """Load the rows ``answers`` touch in two queries instead of two per answer; the
+        caller keeps the returned rows referenced while it records the answers."""
         if not answers:
-            return
-        session.scalars(select(Item).where(Item.id.in_([a.intent.item_id for a in answers]))).all()
+            return []
+        rows = list(
+            session.scalars(select(Item).where(Item.id.in_([a.intent.item_id for a in answers])))
+        )
         holders = {
             (gallery, sign): item_id
             for gallery, sign, item_id in session.execute(
@@ -194,6 +209,7 @@ class AddAnswer:
         for answer in answers:
             answer.holder = holders.get((answer.intent.gallery, answer.cont_sign))
             answer.prefetched = True
+        return rows
 
     def __call__(self, session: Session) -> Callable[[], None] | None:
         intent, owner = self.intent, self.runner.owner
@@ -241,6 +257,13 @@ class SyncContext:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _where(intent: Intent) -> str:
+    """The library and path an intent is about, for log lines (the item when no file)."""
+    if intent.library and intent.relpath:
+        return f"{intent.library}/{printable_relpath(intent.relpath)}"
+    return f"{intent.gallery} item {intent.cont_sign or intent.item_id}"
 
 
 class IntentRunner:
@@ -298,7 +321,7 @@ class IntentRunner:
             return
         self.ctx.recorder.submit(AddAnswer(self, intent, result.cont_sign, self.ctx.clock()))
         self.ctx.tally.bump("added")
-        log.debug("added %s/%s as %s", intent.library, intent.relpath, result.cont_sign)
+        log.debug("%s: added as %s", _where(intent), result.cont_sign)
 
     def _read_source(self, intent: Intent) -> bytes | None:
         """The bytes to send for an add, or None after recording why there are none."""
@@ -398,8 +421,8 @@ class IntentRunner:
         if isinstance(decision, Adopt):
             self.ctx.tally.bump("adopted")
             log.info(
-                "%s/%s: the gallery already holds it as %s; adopted",
-                intent.library, intent.relpath, decision.cont_sign,
+                "%s: the gallery already holds it as %s; adopted",
+                _where(intent), decision.cont_sign,
             )  # fmt: skip
 
     @staticmethod
@@ -434,8 +457,7 @@ class IntentRunner:
             self.ctx.recorder.submit(
                 lambda session: record_deleted(session, [intent.item_id], self.owner, now)
             )
-            log.info("%s/%s: the gallery lost %s; adding it again", intent.library,
-                     intent.relpath, cont_sign)  # fmt: skip
+            log.info("%s: the gallery lost %s; adding it again", _where(intent), cont_sign)
             return
         except (ApiError, ValidationError) as error:
             self.settle_error([intent], error)
@@ -465,9 +487,9 @@ class IntentRunner:
         def send(batch: Sequence[str]) -> None:
             self._call(name, "delete", lambda: self.ctx.client.delete(name, cont_signs=batch))
 
-        def record(outcome_deleted: list[str], failed: Mapping[str, Exception],
-                   retry: Mapping[str, Exception]) -> None:  # fmt: skip
-            fresh = [s for s in outcome_deleted if s not in settled]
+        def record(outcome: DeleteOutcome) -> None:
+            """Record what the last call settled (the outcome accumulates)."""
+            fresh = [s for s in outcome.deleted if s not in settled]
             if fresh:
                 ids = [by_sign[s].item_id for s in fresh]
                 now = self.ctx.clock()
@@ -476,16 +498,16 @@ class IntentRunner:
                 )
                 settled.update(fresh)
                 self.ctx.tally.bump("deleted", len(fresh))
-            for sign, error in {**failed, **retry}.items():
+            # the signs of one refused batch share its error: settled together
+            by_error: dict[int, tuple[Exception, list[Intent]]] = {}
+            for sign, error in {**outcome.failed, **outcome.retry}.items():
                 if sign not in settled:
                     settled.add(sign)
-                    self.settle_error([by_sign[sign]], error)
+                    by_error.setdefault(id(error), (error, []))[1].append(by_sign[sign])
+            for error, group in by_error.values():
+                self.settle_error(group, error)
 
-        outcome = delete_in_batches(
-            list(by_sign),
-            send,
-            on_settled=lambda o: record(o.deleted, o.failed, o.retry),
-        )
+        outcome = delete_in_batches(list(by_sign), send, on_settled=record)
         if outcome.stopped is not None:
             self.settle_error([by_sign[s] for s in outcome.untried], outcome.stopped)
 
@@ -513,7 +535,9 @@ class IntentRunner:
         code = error.code if isinstance(error, ApiError) else None
         message = _one_line(error.message if isinstance(error, ApiError) else str(error))
         transient = isinstance(error, TransientError)
-        retry_at = {i.item_id: self._backoff(i, now) if transient else None for i in intents}
+        # one draw for the whole batch: its deletes come due together and go out together
+        at = self._backoff(max(intents, key=lambda i: i.attempts), now) if transient else None
+        retry_at = {i.item_id: at for i in intents}
 
         def record(session: Session) -> None:
             for item_id, at in retry_at.items():
@@ -527,8 +551,7 @@ class IntentRunner:
         else:
             self.ctx.tally.bump("failed", len(intents))
             for intent in intents:
-                log.warning("%s/%s: %s failed: %s", intent.library, intent.relpath, intent.op,
-                            error)  # fmt: skip
+                log.warning("%s: %s failed: %s", _where(intent), intent.op, error)
 
     def _local_failure(self, intent: Intent, message: str, retry: bool) -> None:
         """An add that cannot be sent for a reason of ours (no API code)."""
@@ -542,9 +565,9 @@ class IntentRunner:
         self.ctx.recorder.submit(record)
         if not retry:
             self.ctx.tally.bump("failed")
-            log.warning("%s/%s: %s", intent.library, intent.relpath, message)
+            log.warning("%s: %s", _where(intent), message)
         else:
-            log.info("%s/%s: %s; trying again later", intent.library, intent.relpath, message)
+            log.info("%s: %s; trying again later", _where(intent), message)
 
     def _backoff(self, intent: Intent, now: float) -> float:
         return now + retry_delay(intent.attempts + 1, self.ctx.rng)

@@ -70,6 +70,7 @@ class Site:
         delete_latency: float = 14400.0,
         max_delete_fraction: float = 1.0,
         extra_libraries: tuple[str, ...] = (),
+        rules: tuple[tuple[str, tuple[int, ...]], ...] = (),
     ) -> None:
         self.tmp_path = tmp_path
         self.server = server
@@ -98,6 +99,8 @@ class Site:
             'root = "./photos"',
             f'gallery = "{gallery}"',
         ]
+        for glob, tags in rules:
+            lines += ["[[library.rule]]", f'glob = "{glob}"', f"tags = {list(tags)}"]
         for name in extra_libraries:
             (tmp_path / name).mkdir()
             lines += [

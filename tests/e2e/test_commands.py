@@ -8,6 +8,7 @@ from pathlib import Path
 from imagegen import make_image, reencode
 
 from syncd.gallery.server import GalleryServer
+from syncd.sync.lock import SyncLock
 
 from .site import SIDE, Site
 
@@ -59,6 +60,17 @@ def test_search_with_a_file_that_is_not_an_image_exits_2(site: Site, tmp_path: P
     assert result.code == 2
     assert result.err.strip().startswith(str(bogus))
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_reconcile_refuses_while_another_process_syncs_the_ledger(site: Site) -> None:
+    site.write("a.jpg", 1)
+    site.ledger.parent.mkdir(parents=True, exist_ok=True)
+    with SyncLock(site.ledger):
+        result = site.syncd("reconcile")
+    assert result.code == 2
+    assert "another syncd process" in result.err
+    assert site.calls() == {}
+    assert site.syncd("reconcile").code == 0
 
 
 def test_check_passes_for_a_working_setup(site: Site) -> None:

@@ -132,3 +132,20 @@ def test_deleting_2500_images_costs_three_delete_calls(site: Site) -> None:
     assert site.syncd("reconcile").code == 0
     assert site.calls() == {"delete": 3}
     assert [item.path for item in site.items()] == ["keep.jpg"]
+
+
+def test_tags_of_the_first_matching_rule_go_with_the_add(
+    tmp_path: Path, gallery_server: GalleryServer
+) -> None:
+    site = Site(
+        tmp_path,
+        gallery_server,
+        gallery="product",
+        rules=(("shoes/**", (100, 11)), ("**", (7,))),
+    )
+    site.write("shoes/red.jpg", 1)
+    site.write("hats/blue.jpg", 2)
+    assert site.syncd("reconcile").code == 0
+    assert site.calls() == {"add": 2}
+    tags = {item.path: item.tags for item in site.items()}
+    assert tags == {"shoes/red.jpg": (100, 11), "hats/blue.jpg": (7,)}
