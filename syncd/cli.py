@@ -319,7 +319,8 @@ def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> Non
 
 
 def _reconcile_and_sync(config: Config, libraries: tuple[str, ...], allow_mass_delete: bool) -> int:
-    """Scan, sync until nothing is due, print what happened; the exit code (SPEC §6)."""
+    """Scan, sync until nothing is due, print what happened; the exit code: 0 synced,
+    1 some items failed or still retrying after errors, 2 usage, 3 a fatal API condition."""
     from syncd.errors import ConfigError, SyncdError
     from syncd.ledger.schema import LedgerError
     from syncd.sync.lock import LedgerBusy
@@ -343,7 +344,8 @@ def _reconcile_and_sync(config: Config, libraries: tuple[str, ...], allow_mass_d
     if result.fatal is not None:
         click.echo(result.fatal, err=True)
         return EXIT_API
-    return EXIT_FAILED if result.failures else EXIT_OK
+    # items still retrying after errors are not synced: a script must not read that as success
+    return EXIT_FAILED if result.failures or result.sync.retrying else EXIT_OK
 
 
 def _sync_progress_bar(due: int) -> Callable[[int], None]:

@@ -101,6 +101,10 @@ class ItemExistsError(ApiError):
     kind = "item_exists"
 
 
+#: the code of ItemExistsError, for the ledger, which stores codes rather than classes
+ITEM_EXISTS_CODE = 216681
+
+
 class ItemMissingError(ApiError):
     """216680: the item is not in the gallery."""
 

@@ -24,12 +24,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from syncd.api import ImageSearchClient
 from syncd.config import Config
-from syncd.errors import SyncdError
+from syncd.errors import ITEM_EXISTS_CODE, SyncdError
 from syncd.ledger.intents import replan
 from syncd.ledger.models import FILE_VANISHED, ITEM_PENDING, File, Item
 from syncd.ledger.queue import Intent, claim_due_intents
@@ -85,6 +85,8 @@ class SyncReport:
     failed: int = 0
     #: intents left pending (backoff over the horizon, deletion latency, stopped gallery)
     pending: int = 0
+    #: of those, the ones whose last call failed and that wait on a backoff (not synced yet)
+    retrying: int = 0
     #: seconds since the epoch when the first of them is due
     next_due: float | None = None
     #: vanished files whose delete_grace ends after the horizon, and when the first does
@@ -454,8 +456,13 @@ class SyncEngine:
             )
         grace = self._config.watch.delete_grace
         with self._ledger.transaction() as session:
-            pending, next_due = session.execute(
-                select(func.count(), func.min(Item.next_attempt_at)).where(
+            pending, retrying, next_due = session.execute(
+                select(
+                    func.count(),
+                    # waiting out the deletion latency (216681) is normal, not a retry
+                    func.count(case((Item.error_code != ITEM_EXISTS_CODE, 1))),
+                    func.min(Item.next_attempt_at),
+                ).where(
                     and_(
                         Item.state == ITEM_PENDING,
                         Item.op.is_not(None),
@@ -469,6 +476,7 @@ class SyncEngine:
                 )
             ).one()
         report.pending = int(pending or 0)
+        report.retrying = int(retrying or 0)
         report.next_due = None if next_due is None else float(next_due)
         report.vanished_waiting = int(vanished or 0)
         report.vanished_due = None if first_vanish is None else float(first_vanish) + grace

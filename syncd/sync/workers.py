@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from syncd.api import ImageSearchClient
 from syncd.config import LibraryConfig, TagRule
 from syncd.errors import (
+    ITEM_EXISTS_CODE,
     ApiError,
     FatalSetupError,
     ItemExistsError,
@@ -399,7 +400,7 @@ class IntentRunner:
                 _set_error(
                     session,
                     intent.item_id,
-                    216681,
+                    ITEM_EXISTS_CODE,
                     "syncd deleted this image lately and the gallery still holds it; "
                     f"added again after {decision.when.isoformat(timespec='seconds')}",
                 )
@@ -409,7 +410,7 @@ class IntentRunner:
                     session,
                     intent.item_id,
                     self.owner,
-                    216681,
+                    ITEM_EXISTS_CODE,
                     "the gallery says it holds this image but no search hit matches it",
                     now,
                     self._backoff(intent, now) if retry else None,

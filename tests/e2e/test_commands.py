@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from imagegen import make_image, reencode
 
 from syncd.gallery.server import GalleryServer
@@ -133,3 +134,15 @@ def test_embedded_gallery_keeps_its_data_beside_the_ledger(tmp_path: Path) -> No
     found = CliRunner().invoke(cli, ["search", "-c", str(config), str(root / "1.jpg"), "--json"])
     assert found.exit_code == 0
     assert json.loads(found.stdout)[0]["paths"] == [str(root / "1.jpg")]
+
+
+@pytest.mark.slow
+def test_reconcile_against_a_gallery_that_keeps_failing_exits_1(site: Site) -> None:
+    # every call fails transiently: the items wait on a backoff, which is not "synced"
+    site.write("a.jpg", 1)
+    site.server.faults.transient_rate = 1.0
+    result = site.syncd("reconcile")
+    assert result.code == 1, result.out + result.err
+    assert "waiting: 1 calls" in result.out
+    site.server.faults.transient_rate = 0.0
+    assert site.items() == []
