@@ -308,7 +308,8 @@ def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> Non
     if report.paused:
         click.echo(f"paused: {report.paused.get('reason', report.paused)}")
     for gallery, stop in (report.fatal or {}).items():
-        click.echo(f"stopped: gallery {gallery}: {stop.get('reason', stop)}")
+        # the reason already names the gallery ("gallery similar: not initialized ...")
+        click.echo(f"stopped: {stop.get('reason', gallery)}")
     if failures is not None:
         click.echo(f"failed files ({len(failures)}):")
         for entry in failures:

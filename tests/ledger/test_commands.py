@@ -173,4 +173,4 @@ def test_status_shows_a_pause_and_a_stopped_gallery(world: World) -> None:
     assert data["fatal"]["similar"]["code"] == 216017
     text = run(world, "status").stdout
     assert "paused: daily request quota reached" in text
-    assert "stopped: gallery similar: gallery similar is not initialized" in text
+    assert "stopped: gallery similar is not initialized (error 216017): create the gallery" in text
