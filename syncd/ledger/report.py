@@ -134,22 +134,26 @@ def summarize_plan(session: Session, libraries: Sequence[str] = (), limit: int =
             )
         }
 
-    def listed(query: Select[Item, str, str], line: Any) -> PlanList:
+    def listed(op: str, line: Any) -> PlanList:
+        if not libraries and not counts.get(op):
+            # nothing pending: skip the listing, which SQLite runs in id order over every item
+            return PlanList(0, [])
+        query = items_of(op)
         rows = session.execute(query.order_by(Item.id).limit(limit)).all()
         if libraries:
             count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         else:
-            count = counts.get(rows[0][0].op, 0) if rows else 0
+            count = counts.get(op, 0)
         return PlanList(int(count), [line(*row) for row in rows])
 
-    adds = listed(items_of("add"), lambda item, lib, path: PlanEntry(lib or "?", path or "?"))
+    adds = listed("add", lambda item, lib, path: PlanEntry(lib or "?", path or "?"))
     updates = listed(
-        items_of("update"),
+        "update",
         lambda item, lib, path: PlanEntry(
             lib or "?", path or "?", f"was {brief_path(item.have_brief or '') or '?'}"
         ),
     )
-    deletes = listed(items_of("delete"), _delete_entry)
+    deletes = listed("delete", _delete_entry)
     return PlanSummary(
         adds,
         updates,
