@@ -367,18 +367,9 @@ def _print_reconcile(result: ReconcileResult) -> None:
     from syncd.scan.walk import printable_relpath
     from syncd.sync.engine import utc_text
 
-    for lib in result.scan.libraries:
-        head = f"library {lib.name} ({lib.gallery}):"
-        if lib.unavailable:
-            click.echo(f"{head} {lib.unavailable}: nothing deleted")
-            continue
-        line = (
-            f"{head} {lib.seen} files: {lib.new + lib.changed} new or changed, "
-            f"{lib.unchanged} unchanged, {lib.vanished} vanished"
-        )
-        if lib.held:
-            line += f", {lib.held} deletes held (mass vanish; --allow-mass-delete lets them go)"
-        click.echo(line)
+    print_scan(result.scan)
+    if any(lib.held for lib in result.scan.libraries):
+        click.echo("held deletes stay held: --allow-mass-delete lets them go")
     sync = result.sync
     by_op: dict[str, int] = {}
     errors = 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from syncd.ledger.intents import CLAIM_STALE_AFTER, queue_contents
@@ -52,20 +52,33 @@ class Intent:
     attempts: int
 
 
-def _claimable(now: float, stale_after: float) -> ColumnElement[bool]:
+def _unblocked_pending() -> ColumnElement[bool]:
+    """Pending intents not waiting for another item's add (SPEC §2.3)."""
     blocker = aliased(Item)
     blocked = exists().where(
         blocker.id == Item.wait_for_item_id,
         blocker.state == ITEM_PENDING,
         blocker.op.is_not(None),
     )
+    return and_(Item.state == ITEM_PENDING, Item.op.is_not(None), ~blocked)
+
+
+def _claimable(now: float, stale_after: float) -> ColumnElement[bool]:
     return and_(
-        Item.state == ITEM_PENDING,
-        Item.op.is_not(None),
+        _unblocked_pending(),
         Item.next_attempt_at <= now,
         or_(Item.claim_owner.is_(None), Item.claimed_at < now - stale_after),
-        ~blocked,
     )
+
+
+def next_due_at(session: Session, galleries: Sequence[str]) -> float | None:
+    """When the next unclaimed, unblocked intent of ``galleries`` is due (epoch s), or None."""
+    due = session.scalar(
+        select(func.min(Item.next_attempt_at)).where(
+            _unblocked_pending(), Item.claim_owner.is_(None), Item.gallery.in_(galleries)
+        )
+    )
+    return None if due is None else float(due)
 
 
 def claim_due_intents(

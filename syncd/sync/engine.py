@@ -24,15 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, exists, func, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, case, func, select, update
 
 from syncd.api import ImageSearchClient
 from syncd.config import Config
 from syncd.errors import ITEM_EXISTS_CODE, SyncdError
 from syncd.ledger.intents import replan
 from syncd.ledger.models import FILE_VANISHED, ITEM_PENDING, File, Item
-from syncd.ledger.queue import Intent, claim_due_intents
+from syncd.ledger.queue import Intent, claim_due_intents, next_due_at
 from syncd.ledger.schema import Ledger
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
 from syncd.sync.account import AccountState
@@ -390,23 +389,8 @@ class SyncEngine:
         """When the next unclaimed, unblocked intent of ``galleries`` is due (epoch s)."""
         if not galleries:
             return None
-        blocker = aliased(Item)
-        blocked = exists().where(
-            blocker.id == Item.wait_for_item_id,
-            blocker.state == ITEM_PENDING,
-            blocker.op.is_not(None),
-        )
         with self._ledger.transaction() as session:
-            due = session.scalar(
-                select(func.min(Item.next_attempt_at)).where(
-                    Item.state == ITEM_PENDING,
-                    Item.op.is_not(None),
-                    Item.claim_owner.is_(None),
-                    Item.gallery.in_(galleries),
-                    ~blocked,
-                )
-            )
-        return None if due is None else float(due)
+            return next_due_at(session, galleries)
 
     def _expire_grace(self) -> float | None:
         """Plan the deletes of vanished files whose delete_grace is over; when the next
