@@ -44,7 +44,13 @@ from syncd.api.results import (
     parse_search,
     parse_update,
 )
-from syncd.api.transport import build_session, combined_ca_file, timeouts, transport_error
+from syncd.api.transport import (
+    build_session,
+    combined_ca_file,
+    environment_settings,
+    timeouts,
+    transport_error,
+)
 from syncd.config import ApiConfig, AuthMode
 from syncd.errors import (
     ApiError,
@@ -121,6 +127,7 @@ class ImageSearchClient:
             # remove the combined CA file even when close() is never called
             self._ca_cleanup = weakref.finalize(self, ca_file.unlink, True)
         self._session = build_session(concurrency)
+        self._proxies, self._verify = environment_settings(self.endpoint, self._verify)
         install_log_redaction()
         self._tokens = TokenCache(self._fetch_token)
         #: recent tokens, scrubbed from any text the server sends back (replaced, never mutated)
@@ -373,6 +380,7 @@ class ImageSearchClient:
                 headers=headers,
                 timeout=self._timeouts,
                 verify=self._verify,
+                proxies=self._proxies,
                 allow_redirects=False,
             )
             status, content = response.status_code, response.content
@@ -393,14 +401,15 @@ class ImageSearchClient:
                 exc,
             )
             raise
-        log.debug(
-            "POST %s (%s) -> HTTP %d in %.0f ms, log_id %s",
-            redact_url(url),
-            what,
-            status,
-            elapsed_ms,
-            answer.get("log_id"),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # redacting the URL costs more than the rest
+            log.debug(
+                "POST %s (%s) -> HTTP %d in %.0f ms, log_id %s",
+                redact_url(url),
+                what,
+                status,
+                elapsed_ms,
+                answer.get("log_id"),
+            )
         return answer
 
     def _fetch_token(self) -> tuple[str, float]:
@@ -418,7 +427,11 @@ class ImageSearchClient:
         secrets = self._secrets()
         try:
             response = self._session.post(
-                url, timeout=self._timeouts, verify=self._verify, allow_redirects=False
+                url,
+                timeout=self._timeouts,
+                verify=self._verify,
+                proxies=self._proxies,
+                allow_redirects=False,
             )
             status, content = response.status_code, response.content
         except requests.RequestException as exc:

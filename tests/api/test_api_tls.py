@@ -11,9 +11,9 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from syncd.api import ImageSearchClient
 from syncd.config import AuthMode
-from syncd.errors import ConfigError, FatalSetupError
+from syncd.errors import ConfigError, FatalSetupError, TransientError
 
-from .tiny_server import answering, make_ca_and_server_cert, serving
+from .tiny_server import answering, closed_port, make_ca_and_server_cert, serving
 
 SEARCH_ANSWER = b'{"result_num": 0, "result": [], "has_more": "true", "log_id": 9}'
 
@@ -84,9 +84,33 @@ def test_ca_bundle_keeps_the_public_cas(tls_files: tuple[Path, Path, Path]) -> N
     assert not Path(verify).exists()
 
 
-def test_client_without_ca_bundle_verifies_with_the_public_cas() -> None:
-    with ImageSearchClient("https://aip.baidubce.com", api_key="ak", secret_key="sk") as client:
-        assert client._verify is True
+@needs_openssl
+def test_requests_ca_bundle_in_the_environment_is_trusted_as_requests_would(
+    tls_files: tuple[Path, Path, Path], tls_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca, _, _ = tls_files
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+    with ImageSearchClient(tls_url, api_key="ak", secret_key="sk", auth="bce") as client:
+        page = client.search("similar", image=b"\x89PNG")
+    assert page.log_id == 9
+
+
+def test_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    with serving(answering(SEARCH_ANSWER)) as url:
+        with (
+            ImageSearchClient(url, api_key="ak", secret_key="sk", auth="bce") as client,
+            pytest.raises(TransientError, match="ProxyError"),
+        ):
+            client.search("similar", image=b"\x89PNG")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        with ImageSearchClient(url, api_key="ak", secret_key="sk", auth="bce") as client:
+            assert client.search("similar", image=b"\x89PNG").log_id == 9
 
 
 def test_ca_bundle_that_is_not_a_certificate_is_a_config_error(tmp_path: Path) -> None:
