@@ -422,11 +422,12 @@ def retry_command(
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_USAGE) from None
     click.echo(
-        f"queued again: {result.items} failed items, {result.files} refused files to read again"
+        f"queued again: {result.items} failed items, {result.waiting} items waiting to retry "
+        f"after errors, {result.files} refused files to read again"
     )
     for what in result.lifted:
         click.echo(f"lifted {what}: calls are tried again")
-    if result.items or result.files or result.lifted:
+    if result.items or result.waiting or result.files or result.lifted:
         click.echo("the running service or the next `syncd reconcile` syncs them")
 
 

@@ -38,6 +38,9 @@ class FaultConfig:
     latency: float = 0.0
     #: galleries that answer every call with 216017 (not initialized)
     not_initialized: frozenset[str] = field(default_factory=frozenset)
+    #: fraction (0-1) of add calls that are made and whose answer is then lost (the
+    #: connection drops after the item was added: a crash or a network cut at the worst time)
+    lost_answer_rate: float = 0.0
 
 
 class TransientFault(enum.Enum):
@@ -107,6 +110,14 @@ class FaultInjector:
                 self._bucket_rate = 0.0
             self._day_calls += 1
         return None
+
+    def lose_answer(self) -> bool:
+        """Whether to drop the connection after making this add (``lost_answer_rate``)."""
+        rate = self._config().lost_answer_rate
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._random.random() < rate
 
     def transient(self) -> TransientFault | None:
         """The transient failure to inject into this call, if any."""

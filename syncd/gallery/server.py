@@ -255,6 +255,8 @@ class GalleryApp:
             result = self.operations.run(GALLERIES[name], op, params)  # type: ignore[index]
         except ApiError as refused:
             return _api_error(refused.code, refused.message), f"error {refused.code}"
+        if op == "add" and self._injector.lose_answer():
+            raise _DropConnection
         return _json({"log_id": _new_log_id(), **result}), "ok"
 
 

@@ -6,6 +6,8 @@ ledger speaks portable SQLAlchemy Core/ORM, so a PostgreSQL ledger needs only th
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,13 @@ def _sqlite_begin(connection: Any) -> None:
     # take the write lock up front: a deferred read-then-write transaction can fail with
     # SQLITE_BUSY when another writer commits in between; WAL readers are never blocked
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def writer_gate() -> AbstractContextManager[Any]:
+    """What the threads of one process hold while in a transaction: SQLite has one writer
+    at a time, and a thread that queues on this lock is woken the moment it is free, where
+    SQLite's busy handler sleeps 1 to 100 ms between tries."""
+    return threading.RLock()
 
 
 def insert_or_ignore(table: Any) -> Insert:

@@ -52,9 +52,13 @@ class Intent:
     attempts: int
 
 
+#: the item another one waits for (one alias: a new one per query defeats the SQL cache)
+_blocker = aliased(Item, name="blocker")
+
+
 def _unblocked_pending() -> ColumnElement[bool]:
     """Pending intents not waiting for another item's add (SPEC §2.3)."""
-    blocker = aliased(Item)
+    blocker = _blocker
     blocked = exists().where(
         blocker.id == Item.wait_for_item_id,
         blocker.state == ITEM_PENDING,
@@ -115,8 +119,20 @@ def claim_due_intents(
         .values(claim_owner=owner, claimed_at=now)
         .execution_options(synchronize_session=False)
     )
+    # columns, not ORM rows: a claim feeds every worker and runs once per few calls
     rows = session.execute(
-        select(Item, Library.name, File.relpath, File.content_hash)
+        select(
+            Item.id,
+            Item.gallery,
+            Item.op,
+            Item.cont_sign,
+            Item.want_brief,
+            Item.want_tags,
+            Library.name,
+            File.relpath,
+            File.content_hash,
+            Item.attempts,
+        )
         .outerjoin(File, File.id == Item.source_file_id)
         .outerjoin(Library, Library.id == File.library_id)
         .where(Item.id.in_(ids), Item.claim_owner == owner, Item.claimed_at == now)
@@ -124,18 +140,29 @@ def claim_due_intents(
     )
     return [
         Intent(
-            item.id,
-            item.gallery,
-            item.op or "",
-            item.cont_sign,
-            item.want_brief,
-            parse_tags(item.want_tags),
+            item_id,
+            gallery,
+            op or "",
+            cont_sign,
+            want_brief,
+            parse_tags(want_tags),
             library,
             relpath,
             content_hash,
-            item.attempts,
+            attempts,
         )
-        for item, library, relpath, content_hash in rows
+        for (
+            item_id,
+            gallery,
+            op,
+            cont_sign,
+            want_brief,
+            want_tags,
+            library,
+            relpath,
+            content_hash,
+            attempts,
+        ) in rows
     ]
 
 
@@ -190,6 +217,74 @@ def record_added(
     item.have_brief = brief
     item.have_tags = None if tags is None else format_tags(tags)
     _finish(session, item, owner, now)
+
+
+@dataclass(frozen=True)
+class AddedItem:
+    """A successful add to record: the item is ``cont_sign`` with ``brief``/``tags`` since
+    ``now`` (seconds since the epoch)."""
+
+    item_id: int
+    cont_sign: str
+    brief: str
+    tags: tuple[int, ...]
+    now: float
+
+
+def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> None:
+    """:func:`record_added` for several items in two statements, loading no ORM rows.
+
+    The workers' group commit records most answers this way; the item rows must not be
+    loaded in ``session`` (a bulk update does not refresh them).
+    """
+    if not added:
+        return
+    current = {
+        row.id: row
+        for row in session.execute(
+            select(
+                Item.id,
+                Item.want_present,
+                Item.want_brief,
+                Item.want_tags,
+                Item.claim_owner,
+                Item.claimed_at,
+                Item.next_attempt_at,
+                Item.wait_for_item_id,
+            ).where(Item.id.in_([a.item_id for a in added]))
+        )
+    }
+    params: list[dict[str, object]] = []
+    for answer in added:
+        row = current.get(answer.item_id)
+        if row is None:
+            continue
+        tags = format_tags(answer.tags)
+        op = intent_op(
+            answer.cont_sign, row.want_present, row.want_brief, row.want_tags, answer.brief, tags
+        )
+        mine = row.claim_owner == owner
+        # the same columns _finish sets, so both ways of recording agree
+        params.append(
+            {
+                "id": answer.item_id,
+                "cont_sign": answer.cont_sign,
+                "have_brief": answer.brief,
+                "have_tags": tags,
+                "claim_owner": None if mine else row.claim_owner,
+                "claimed_at": None if mine else row.claimed_at,
+                "updated_at": answer.now,
+                "error_code": None,
+                "error_message": None,
+                "op": op,
+                "attempts": 0,
+                "state": ITEM_SYNCED if op is None else ITEM_PENDING,
+                "wait_for_item_id": None if op is None else row.wait_for_item_id,
+                "next_attempt_at": row.next_attempt_at if op is None else answer.now,
+            }
+        )
+    if params:
+        session.execute(update(Item), params)  # an ORM bulk UPDATE by primary key
 
 
 def record_updated(
@@ -263,10 +358,14 @@ def record_failure(
 
 
 def retry_failed(session: Session, item_ids: Sequence[int], now: float) -> None:
-    """Make failed items due again now (``syncd retry``)."""
+    """Make failed items, and pending ones waiting on a backoff, due again now (``syncd
+    retry``)."""
     session.execute(
         update(Item)
-        .where(Item.id.in_(item_ids), Item.state == ITEM_FAILED)
+        .where(
+            Item.id.in_(item_ids),
+            or_(Item.state == ITEM_FAILED, and_(Item.state == ITEM_PENDING, Item.op.is_not(None))),
+        )
         .values(state=ITEM_PENDING, attempts=0, next_attempt_at=now)
     )
 

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import SyncdError
-from syncd.ledger.dialect import ledger_engine
+from syncd.ledger.dialect import ledger_engine, writer_gate
 from syncd.ledger.models import SCHEMA_VERSION, Base, SchemaVersion
 
 _log = logging.getLogger(__name__)
@@ -78,11 +78,12 @@ class Ledger:
         self.engine = engine
         self.path = path
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._gate = writer_gate()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        with self._sessions() as session, session.begin():
+        with self._gate, self._sessions() as session, session.begin():
             yield session
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from syncd.ledger.queue import Intent, claim_due_intents, next_due_at
 from syncd.ledger.schema import Ledger
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
 from syncd.sync.account import AccountState
+from syncd.sync.inflight import AddSpool
 from syncd.sync.lock import SyncLock
 from syncd.sync.pause import AccountPause, GalleryStop
 from syncd.sync.rate import RateLimiter
@@ -56,6 +57,8 @@ ERROR_PAUSE = 5.0
 SPARE_WORKERS = 2
 #: intents claimed from the ledger at a time, per worker (one claim feeds every worker)
 CLAIM_PER_WORKER = 8
+#: seconds between two audits of lost adds by the service (also one at each start)
+AUDIT_EVERY = 600.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class SyncEngine:
             in_flight=threading.BoundedSemaphore(max(1, config.api.concurrency)),
             clock=clock,
             tally=Tally(),
+            spool=AddSpool.beside(ledger.path),
         )
         self._ctx.recorder.on_commit = self.wake
         self._cv = threading.Condition()
@@ -161,6 +165,8 @@ class SyncEngine:
         #: work this process claimed in the ledger and no worker has taken yet
         self._claimed: deque[_Work] = deque()
         self._claiming = threading.Lock()
+        self._auditing = threading.Lock()
+        self._last_audit = time.monotonic()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -176,6 +182,22 @@ class SyncEngine:
                 .where(Item.claim_owner.is_not(None))
                 .values(claim_owner=None, claimed_at=None)
             )
+
+    def _audit_spool(self) -> None:
+        """Settle adds whose answers were lost (a crash, a timeout): ``syncd.sync.inflight``."""
+        if not self._auditing.acquire(blocking=False):
+            return
+        try:
+            self._last_audit = time.monotonic()
+            galleries = self._ctx.account.open_galleries(self._galleries)
+            if galleries:
+                IntentRunner(self._ctx, self._owner).audit_spool(galleries)
+        except Stopping:
+            pass
+        except Exception:
+            log.exception("looking for items of lost adds failed; trying again later")
+        finally:
+            self._auditing.release()
 
     def _spawn(self) -> None:
         # a few workers more than calls in flight: they read images and record answers
@@ -193,6 +215,7 @@ class SyncEngine:
     def start(self) -> None:
         """Start the workers for the service; raises LedgerBusy if another process syncs."""
         self._begin(retry_stops=True)
+        self._audit_spool()
         self._spawn()
         log.info("sync workers started (%d, %.1f calls/s)", len(self._threads),
                  self._ctx.limiter.ceiling)  # fmt: skip
@@ -224,6 +247,7 @@ class SyncEngine:
         self._horizon = horizon
         self._begin(retry_stops=False)
         try:
+            self._audit_spool()
             self._spawn()
             for thread in self._threads:
                 while thread.is_alive():
@@ -288,6 +312,8 @@ class SyncEngine:
                 continue
             if not self._idle_exit:
                 self._ctx.account.refresh()
+                if time.monotonic() - self._last_audit > AUDIT_EVERY:
+                    self._audit_spool()
             grace_end = self._expire_grace() if self._idle_exit else None
             claim_time = self._clock()
             next_due = self._next_due(galleries)

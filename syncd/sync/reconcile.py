@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd.config import Config
 from syncd.errors import (
+    ITEM_EXISTS_CODE,
     ApiError,
     ConfigError,
     FatalSetupError,
@@ -133,6 +134,8 @@ class RetryResult:
     items: int
     files: int
     lifted: list[str] = field(default_factory=list)
+    #: items that were waiting on a backoff after an error (a network outage, a 5xx)
+    waiting: int = 0
 
 
 def _relative_under(path: Path, root: Path) -> str | None:
@@ -144,14 +147,20 @@ def _relative_under(path: Path, root: Path) -> str | None:
     return "" if rel == Path(".") else rel.as_posix()
 
 
+def _backing_off(state: str | None, attempts: int | None, code: int | None) -> bool:
+    """An item waiting on a backoff after errors (not on the deletion latency, §2.6)."""
+    return state == ITEM_PENDING and bool(attempts) and code != ITEM_EXISTS_CODE
+
+
 def retry_failures(
     config: Config, names: Sequence[str] = (), paths: Sequence[Path] = ()
 ) -> RetryResult:
     """Queue the failed files of the libraries named (all when none), or only those at or
     under ``paths`` (files or folders), for another try.
 
-    Failed items become due now; files refused by the scan (not an image, unreadable) are
-    read again by the next scan. A quota pause and gallery stops are lifted: the next call
+    Failed items, and items waiting on a backoff after errors (the user fixed the network),
+    become due now; files refused by the scan (not an image, unreadable) are read again by
+    the next scan. A quota pause and gallery stops are lifted: the next call
     tells whether the cause is gone. Raises ConfigError for a path outside every library.
     """
     libraries = select_libraries(config, names)
@@ -172,7 +181,16 @@ def retry_failures(
     try:
         with ledger.transaction() as session:
             rows = session.execute(
-                select(Library.name, File.id, File.relpath, File.verdict, Item.id, Item.state)
+                select(
+                    Library.name,
+                    File.id,
+                    File.relpath,
+                    File.verdict,
+                    Item.id,
+                    Item.state,
+                    Item.attempts,
+                    Item.error_code,
+                )
                 .join(Library, File.library_id == Library.id)
                 .outerjoin(
                     Content,
@@ -185,8 +203,9 @@ def retry_failures(
                 .where(Library.name.in_(chosen), File.state == FILE_LIVE)
             )
             items: set[int] = set()
+            waiting: set[int] = set()
             files: list[int] = []
-            for lib, file_id, relpath, verdict, item_id, state in rows:
+            for lib, file_id, relpath, verdict, item_id, state, attempts, code in rows:
                 prefixes = wanted.get(lib)
                 if prefixes is not None and not any(
                     p == "" or relpath == p or relpath.startswith(p + "/") for p in prefixes
@@ -196,7 +215,23 @@ def retry_failures(
                     files.append(file_id)
                 elif item_id is not None and state == ITEM_FAILED:
                     items.add(item_id)
-            retry_failed(session, sorted(items), time.time())
+                elif item_id is not None and _backing_off(state, attempts, code):
+                    waiting.add(item_id)
+            if not paths:
+                # deletes of vanished files have no live file: take the galleries' own
+                galleries = {lib.gallery for lib in libraries}
+                waiting.update(
+                    session.scalars(
+                        select(Item.id).where(
+                            Item.gallery.in_(galleries),
+                            Item.state == ITEM_PENDING,
+                            Item.op.is_not(None),
+                            Item.attempts > 0,
+                            or_(Item.error_code.is_(None), Item.error_code != ITEM_EXISTS_CODE),
+                        )
+                    )
+                )
+            retry_failed(session, sorted(items | waiting), time.time())
             if files:
                 # a signature no stat matches: the next scan reads and judges them again
                 session.execute(update(File).where(File.id.in_(files)).values(mtime_ns=-1))
@@ -207,7 +242,7 @@ def retry_failures(
             for key in settings_with_prefix(session, GALLERY_STOP_PREFIX):
                 delete_setting(session, key)
                 lifted.append(f"the stop of gallery {key.removeprefix(GALLERY_STOP_PREFIX)}")
-        return RetryResult(len(items), len(files), lifted)
+        return RetryResult(len(items), len(files), lifted, len(waiting))
     finally:
         ledger.close()
 

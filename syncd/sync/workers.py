@@ -9,6 +9,7 @@ update changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from syncd.api import ImageSearchClient
@@ -38,12 +39,14 @@ from syncd.errors import (
     ValidationError,
 )
 from syncd.ledger.intents import replan
-from syncd.ledger.models import Item, Tombstone, format_tags
+from syncd.ledger.models import Content, Item, Tombstone, format_tags
 from syncd.ledger.queue import (
+    AddedItem,
     Intent,
     item_for_cont_sign,
     merge_items,
     record_added,
+    record_adds,
     record_deleted,
     record_failure,
     record_updated,
@@ -56,6 +59,7 @@ from syncd.sync.account import AccountState
 from syncd.sync.adopt import MAX_ADOPTION_ROUNDS, AddAfter, Adopt, decide_adoption
 from syncd.sync.backoff import retry_delay
 from syncd.sync.batching import DeleteOutcome, delete_in_batches
+from syncd.sync.inflight import AddSpool, SpooledAdd
 from syncd.sync.rate import RateLimiter
 
 log = logging.getLogger("syncd.sync")
@@ -147,16 +151,17 @@ class Recorder:
         """Commit ``group`` in one transaction; if that fails, each record on its own (a
         record that still fails is logged and left out: its call is repeated later)."""
         after: list[Callable[[], None]] = []
+        answers = [r for r in group if isinstance(r, AddAnswer)]
         try:
             with self._ledger.transaction() as session:
-                # the rows stay referenced (the session's identity map only holds them weakly)
-                rows = AddAnswer.prefetch(session, [r for r in group if isinstance(r, AddAnswer)])
+                AddAnswer.record_plain(session, answers)
                 after = [a for record in group if (a := record(session)) is not None]
-                del rows
         except Exception:
             log.warning("a group of %d answers failed to commit; committing one by one",
                         len(group), exc_info=True)  # fmt: skip
             after = []
+            for answer in answers:
+                answer.reset()
             for record in group:
                 try:
                     with self._ledger.transaction() as session:
@@ -178,8 +183,10 @@ class Recorder:
 class AddAnswer:
     """A successful add, to be recorded: the item is ``cont_sign`` in its gallery now.
 
-    Answers of one group are looked up together (``prefetch``): their item rows in one
-    query, and whether the ledger already names another item by the same cont_sign.
+    The answers of one group are recorded together (``record_plain``): one query finds
+    whether the ledger already names another item by the same cont_sign, and the plain
+    ones (no other) are written in one bulk update. Once recorded, the add's spooled
+    image is dropped (after the commit: until then a crash must find it).
     """
 
     runner: IntentRunner
@@ -189,16 +196,33 @@ class AddAnswer:
     #: the ledger's item named by ``cont_sign`` (None: no other), known after ``prefetch``
     holder: int | None = None
     prefetched: bool = False
+    #: written by ``record_plain`` in this group's transaction
+    recorded: bool = False
+
+    def reset(self) -> None:
+        """Forget what a group transaction that failed did (it is recorded on its own)."""
+        self.holder, self.prefetched, self.recorded = None, False, False
 
     @staticmethod
-    def prefetch(session: Session, answers: Sequence[AddAnswer]) -> list[Item]:
-        """Load the rows ``answers`` touch in two queries instead of two per answer; the
-        caller keeps the returned rows referenced while it records the answers."""
+    def record_plain(session: Session, answers: Sequence[AddAnswer]) -> None:
+        """Record every answer whose cont_sign names no other item, in one bulk update."""
+        AddAnswer.prefetch(session, answers)
+        plain = [a for a in answers if a.holder is None or a.holder == a.intent.item_id]
+        by_owner: dict[str, list[AddedItem]] = {}
+        for answer in plain:
+            intent = answer.intent
+            by_owner.setdefault(answer.runner.owner, []).append(
+                AddedItem(intent.item_id, answer.cont_sign, intent.brief, intent.tags, answer.now)
+            )
+            answer.recorded = True
+        for owner, added in by_owner.items():
+            record_adds(session, added, owner)
+
+    @staticmethod
+    def prefetch(session: Session, answers: Sequence[AddAnswer]) -> None:
+        """Find, in one query, which of ``answers`` name an item the ledger already has."""
         if not answers:
-            return []
-        rows = list(
-            session.scalars(select(Item).where(Item.id.in_([a.intent.item_id for a in answers])))
-        )
+            return
         holders = {
             (gallery, sign): item_id
             for gallery, sign, item_id in session.execute(
@@ -210,10 +234,11 @@ class AddAnswer:
         for answer in answers:
             answer.holder = holders.get((answer.intent.gallery, answer.cont_sign))
             answer.prefetched = True
-        return rows
 
     def __call__(self, session: Session) -> Callable[[], None] | None:
         intent, owner = self.intent, self.runner.owner
+        if self.recorded:
+            return self._unspool
         holder = self.holder
         if not self.prefetched:
             holder = item_for_cont_sign(session, intent.gallery, self.cont_sign)
@@ -226,12 +251,19 @@ class AddAnswer:
                 session, intent.item_id, owner, self.cont_sign, intent.brief, intent.tags,
                 self.now,
             )  # fmt: skip
-            return None
+            return self._unspool
         # the ledger still names a gone item by this cont_sign: they are one item now
         merge_items(session, intent.item_id, holder)
         self.runner.set_have(session, holder, intent.brief, intent.tags, self.now)
-        now = self.now
-        return lambda: self.runner.replan(now)
+
+        def after() -> None:
+            self._unspool()
+            self.runner.replan(self.now)
+
+        return after
+
+    def _unspool(self) -> None:
+        self.runner.unspool(self.intent)
 
 
 @dataclass
@@ -254,6 +286,8 @@ class SyncContext:
     clock: Callable[[], float] = time.time
     tally: Tally = field(default_factory=Tally)
     rng: random.Random = field(default_factory=random.Random)
+    #: images of adds whose answers are not recorded yet (None: not kept)
+    spool: AddSpool | None = None
 
 
 def _one_line(text: str) -> str:
@@ -306,6 +340,7 @@ class IntentRunner:
         image = self._read_source(intent)
         if image is None:
             return
+        self._spool(intent, image)
         try:
             result = self._call(
                 gallery,
@@ -314,15 +349,44 @@ class IntentRunner:
                     gallery, image=image, brief=intent.brief, tags=intent.tags
                 ),
             )
+        except Stopping:
+            self.unspool(intent)  # not sent
+            raise
         except ItemExistsError:
             self._adopt(intent, image)
+            self.unspool(intent)  # this add made no item
+            return
+        except TransientError as error:
+            # the add may have been made and only its answer lost: the spool keeps the image
+            self.settle_error([intent], error)
             return
         except (ApiError, ValidationError) as error:
+            self.unspool(intent)  # refused: nothing was added
             self.settle_error([intent], error)
             return
         self.ctx.recorder.submit(AddAnswer(self, intent, result.cont_sign, self.ctx.clock()))
         self.ctx.tally.bump("added")
         log.debug("%s: added as %s", _where(intent), result.cont_sign)
+
+    def _spool(self, intent: Intent, image: bytes) -> None:
+        """Keep the image of an add about to be sent, until its answer is recorded."""
+        spool = self.ctx.spool
+        if spool is None or intent.content_hash is None:
+            return
+        try:
+            spool.keep(
+                intent.gallery, intent.content_hash, intent.brief, intent.tags,
+                self.ctx.clock(), image,
+            )  # fmt: skip
+        except OSError as exc:
+            # the add still goes out: only a crash right after it would leave an orphan
+            log.warning("cannot spool the add of %s in %s: %s", _where(intent),
+                        spool.directory, exc.strerror or exc)  # fmt: skip
+
+    def unspool(self, intent: Intent) -> None:
+        """The add's answer is recorded, or it made no item: forget its image."""
+        if self.ctx.spool is not None and intent.content_hash is not None:
+            self.ctx.spool.drop(intent.gallery, intent.content_hash)
 
     def _read_source(self, intent: Intent) -> bytes | None:
         """The bytes to send for an add, or None after recording why there are none."""
@@ -436,6 +500,92 @@ class IntentRunner:
             .group_by(Tombstone.cont_sign)
         )
         return {sign: datetime.fromtimestamp(when, UTC) for sign, when in rows}
+
+    # -- adds whose answer was lost ---------------------------------------------------------
+
+    def audit_spool(self, galleries: Sequence[str]) -> int:
+        """Settle the spooled adds of ``galleries`` whose answers were never recorded.
+
+        A spooled content whose item the ledger knows by now is done; one the ledger still
+        wants is left to its pending add (a 216681 adopts the item). For the others (the
+        file went meanwhile) the gallery is searched with the image, and an item carrying
+        the brief that add sent, which the ledger does not know, is deleted. Returns the
+        items deleted; an entry whose calls fail stays for the next audit.
+        """
+        spool = self.ctx.spool
+        if spool is None:
+            return 0
+        removed = 0
+        for entry in spool.entries():
+            if entry.gallery not in galleries:
+                continue
+            state = self._spooled_state(entry)
+            if state == "wanted":
+                continue
+            if state == "gone":
+                try:
+                    removed += self._delete_orphans(entry)
+                except (ApiError, ValidationError) as error:
+                    log.info("cannot look for an item left by a lost add (%s) yet: %s",
+                             entry.brief, error)  # fmt: skip
+                    continue
+            spool.drop_entry(entry)
+        return removed
+
+    def _spooled_state(self, entry: SpooledAdd) -> str:
+        """The ledger's view of a spooled content: "known" (its item has a cont_sign),
+        "wanted" (its add is still to come) or "gone" (nothing wants it)."""
+        with self.ctx.ledger.transaction() as session:
+            row = session.execute(
+                select(Item.cont_sign, Item.want_present)
+                .join(Content, Content.item_id == Item.id)
+                .where(Content.gallery == entry.gallery, Content.content_hash == entry.content_hash)
+            ).first()
+        if row is None:
+            return "gone"
+        if row.cont_sign is not None:
+            return "known"
+        return "wanted" if row.want_present else "gone"
+
+    def _delete_orphans(self, entry: SpooledAdd) -> int:
+        """Delete the items a lost add of ``entry`` left, if any; how many there were."""
+        gallery: GalleryName = entry.gallery  # type: ignore[assignment]
+        page = self._call(
+            gallery,
+            "search",
+            lambda: self.ctx.client.search(gallery, image=entry.data, rn=ADOPTION_SEARCH_RN),
+        )
+        signs = [hit.cont_sign for hit in page.hits if hit.brief == entry.brief]
+        if not signs:
+            return 0
+        with self.ctx.ledger.transaction() as session:
+            known = set(
+                session.scalars(
+                    select(Item.cont_sign).where(Item.gallery == gallery, Item.cont_sign.in_(signs))
+                )
+            )
+            known.update(self._tombstones(session, gallery, signs))
+        orphans = [sign for sign in dict.fromkeys(signs) if sign not in known]
+        if not orphans:
+            return 0
+        with contextlib.suppress(ItemMissingError):  # gone already: as good
+            self._call(
+                gallery, "delete", lambda: self.ctx.client.delete(gallery, cont_signs=orphans)
+            )
+        now = self.ctx.clock()
+        with self.ctx.ledger.transaction() as session:
+            session.execute(
+                insert(Tombstone),
+                [
+                    {"gallery": gallery, "cont_sign": sign,
+                     "content_hash": entry.content_hash, "deleted_at": now}
+                    for sign in orphans
+                ],
+            )  # fmt: skip
+        self.ctx.tally.bump("deleted", len(orphans))
+        log.info("deleted %d gallery item(s) a lost add left behind (%s)", len(orphans),
+                 entry.brief)  # fmt: skip
+        return len(orphans)
 
     # -- update ---------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """`kill -9` at any moment of a reconcile loses nothing (SPEC §2.9).
 
 ``syncd reconcile`` runs as its own process against the gallery server of this test and
-is killed with SIGKILL at random moments, round after round, while files are renamed and
-copied between rounds; a last reconcile must leave exactly the gallery the disk implies.
+is killed with SIGKILL at random moments, round after round, while files are renamed,
+copied, added and deleted between rounds (a deleted file may be one whose add went out and
+whose answer the kill lost); a last reconcile must leave exactly the gallery the disk
+implies.
 """
 
 from __future__ import annotations
@@ -49,10 +51,13 @@ def run_reconcile(site: Site, kill_after: float | None) -> int | None:
 
 
 def shuffle_some(site: Site, rng: random.Random, round_: int) -> None:
-    """Rename files, copy some, add new ones (no image leaves the disk: see the report)."""
+    """Rename files, copy some, delete some (newest first: likely in flight), add new ones."""
     files = sorted(p for p in site.root.rglob("*.jpg"))
     for path in rng.sample(files, 40):
         path.rename(path.with_name(f"r{round_}-{path.name}"))
+    newest = sorted(site.root.rglob("new/*.jpg"))[-10:]
+    for path in [*newest, *rng.sample(sorted(site.root.rglob("*.jpg")), 10)]:
+        path.unlink(missing_ok=True)
     for path in rng.sample(sorted(p for p in site.root.rglob("*.jpg")), 10):
         shutil.copy(path, path.with_name(f"c{round_}-{path.name}"))
     for n in range(20):

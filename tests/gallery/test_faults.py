@@ -13,7 +13,7 @@ import requests
 from syncd.gallery.server import FaultConfig, GalleryServer
 from syncd.protocol import GALLERIES
 
-from .helpers import ApiClient, b64, get_token
+from .helpers import ApiClient, b64, get_token, live_items
 
 MakeImage = Callable[..., bytes]
 SEARCH = GALLERIES["similar"].path("search")
@@ -77,6 +77,20 @@ def test_a_dropped_connection_closes_the_socket_without_an_answer(
             outcomes.append(0)
             assert "without response" in str(exc) or "aborted" in str(exc)
     assert 0 in outcomes
+
+
+def test_lost_answer_adds_the_item_and_drops_the_connection(
+    gallery_server: GalleryServer, make_image: MakeImage
+) -> None:
+    client = ApiClient(gallery_server)
+    client.token = get_token(gallery_server)
+    gallery_server.faults.lost_answer_rate = 1.0
+    with pytest.raises(requests.ConnectionError):
+        client.post(GALLERIES["similar"].path("add"), {"image": b64(make_image(3)), "brief": "b"})
+    # the add happened: only its answer was lost
+    assert [item["brief"] for item in live_items(gallery_server, "similar").values()] == ["b"]
+    # other operations answer as usual
+    assert _outcome(client, b64(make_image(3))) == "ok"
 
 
 def test_qps_limit_answers_18_above_it(

@@ -1,0 +1,130 @@
+"""Adds whose answer syncd has not recorded: their images, kept beside the ledger.
+
+An add whose answer is lost (``kill -9`` before the answer was committed, a timeout, a
+dropped connection) may still have created an item. While the file is there, the next add
+answers 216681 and syncd adopts the item (SPEC §2.6). When the file is gone too, only the
+image can find that item again, so each add keeps the bytes it sends here, written before
+the call goes out and removed once the answer is recorded (or says nothing was added).
+What stays after a crash is audited at the next start (``IntentRunner.audit_spool``).
+
+One file per (gallery, content): a JSON line saying what was sent, then the image bytes.
+At most ``api.concurrency`` adds are in flight, plus those whose answer was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("syncd.sync")
+
+#: the suffix of spooled adds; a file still being written has ``.tmp`` after it
+SUFFIX = ".add"
+
+
+@dataclass(frozen=True)
+class SpooledAdd:
+    """An add that went out (or was about to) and whose answer was not recorded."""
+
+    gallery: str
+    content_hash: str
+    brief: str
+    tags: tuple[int, ...]
+    #: seconds since the epoch when it was spooled
+    sent_at: float
+    data: bytes
+
+
+class AddSpool:
+    """The folder of spooled adds (``<ledger>.inflight``, readable by its owner only)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @classmethod
+    def beside(cls, ledger_path: Path) -> AddSpool:
+        """The spool of the ledger at ``ledger_path``."""
+        return cls(ledger_path.with_name(ledger_path.name + ".inflight"))
+
+    def _path(self, gallery: str, content_hash: str) -> Path:
+        return self.directory / f"{gallery}-{content_hash}{SUFFIX}"
+
+    def keep(
+        self,
+        gallery: str,
+        content_hash: str,
+        brief: str,
+        tags: tuple[int, ...],
+        sent_at: float,
+        data: bytes,
+    ) -> None:
+        """Spool an add before it is sent; raises OSError when the folder cannot take it."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        head = json.dumps(
+            {"gallery": gallery, "content_hash": content_hash, "brief": brief,
+             "tags": list(tags), "sent_at": sent_at},
+            ensure_ascii=True,
+        )  # fmt: skip
+        final = self._path(gallery, content_hash)
+        partial = final.with_name(final.name + ".tmp")
+        # renamed into place whole: a spooled add is never half written
+        with open(partial, "wb") as out:
+            out.write(head.encode("ascii") + b"\n")
+            out.write(data)
+        os.replace(partial, final)
+
+    def drop(self, gallery: str, content_hash: str) -> None:
+        """The add's answer is recorded (or nothing was added): forget its image."""
+        try:
+            self._path(gallery, content_hash).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot remove a spooled add from %s: %s", self.directory, exc.strerror)
+
+    def drop_entry(self, entry: SpooledAdd) -> None:
+        """Forget ``entry`` (audited)."""
+        self.drop(entry.gallery, entry.content_hash)
+
+    def entries(self) -> list[SpooledAdd]:
+        """The spooled adds, oldest first; unreadable or half-written files are removed."""
+        try:
+            names = sorted(os.listdir(self.directory))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            log.warning("cannot list spooled adds in %s: %s", self.directory, exc.strerror)
+            return []
+        found: list[SpooledAdd] = []
+        for name in names:
+            path = self.directory / name
+            if not name.endswith(SUFFIX):
+                # a spool write cut short: that add was never sent
+                path.unlink(missing_ok=True)
+                continue
+            try:
+                found.append(_parse(path.read_bytes()))
+            except OSError as exc:
+                log.warning("cannot read spooled add %s: %s", name, exc.strerror)
+            except (ValueError, KeyError, TypeError):
+                log.warning("removing unreadable spooled add %s", name)
+                path.unlink(missing_ok=True)
+        found.sort(key=lambda entry: entry.sent_at)
+        return found
+
+
+def _parse(raw: bytes) -> SpooledAdd:
+    """A spool file's content; raises ValueError, KeyError or TypeError when malformed."""
+    head, sep, data = raw.partition(b"\n")
+    if not sep or not data:
+        raise ValueError("no image")
+    fields = json.loads(head)
+    return SpooledAdd(
+        gallery=str(fields["gallery"]),
+        content_hash=str(fields["content_hash"]),
+        brief=str(fields["brief"]),
+        tags=tuple(int(tag) for tag in fields["tags"]),
+        sent_at=float(fields["sent_at"]),
+        data=data,
+    )

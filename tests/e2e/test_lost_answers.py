@@ -1,0 +1,91 @@
+"""An add whose answer is lost leaves no stray item, even when its file goes too (SPEC §2.9).
+
+The gallery server adds each image and then drops the connection, as a crash or a network
+cut at the worst moment would; ``syncd reconcile`` is killed with SIGKILL once the gallery
+holds every image the ledger never heard of. Then some files are deleted, and the next
+reconcile must leave exactly the gallery the disk implies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from syncd.gallery.server import GalleryServer
+
+from .site import Site
+
+SYNCD = str(Path(sys.executable).with_name("syncd"))
+IMAGES = 12
+
+
+def known_cont_signs(ledger: Path) -> set[str]:
+    """The cont_signs the ledger holds."""
+    with sqlite3.connect(ledger) as db:
+        return {sign for (sign,) in db.execute("SELECT cont_sign FROM items") if sign}
+
+
+def reconcile_until_gallery_holds(site: Site, count: int) -> None:
+    """Run ``syncd reconcile`` as a process and SIGKILL it once the gallery holds ``count``."""
+    proc = subprocess.Popen(
+        [SYNCD, "reconcile", "-c", str(site.config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(site.items()) < count:
+            assert proc.poll() is None, "reconcile ended before the gallery held every image"
+            assert time.monotonic() < deadline, "the adds never reached the gallery"
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_items_of_lost_adds_are_deleted_when_their_files_are_gone(
+    tmp_path: Path, gallery_server: GalleryServer
+) -> None:
+    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
+    for n in range(IMAGES):
+        site.write(f"d{n % 3}/{n}.jpg", 500 + n)
+    gallery_server.faults.lost_answer_rate = 1.0
+    reconcile_until_gallery_holds(site, IMAGES)
+    gallery_server.faults.lost_answer_rate = 0.0
+    unknown = {item.cont_sign for item in site.items()} - known_cont_signs(site.ledger)
+    assert unknown, "every answer was recorded: nothing was lost"
+    for n in range(0, IMAGES, 2):
+        (site.root / f"d{n % 3}" / f"{n}.jpg").unlink()
+
+    result = site.syncd("reconcile")
+
+    assert result.code == 0, result
+    site.assert_mirrors_disk()
+    assert len(site.items()) == IMAGES // 2
+    spool = site.ledger.with_name("ledger.db.inflight")
+    assert not spool.exists() or not os.listdir(spool), "answered adds stay spooled"
+    gallery_server.reset_counts()
+    assert site.syncd("reconcile").code == 0
+    assert site.calls() == {}, "a converged tree still costs calls"
+
+
+def test_lost_answers_of_files_still_there_are_adopted_without_duplicates(
+    tmp_path: Path, gallery_server: GalleryServer
+) -> None:
+    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
+    for n in range(IMAGES):
+        site.write(f"{n}.jpg", 700 + n)
+    gallery_server.faults.lost_answer_rate = 1.0
+    reconcile_until_gallery_holds(site, IMAGES)
+    gallery_server.faults.lost_answer_rate = 0.0
+
+    result = site.syncd("reconcile")
+
+    assert result.code == 0, result
+    site.assert_mirrors_disk()
+    assert known_cont_signs(site.ledger) == {item.cont_sign for item in site.items()}
