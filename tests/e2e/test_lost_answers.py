@@ -89,3 +89,24 @@ def test_lost_answers_of_files_still_there_are_adopted_without_duplicates(
     assert result.code == 0, result
     site.assert_mirrors_disk()
     assert known_cont_signs(site.ledger) == {item.cont_sign for item in site.items()}
+
+
+def test_lost_adds_are_settled_even_when_nothing_else_is_due(
+    tmp_path: Path, gallery_server: GalleryServer
+) -> None:
+    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
+    site.write("keep.jpg", 600)
+    assert site.syncd("reconcile").code == 0
+    for n in range(4):
+        site.write(f"new/{n}.jpg", 610 + n)
+    gallery_server.faults.lost_answer_rate = 1.0
+    reconcile_until_gallery_holds(site, 5)
+    gallery_server.faults.lost_answer_rate = 0.0
+    for n in range(4):
+        (site.root / "new" / f"{n}.jpg").unlink()
+
+    result = site.syncd("reconcile")
+
+    assert result.code == 0, result
+    site.assert_mirrors_disk()
+    assert [item.path for item in site.items()] == ["keep.jpg"]
