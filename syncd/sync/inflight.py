@@ -62,7 +62,6 @@ class AddSpool:
         data: bytes,
     ) -> None:
         """Spool an add before it is sent; raises OSError when the folder cannot take it."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         head = json.dumps(
             {"gallery": gallery, "content_hash": content_hash, "brief": brief,
              "tags": list(tags), "sent_at": sent_at},
@@ -70,10 +69,12 @@ class AddSpool:
         )  # fmt: skip
         final = self._path(gallery, content_hash)
         partial = final.with_name(final.name + ".tmp")
+        try:
+            _write(partial, head, data)
+        except FileNotFoundError:  # the first add, or the folder was removed meanwhile
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _write(partial, head, data)
         # renamed into place whole: a spooled add is never half written
-        with open(partial, "wb") as out:
-            out.write(head.encode("ascii") + b"\n")
-            out.write(data)
         os.replace(partial, final)
 
     def drop(self, gallery: str, content_hash: str) -> None:
@@ -112,6 +113,12 @@ class AddSpool:
                 path.unlink(missing_ok=True)
         found.sort(key=lambda entry: entry.sent_at)
         return found
+
+
+def _write(path: Path, head: str, data: bytes) -> None:
+    with open(path, "wb") as out:
+        out.write(head.encode("ascii") + b"\n")
+        out.write(data)
 
 
 def _parse(raw: bytes) -> SpooledAdd:
