@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from syncd.api import ImageSearchClient
@@ -179,6 +179,12 @@ class Recorder:
         self.on_commit()
 
 
+#: the items named by some cont_signs (built once; Core: no ORM setup per group commit)
+_HOLDERS = select(Item.gallery, Item.cont_sign, Item.id).where(
+    Item.cont_sign.in_(bindparam("signs", expanding=True))
+)
+
+
 @dataclass
 class AddAnswer:
     """A successful add, to be recorded: the item is ``cont_sign`` in its gallery now.
@@ -223,12 +229,11 @@ class AddAnswer:
         """Find, in one query, which of ``answers`` name an item the ledger already has."""
         if not answers:
             return
+        session.flush()  # a Core query does not autoflush
         holders = {
             (gallery, sign): item_id
-            for gallery, sign, item_id in session.execute(
-                select(Item.gallery, Item.cont_sign, Item.id).where(
-                    Item.cont_sign.in_([a.cont_sign for a in answers])
-                )
+            for gallery, sign, item_id in session.connection().execute(
+                _HOLDERS, {"signs": [a.cont_sign for a in answers]}
             )
         }
         for answer in answers:
