@@ -68,6 +68,8 @@ T = TypeVar("T")
 
 #: hits asked for when searching for the item a 216681 is about (the best few matter)
 ADOPTION_SEARCH_RN = 20
+#: errors that say the gallery cannot answer now (a later call may work)
+_NOT_NOW = (TransientError, RateError, QuotaError, FatalSetupError, TokenError)
 
 
 class Stopping(Exception):
@@ -530,10 +532,14 @@ class IntentRunner:
             if state == "gone":
                 try:
                     removed += self._delete_orphans(entry)
+                except _NOT_NOW as error:
+                    # the gallery cannot answer now: the rest waits for the next audit too
+                    log.info("cannot look for items left by lost adds yet: %s", error)
+                    break
                 except (ApiError, ValidationError) as error:
-                    log.info("cannot look for an item left by a lost add (%s) yet: %s",
-                             entry.brief, error)  # fmt: skip
-                    continue
+                    # refused for good: asking again would loop
+                    log.warning("cannot look for an item left by a lost add (%s): %s",
+                                entry.brief, error)  # fmt: skip
             spool.drop_entry(entry)
         return removed
 

@@ -110,3 +110,31 @@ def test_lost_adds_are_settled_even_when_nothing_else_is_due(
     assert result.code == 0, result
     site.assert_mirrors_disk()
     assert [item.path for item in site.items()] == ["keep.jpg"]
+
+
+def test_lost_adds_wait_for_a_gallery_that_cannot_answer_now(
+    tmp_path: Path, gallery_server: GalleryServer
+) -> None:
+    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
+    site.write("keep.jpg", 620)
+    assert site.syncd("reconcile").code == 0
+    for n in range(3):
+        site.write(f"new/{n}.jpg", 630 + n)
+    gallery_server.faults.lost_answer_rate = 1.0
+    reconcile_until_gallery_holds(site, 4)
+    gallery_server.faults.lost_answer_rate = 0.0
+    for n in range(3):
+        (site.root / "new" / f"{n}.jpg").unlink()
+    spool = site.ledger.with_name("ledger.db.inflight")
+    gallery_server.faults.transient_rate = 1.0
+    gallery_server.reset_counts()
+
+    site.syncd("reconcile")
+
+    # one search found the gallery failing; the other lost adds were not even tried
+    assert site.calls() == {"search": 1}
+    assert len(os.listdir(spool)) == 3
+    gallery_server.faults.transient_rate = 0.0
+    assert site.syncd("reconcile").code == 0
+    site.assert_mirrors_disk()
+    assert os.listdir(spool) == []
