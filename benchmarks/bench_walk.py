@@ -1,9 +1,10 @@
-"""Walk speed: ``walk_library`` over a generated tree against ``find -type f -printf``.
+"""Walk speed: ``walk_batches`` (the scan's hot path) and ``walk_library`` (one record per
+file) over a generated tree against ``find -type f -printf``.
 
 Run: ``.venv/bin/python benchmarks/bench_walk.py [--quick] [--files 100000] [--root DIR]``.
-Prints both times (best of ``--repeat``, warm cache), the ratio and the target: the whole
+Prints the times (best of ``--repeat``, warm cache), the ratios and the target: the whole
 no-change ``reconcile`` must stay within 4x of find (SPEC §8), so the walk alone needs to
-be well under that.
+be well under that (it runs beside the start-up of ``reconcile``, in a child process).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from _common import Result, bench_parser, best_of, report, timed
 
 from syncd.config import LibraryConfig, WatchConfig
-from syncd.scan.walk import FileEntry, WalkFilter, walk_library
+from syncd.scan.walk import FileBatch, FileEntry, WalkFilter, walk_batches, walk_library
 
 TARGET_RATIO = 4.0
 
@@ -53,9 +54,12 @@ def main() -> None:
     try:
         count = 0
 
-        def run_walk() -> None:
+        def run_batches() -> None:
             nonlocal count
-            count = sum(1 for e in walk_library(root, flt) if isinstance(e, FileEntry))
+            count = sum(len(b.keys) for b in walk_batches(root, flt) if isinstance(b, FileBatch))
+
+        def run_walk() -> None:
+            sum(1 for e in walk_library(root, flt) if isinstance(e, FileEntry))
 
         def run_find() -> None:
             subprocess.run(
@@ -66,11 +70,23 @@ def main() -> None:
 
         run_find()  # warm the cache
         t_find = best_of(run_find, repeat)
+        t_batches = best_of(run_batches, repeat)
         t_walk = best_of(run_walk, repeat)
-        ratio = t_walk / t_find
-        print(f"find: {t_find:.3f} s   walk_library: {t_walk:.3f} s ({count} files)")
-        print(f"ratio {ratio:.2f} (target for the whole reconcile: <= {TARGET_RATIO:.0f})")
-        report([Result.at_most(f"walk_library / find, {count} files", ratio, "x", TARGET_RATIO)])
+        print(
+            f"find: {t_find:.3f} s   walk_batches: {t_batches:.3f} s   "
+            f"walk_library: {t_walk:.3f} s ({count} files)"
+        )
+        print(f"target for the whole reconcile: <= {TARGET_RATIO:.0f} x find")
+        report(
+            [
+                Result.at_most(
+                    f"walk_batches / find, {count} files", t_batches / t_find, "x", TARGET_RATIO
+                ),
+                Result.at_most(
+                    f"walk_library / find, {count} files", t_walk / t_find, "x", TARGET_RATIO
+                ),
+            ]
+        )
     finally:
         if tmp is not None:
             shutil.rmtree(tmp)

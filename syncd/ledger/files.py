@@ -6,7 +6,9 @@ Each write queues the contents it touches for the planner in the same transactio
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import gc
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,12 +159,13 @@ def load_index(ledger: Ledger, library_id: int, under: Sequence[str] | None = No
     mine = File.library_id == library_id
     vanished: set[bytes] = set()
     mask = _MASK64
-    with ledger.engine.connect() as conn:
+    with ledger.engine.connect() as conn, _collector_paused():
         cursor = _raw_cursor(
             conn, select(File.relpath, File.size, File.mtime_ns, File.inode).where(mine, sendable)
         )
+        # stat_signature inlined: sqlite3 gives BLOBs as bytes, sizes are never negative
         signatures = {
-            bytes(path): (mtime_ns << 128) | ((size & mask) << 64) | (inode & mask)
+            path: (mtime_ns << 128) | (size << 64) | (inode & mask)
             for path, size, mtime_ns, inode in cursor
         }
         # the other rows of all libraries, found through the state and content_hash indexes:
@@ -177,6 +180,20 @@ def load_index(ledger: Ledger, library_id: int, under: Sequence[str] | None = No
             else:
                 signatures[bytes(path)] = NO_SIGNATURE
     return LedgerIndex(signatures, vanished)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection inside: a bulk read makes a million rows and no cycle, and
+    each collection while they are made would walk them all again."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _load_index_under(ledger: Ledger, library_id: int, under: Sequence[str]) -> LedgerIndex:

@@ -24,6 +24,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Protocol
 
 from syncd.config import Config, LibraryConfig, TagRule
@@ -46,14 +47,18 @@ from syncd.ledger.intents import ReplanStats, replan
 from syncd.ledger.models import VERDICT_OK, VERDICT_REJECTED, VERDICT_SKIPPED, encode_relpath
 from syncd.ledger.report import PlanSummary, summarize_plan
 from syncd.ledger.schema import Ledger
+from syncd.scan.ahead import WalkAhead
 from syncd.scan.walk import (
+    FileBatch,
     FileEntry,
     RootUnavailable,
     SkippedEntry,
     WalkFilter,
     _kind,
     _open_root,
+    entry_of,
     printable_relpath,
+    walk_batches,
     walk_library,
 )
 
@@ -67,6 +72,8 @@ HASH_WORKERS = 4
 KEEP_SKIPPED = 100
 #: rounds of waiting for files still being written before leaving them to the next scan
 SETTLE_ROUNDS = 3
+#: walked entries between two progress updates
+TICK_ENTRIES = 1000
 
 _DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -159,18 +166,22 @@ def scan_libraries(
     allow_mass_delete: bool = False,
     now: float | None = None,
     progress: ProgressFactory | None = None,
+    walks: WalkAhead | None = None,
 ) -> ScanResult:
     """Scan the libraries named (all when none), record them in the ledger, plan intents.
 
     ``allow_mass_delete`` lets the held deletes of these libraries go and holds nothing
     new. ``progress(library, known_files)`` may return a callback told how many entries
-    were walked. ``now`` (seconds since the epoch) defaults to the clock.
+    were walked. ``now`` (seconds since the epoch) defaults to the clock. ``walks``: walks
+    already started in a child process (``start_walks``); libraries it lacks are walked here.
     """
     libraries = select_libraries(config, names)
     started = time.time() if now is None else now
     results = []
     for lib in libraries:
-        results.append(scan_library(ledger, config, lib, started, allow_mass_delete, progress))
+        results.append(
+            scan_library(ledger, config, lib, started, allow_mass_delete, progress, walks)
+        )
     rules: dict[str, Sequence[TagRule]] = {lib.name: lib.rules for lib in config.libraries}
     stats = replan(ledger, rules, started, config.watch.delete_grace)
     return ScanResult(results, stats)
@@ -195,8 +206,10 @@ def scan_library(
     now: float,
     allow_mass_delete: bool = False,
     progress: ProgressFactory | None = None,
+    walks: WalkAhead | None = None,
 ) -> LibraryScan:
-    """Scan one whole library into the ledger (see the module docstring); ``now`` in seconds."""
+    """Scan one whole library into the ledger (see the module docstring); ``now`` in seconds.
+    Its walk is taken from ``walks`` when that has one, else done here."""
     with ledger.transaction() as session:
         row = ensure_library(session, lib)
     result = LibraryScan(lib.name, lib.gallery)
@@ -208,9 +221,11 @@ def scan_library(
     tick = progress(lib, known_files) if progress is not None else None
     recorder = _Recorder(ledger, config, lib, row, index, result, now)
     try:
-        walk = walk_library(
-            lib.root, WalkFilter.for_library(lib, config.watch), lib.follow_symlinks
-        )
+        walk = walks.take(lib, config.watch) if walks is not None else None
+        if walk is None:
+            walk = walk_batches(
+                lib.root, WalkFilter.for_library(lib, config.watch), lib.follow_symlinks
+            )
         unreadable = _compare(walk, index, result, tick, recorder.look)
     except RootUnavailable as exc:
         result.unavailable = exc.reason
@@ -449,7 +464,7 @@ def _log_scan(lib: LibraryConfig, result: LibraryScan, where: str) -> None:
 
 
 def _compare(
-    walk: Iterable[FileEntry | SkippedEntry],
+    walk: Iterable[FileBatch | FileEntry | SkippedEntry],
     index: LedgerIndex,
     result: LibraryScan,
     tick: Progress | None,
@@ -459,62 +474,70 @@ def _compare(
     ``BATCH_ROWS`` (so a first scan never holds the whole tree); the unreadable paths.
 
     Seen paths leave ``index.signatures``, so what is left there has vanished. The hot
-    loop of a no-change rescan: one dict lookup per file, no allocation beyond the key.
+    loop of a no-change rescan: per ``FileBatch``, one C-level pass of ``dict.pop`` over its
+    keys and one list comparison; no object is built for an unchanged file.
     """
     pop = index.signatures.pop
     changed: list[FileEntry] = []
     unreadable: list[str] = []
-    walked = 0
-    file_entry = FileEntry
-    if tick is not None:
-        walk = _ticking(walk, tick)
-    for entry in walk:
-        walked += 1
-        if type(entry) is file_entry:
-            relpath, size, mtime_ns, inode, _ = entry
-            known = pop(relpath.encode("utf-8", "surrogateescape"), None)
-            # stat_signature inlined (size and st_ino are unsigned 64-bit already)
-            if known == (mtime_ns << 128) | (size << 64) | inode:
-                continue
-            if known is None:
-                result.new += 1
-            else:
-                result.changed += 1
-            changed.append(entry)
-            if len(changed) >= BATCH_ROWS:
-                look(changed)
-                changed = []
+    files = 0
+    untold = 0  # entries walked since the last progress update
+    for item in walk:
+        if type(item) is FileBatch:
+            keys, batch_signatures, devs = item
+            files += len(keys)
+            untold += len(keys)
+            known = list(map(pop, keys, repeat(None)))
+            if known != batch_signatures:
+                for old, key, signature, dev in zip(
+                    known, keys, batch_signatures, devs, strict=True
+                ):
+                    if old != signature:
+                        if old is None:
+                            result.new += 1
+                        else:
+                            result.changed += 1
+                        changed.append(entry_of(key, signature, dev))
+        elif type(item) is FileEntry:
+            files += 1
+            untold += 1
+            relpath, size, mtime_ns, inode, _ = item
+            old = pop(relpath.encode("utf-8", "surrogateescape"), None)
+            # file_signature inlined (size and st_ino are unsigned 64-bit already)
+            if old != (mtime_ns << 128) | (size << 64) | inode:
+                if old is None:
+                    result.new += 1
+                else:
+                    result.changed += 1
+                changed.append(item)
         else:
-            assert isinstance(entry, SkippedEntry)
+            assert isinstance(item, SkippedEntry)
+            untold += 1
             result.skipped_count += 1
             if len(result.skipped) < KEEP_SKIPPED:
-                result.skipped.append(entry)
+                result.skipped.append(item)
             _log.info(
                 "library %s: skipped %s: %s",
                 result.name,
-                printable_relpath(entry.relpath),
-                entry.reason,
+                printable_relpath(item.relpath),
+                item.reason,
             )
-            if entry.unreadable:
-                unreadable.append(entry.relpath)
+            if item.unreadable:
+                unreadable.append(item.relpath)
                 result.unreadable += 1
+        while len(changed) >= BATCH_ROWS:
+            look(changed[:BATCH_ROWS])
+            del changed[:BATCH_ROWS]
+        if tick is not None and untold >= TICK_ENTRIES:
+            tick.update(untold)
+            untold = 0
     if changed:
         look(changed)
-    result.seen = walked - result.skipped_count
+    if tick is not None and untold:
+        tick.update(untold)
+    result.seen = files
     result.unchanged = result.seen - result.new - result.changed
     return unreadable
-
-
-def _ticking(
-    walk: Iterable[FileEntry | SkippedEntry], tick: Progress
-) -> Iterator[FileEntry | SkippedEntry]:
-    """``walk``, telling ``tick`` every 1000 entries and at the end."""
-    walked = 0
-    for walked, entry in enumerate(walk, 1):
-        if walked % 1000 == 0:
-            tick.update(1000)
-        yield entry
-    tick.update(walked % 1000)
 
 
 class _Recorder:
@@ -737,13 +760,14 @@ def dry_run(
     allow_mass_delete: bool = False,
     limit: int = 10,
     progress: ProgressFactory | None = None,
+    walks: WalkAhead | None = None,
 ) -> DryRun:
     """Scan (file rows and intents are the ledger's memory), call nothing, summarise the plan.
 
     Held deletes stay held even with ``allow_mass_delete``: a dry run only says what that
-    flag would let go.
+    flag would let go. ``walks``: as for :func:`scan_libraries`.
     """
-    scan = scan_libraries(ledger, config, names, progress=progress)
+    scan = scan_libraries(ledger, config, names, progress=progress, walks=walks)
     with ledger.transaction() as session:
         summary = summarize_plan(session, names, limit)
     return DryRun(scan, summary, allow_mass_delete)

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd.config import Config
@@ -24,6 +25,7 @@ from syncd.errors import (
 )
 from syncd.ledger.models import (
     FILE_LIVE,
+    FILE_VANISHED,
     ITEM_FAILED,
     ITEM_PENDING,
     VERDICT_OK,
@@ -42,13 +44,19 @@ from syncd.ledger.report import (
     get_setting,
     settings_with_prefix,
 )
-from syncd.ledger.schema import LedgerError, open_ledger
+from syncd.ledger.schema import Ledger, LedgerError, open_ledger
 from syncd.protocol import GALLERY_NAMES
+from syncd.scan.ahead import WalkAhead
 from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries, select_libraries
-from syncd.sync.endpoint import EMBEDDED, open_client
-from syncd.sync.engine import IDLE_HORIZON, SyncEngine, SyncReport
+from syncd.sync.account import AccountState
+from syncd.sync.inflight import AddSpool
 from syncd.sync.lock import SyncLock
-from syncd.sync.pause import fatal_advice
+from syncd.sync.pause import AccountPause, fatal_advice
+
+if TYPE_CHECKING:
+    # the engine and the client (requests, the embedded server) are imported only when a
+    # reconcile has something to sync: a no-change run must stay fast (SPEC §8)
+    from syncd.sync.engine import SyncReport
 
 
 @dataclass
@@ -56,12 +64,17 @@ class ReconcileResult:
     """A scan, the sync after it, and the files of those libraries that are not synced."""
 
     scan: ScanResult
-    sync: SyncReport
+    #: what the sync did; None when the scan left nothing to sync (no gallery was reached)
+    sync: SyncReport | None
     failures: list[PlanEntry] = field(default_factory=list)
+    #: with nothing to sync: the account pause in force (the sync's report says it otherwise)
+    pause: AccountPause | None = None
 
     @property
     def fatal(self) -> str | None:
         """The one line saying what the operator must fix, when calls could not go on."""
+        if self.sync is None:
+            return None if self.pause is None else self.pause.describe()
         if self.sync.stops:
             return next(iter(self.sync.stops.values())).advice
         if self.sync.pause is not None:
@@ -76,12 +89,18 @@ def reconcile(
     allow_mass_delete: bool = False,
     progress: ProgressFactory | None = None,
     sync_progress: SyncProgressFactory | None = None,
-    horizon: float = IDLE_HORIZON,
+    horizon: float | None = None,
+    walks: WalkAhead | None = None,
 ) -> ReconcileResult:
     """Scan the libraries named (all when none), then sync until nothing is due within
-    ``horizon`` seconds. Only the galleries those libraries feed are called.
+    ``horizon`` seconds (default: the engine's ``IDLE_HORIZON``). Only the galleries those
+    libraries feed are called. When the scan leaves nothing to sync (no intent pending for
+    them, no vanished file waiting for its grace, no add whose answer was lost) none is
+    reached (no embedded server, token or engine) and ``sync`` is None.
+
     ``progress`` shows the scan; ``sync_progress(due)`` returns what is told how many of
-    the ``due`` intents were settled so far (a progress bar on a terminal).
+    the ``due`` intents were settled so far (a progress bar on a terminal). ``walks``: the
+    walks already started in a child process (``syncd.scan.ahead``).
 
     Raises ConfigError (unusable [api]), LedgerError, LedgerBusy (another process syncs).
     """
@@ -91,22 +110,57 @@ def reconcile(
         lock.acquire()
         selected = select_libraries(config, names)
         galleries = sorted({lib.gallery for lib in selected}) if names else list(GALLERY_NAMES)
-        with open_client(config) as client:
-            scan = scan_libraries(
-                ledger, config, names, allow_mass_delete=allow_mass_delete, progress=progress
-            )
-            engine = SyncEngine(ledger, client, config, galleries=galleries, lock=lock)
-            tell = None
-            if sync_progress is not None:
-                with ledger.transaction() as session:
-                    tell = sync_progress(due_intents(session, galleries))
-            report = engine.run_until_idle(horizon, tell)
+        scan = scan_libraries(
+            ledger,
+            config,
+            names,
+            allow_mass_delete=allow_mass_delete,
+            progress=progress,
+            walks=walks,
+        )
         with ledger.transaction() as session:
-            failures = failed_files(session, [lib.name for lib in selected])
-        return ReconcileResult(scan, report, failures)
+            due = due_intents(session, galleries)
+            idle = due == 0 and not vanished_waiting(session)
+        idle = idle and not adds_spooled(config.ledger.path)
+        report: SyncReport | None = None
+        pause: AccountPause | None = None
+        if idle:
+            account = AccountState(ledger, time.time, retry_stops=False)
+            account.load()
+            pause = account.pause()
+            if sync_progress is not None:
+                sync_progress(0)(0)
+        else:
+            report = _sync(ledger, config, galleries, lock, horizon, due, sync_progress)
+        wanted = {lib.name for lib in selected}
+        with ledger.transaction() as session:
+            # all of them, then those wanted: named, SQLite reads every file row of the
+            # libraries instead of the few refused ones (0.3 s for a million files)
+            failures = [entry for entry in failed_files(session) if entry.library in wanted]
+        return ReconcileResult(scan, report, failures, pause)
     finally:
         lock.release()
         ledger.close()
+
+
+def _sync(
+    ledger: Ledger,
+    config: Config,
+    galleries: Sequence[str],
+    lock: SyncLock,
+    horizon: float | None,
+    due: int,
+    sync_progress: SyncProgressFactory | None,
+) -> SyncReport:
+    """Run the sync engine against ``config``'s endpoint until nothing is due within
+    ``horizon`` seconds (``due``: the intents pending now, for the progress bar)."""
+    from syncd.sync.endpoint import open_client
+    from syncd.sync.engine import IDLE_HORIZON, SyncEngine
+
+    with open_client(config) as client:
+        engine = SyncEngine(ledger, client, config, galleries=galleries, lock=lock)
+        tell = sync_progress(due) if sync_progress is not None else None
+        return engine.run_until_idle(IDLE_HORIZON if horizon is None else horizon, tell)
 
 
 #: due intents -> a callable told how many are settled so far
@@ -121,6 +175,24 @@ def due_intents(session: Session, galleries: Sequence[str]) -> int:
         .where(Item.state == ITEM_PENDING, Item.op.is_not(None), Item.gallery.in_(galleries))
     )
     return int(count or 0)
+
+
+def vanished_waiting(session: Session) -> bool:
+    """Whether a vanished file still waits for ``watch.delete_grace`` (its delete is to come)."""
+    waiting = select(File.id).where(File.state == FILE_VANISHED, File.content_hash.is_not(None))
+    return bool(session.scalar(select(exists(waiting))))
+
+
+def adds_spooled(ledger_path: Path) -> bool:
+    """Whether adds whose answers were never recorded wait beside the ledger (the sync
+    engine settles them first: ``syncd.sync.inflight``)."""
+    try:
+        with os.scandir(AddSpool.beside(ledger_path).directory) as entries:
+            return next(entries, None) is not None
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: let the engine look (and say why it cannot)
 
 
 # -- retry ------------------------------------------------------------------------------------
@@ -262,6 +334,8 @@ class CheckLine:
 def check_setup(config: Config) -> tuple[list[CheckLine], int]:
     """Reach the endpoint, obtain a token, probe each gallery the libraries feed, open the
     ledger. Returns the lines and the exit code (0 ok, 2 config or ledger, 3 API)."""
+    from syncd.sync.endpoint import EMBEDDED, open_client
+
     lines: list[CheckLine] = []
     code = 0
     endpoint = config.api.endpoint
