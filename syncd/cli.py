@@ -377,7 +377,7 @@ def _reconcile_and_sync(
         click.echo(result.fatal, err=True)
         return EXIT_API
     # items still retrying after errors are not synced: a script must not read that as success
-    retrying = result.sync is not None and result.sync.retrying
+    retrying = result.sync is not None and (result.sync.retrying or result.sync.lost_adds)
     return EXIT_FAILED if result.failures or retrying else EXIT_OK
 
 
@@ -440,6 +440,11 @@ def _print_sync(sync: SyncReport | None) -> None:
     if sync.vanished_waiting:
         when = f" until {utc_text(sync.vanished_due)}" if sync.vanished_due is not None else ""
         click.echo(f"vanished: {sync.vanished_waiting} files wait for watch.delete_grace{when}")
+    if sync.lost_adds:
+        click.echo(
+            f"unsettled: {sync.lost_adds} adds whose answers were lost; the next run looks "
+            "for what they left in the gallery"
+        )
 
 
 @cli.command("retry")

@@ -223,6 +223,16 @@ def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
     )
 
 
+def require_credentials(api: ApiConfig) -> None:
+    """Raise ConfigError when a gallery that is not the embedded one (which takes any key)
+    has no API Key or no Secret Key: the first call would be refused."""
+    if api.endpoint != "embedded" and not (api.api_key and api.secret_key):
+        raise ConfigError(
+            "api.api_key and api.secret_key must both be set "
+            f"(or ${API_KEY_ENV}, ${SECRET_KEY_ENV}, api.secret_key_file)"
+        )
+
+
 def _read_secret(key: str, name: str, base_dir: Path, env: Mapping[str, str]) -> tuple[str, str]:
     """(resolved file, secret): a relative name is looked up under systemd's credentials first."""
     candidates = []

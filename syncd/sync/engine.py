@@ -94,6 +94,8 @@ class SyncReport:
     #: vanished files whose delete_grace ends after the horizon, and when the first does
     vanished_waiting: int = 0
     vanished_due: float | None = None
+    #: adds whose answers were lost and that could not be settled yet (syncd.sync.inflight)
+    lost_adds: int = 0
     pause: AccountPause | None = None
     stops: dict[str, GalleryStop] = field(default_factory=dict)
 
@@ -490,6 +492,8 @@ class SyncEngine:
         report.next_due = None if next_due is None else float(next_due)
         report.vanished_waiting = int(vanished or 0)
         report.vanished_due = None if first_vanish is None else float(first_vanish) + grace
+        if self._ctx.spool is not None:
+            report.lost_adds = self._ctx.spool.count()
         report.pause = self._ctx.account.pause()
         report.stops = self._ctx.account.stops()
         return report

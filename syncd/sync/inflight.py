@@ -88,6 +88,17 @@ class AddSpool:
         """Forget ``entry`` (audited)."""
         self.drop(entry.gallery, entry.content_hash)
 
+    def count(self) -> int:
+        """Spooled adds (names only, nothing read); a folder that cannot be listed counts
+        as one, so a caller looks and says why it cannot."""
+        try:
+            with os.scandir(self.directory) as found:
+                return sum(1 for entry in found if entry.name.endswith(SUFFIX))
+        except FileNotFoundError:
+            return 0
+        except OSError:
+            return 1
+
     def entries(self) -> list[SpooledAdd]:
         """The spooled adds, oldest first; unreadable or half-written files are removed."""
         try:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from syncd.config import Config
+from syncd.config import Config, require_credentials
 from syncd.errors import (
     ITEM_EXISTS_CODE,
     ApiError,
@@ -104,6 +104,8 @@ def reconcile(
 
     Raises ConfigError (unusable [api]), LedgerError, LedgerBusy (another process syncs).
     """
+    # said before the scan, even when nothing turns out to be due
+    require_credentials(config.api)
     ledger = open_ledger(config.ledger.path)
     lock = SyncLock(config.ledger.path)
     try:
@@ -121,7 +123,7 @@ def reconcile(
         with ledger.transaction() as session:
             due = due_intents(session, galleries)
             idle = due == 0 and not vanished_waiting(session)
-        idle = idle and not adds_spooled(config.ledger.path)
+        idle = idle and AddSpool.beside(config.ledger.path).count() == 0
         report: SyncReport | None = None
         pause: AccountPause | None = None
         if idle:
@@ -181,18 +183,6 @@ def vanished_waiting(session: Session) -> bool:
     """Whether a vanished file still waits for ``watch.delete_grace`` (its delete is to come)."""
     waiting = select(File.id).where(File.state == FILE_VANISHED, File.content_hash.is_not(None))
     return bool(session.scalar(select(exists(waiting))))
-
-
-def adds_spooled(ledger_path: Path) -> bool:
-    """Whether adds whose answers were never recorded wait beside the ledger (the sync
-    engine settles them first: ``syncd.sync.inflight``)."""
-    try:
-        with os.scandir(AddSpool.beside(ledger_path).directory) as entries:
-            return next(entries, None) is not None
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # cannot tell: let the engine look (and say why it cannot)
 
 
 # -- retry ------------------------------------------------------------------------------------

@@ -74,6 +74,31 @@ def test_reconcile_refuses_while_another_process_syncs_the_ledger(site: Site) ->
     assert site.syncd("reconcile").code == 0
 
 
+def test_reconcile_without_keys_for_a_remote_gallery_exits_2_before_scanning(
+    tmp_path: Path, gallery_server: GalleryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SYNCD_API_KEY", raising=False)
+    monkeypatch.delenv("SYNCD_SECRET_KEY", raising=False)
+    (tmp_path / "photos").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[api]\nendpoint = "{gallery_server.url}"\n[ledger]\npath = "./ledger.db"\n'
+        '[[library]]\nname = "photos"\nroot = "./photos"\ngallery = "similar"\n',
+        encoding="utf-8",
+    )
+    from click.testing import CliRunner
+
+    from syncd.cli import cli
+
+    result = CliRunner().invoke(cli, ["reconcile", "-c", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "api.api_key and api.secret_key must both be set "
+        "(or $SYNCD_API_KEY, $SYNCD_SECRET_KEY, api.secret_key_file)"
+    ]
+    assert not (tmp_path / "ledger.db").exists()
+
+
 def test_check_passes_for_a_working_setup(site: Site) -> None:
     result = site.syncd("check")
     assert result.code == 0, result

@@ -129,10 +129,12 @@ def test_lost_adds_wait_for_a_gallery_that_cannot_answer_now(
     gallery_server.faults.transient_rate = 1.0
     gallery_server.reset_counts()
 
-    site.syncd("reconcile")
+    waiting = site.syncd("reconcile")
 
     # one search found the gallery failing; the other lost adds were not even tried
     assert site.calls() == {"search": 1}
+    assert waiting.code == 1, waiting
+    assert "unsettled: 3 adds whose answers were lost" in waiting.out
     assert len(os.listdir(spool)) == 3
     gallery_server.faults.transient_rate = 0.0
     assert site.syncd("reconcile").code == 0
