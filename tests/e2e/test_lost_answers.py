@@ -91,19 +91,28 @@ def test_lost_answers_of_files_still_there_are_adopted_without_duplicates(
     assert known_cont_signs(site.ledger) == {item.cont_sign for item in site.items()}
 
 
+def synced_file_and_lost_adds_of_deleted_files(
+    tmp_path: Path, server: GalleryServer, lost: int, seed: int
+) -> Site:
+    """A site whose ``keep.jpg`` is synced, and whose gallery also holds ``lost`` images
+    added by a reconcile that was then killed (their answers lost), files deleted since."""
+    site = Site(tmp_path, server, gallery="similar", concurrency=2)
+    site.write("keep.jpg", seed)
+    assert site.syncd("reconcile").code == 0
+    for n in range(lost):
+        site.write(f"new/{n}.jpg", seed + 10 + n)
+    server.faults.lost_answer_rate = 1.0
+    reconcile_until_gallery_holds(site, lost + 1)
+    server.faults.lost_answer_rate = 0.0
+    for n in range(lost):
+        (site.root / "new" / f"{n}.jpg").unlink()
+    return site
+
+
 def test_lost_adds_are_settled_even_when_nothing_else_is_due(
     tmp_path: Path, gallery_server: GalleryServer
 ) -> None:
-    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
-    site.write("keep.jpg", 600)
-    assert site.syncd("reconcile").code == 0
-    for n in range(4):
-        site.write(f"new/{n}.jpg", 610 + n)
-    gallery_server.faults.lost_answer_rate = 1.0
-    reconcile_until_gallery_holds(site, 5)
-    gallery_server.faults.lost_answer_rate = 0.0
-    for n in range(4):
-        (site.root / "new" / f"{n}.jpg").unlink()
+    site = synced_file_and_lost_adds_of_deleted_files(tmp_path, gallery_server, 4, 600)
 
     result = site.syncd("reconcile")
 
@@ -115,16 +124,7 @@ def test_lost_adds_are_settled_even_when_nothing_else_is_due(
 def test_lost_adds_wait_for_a_gallery_that_cannot_answer_now(
     tmp_path: Path, gallery_server: GalleryServer
 ) -> None:
-    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
-    site.write("keep.jpg", 620)
-    assert site.syncd("reconcile").code == 0
-    for n in range(3):
-        site.write(f"new/{n}.jpg", 630 + n)
-    gallery_server.faults.lost_answer_rate = 1.0
-    reconcile_until_gallery_holds(site, 4)
-    gallery_server.faults.lost_answer_rate = 0.0
-    for n in range(3):
-        (site.root / "new" / f"{n}.jpg").unlink()
+    site = synced_file_and_lost_adds_of_deleted_files(tmp_path, gallery_server, 3, 620)
     spool = site.ledger.with_name("ledger.db.inflight")
     gallery_server.faults.transient_rate = 1.0
     gallery_server.reset_counts()
