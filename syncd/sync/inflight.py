@@ -43,6 +43,8 @@ class AddSpool:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        #: the last keep failed (said once in the log until one works again)
+        self._failing = False
 
     @classmethod
     def beside(cls, ledger_path: Path) -> AddSpool:
@@ -60,8 +62,32 @@ class AddSpool:
         tags: tuple[int, ...],
         sent_at: float,
         data: bytes,
+    ) -> bool:
+        """Spool an add before it is sent. False when the folder cannot take it: the add
+        still goes out (a warning says so, once until spooling works again)."""
+        try:
+            self._keep(gallery, content_hash, brief, tags, sent_at, data)
+        except OSError as exc:
+            if not self._failing:
+                log.warning("cannot keep the images of adds in %s (%s): an add whose answer "
+                            "is lost meanwhile may leave an item behind",
+                            self.directory, exc.strerror or exc)  # fmt: skip
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("the images of adds are kept in %s again", self.directory)
+            self._failing = False
+        return True
+
+    def _keep(
+        self,
+        gallery: str,
+        content_hash: str,
+        brief: str,
+        tags: tuple[int, ...],
+        sent_at: float,
+        data: bytes,
     ) -> None:
-        """Spool an add before it is sent; raises OSError when the folder cannot take it."""
         head = json.dumps(
             {"gallery": gallery, "content_hash": content_hash, "brief": brief,
              "tags": list(tags), "sent_at": sent_at},

@@ -380,15 +380,9 @@ class IntentRunner:
         spool = self.ctx.spool
         if spool is None or intent.content_hash is None:
             return
-        try:
-            spool.keep(
-                intent.gallery, intent.content_hash, intent.brief, intent.tags,
-                self.ctx.clock(), image,
-            )  # fmt: skip
-        except OSError as exc:
-            # the add still goes out: only a crash right after it would leave an orphan
-            log.warning("cannot spool the add of %s in %s: %s", _where(intent),
-                        spool.directory, exc.strerror or exc)  # fmt: skip
+        spool.keep(
+            intent.gallery, intent.content_hash, intent.brief, intent.tags, self.ctx.clock(), image
+        )
 
     def unspool(self, intent: Intent) -> None:
         """The add's answer is recorded, or it made no item: forget its image."""

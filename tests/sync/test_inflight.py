@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
+
+import pytest
 
 from syncd.sync.inflight import AddSpool
 
@@ -46,3 +49,22 @@ def test_half_written_and_unreadable_spool_files_are_removed(tmp_path: Path) -> 
 
 def test_missing_spool_folder_holds_nothing(tmp_path: Path) -> None:
     assert AddSpool(tmp_path / "never-made").entries() == []
+
+
+def test_a_folder_that_cannot_take_images_is_said_once_and_adds_go_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "ledger.db.inflight"
+    blocked.write_text("a file where the folder should be")
+    spool = AddSpool(blocked)
+
+    with caplog.at_level(logging.INFO, logger="syncd.sync"):
+        kept = [spool.keep("similar", f"{n:064x}", "{}", (), 1.0, b"x") for n in range(3)]
+        blocked.unlink()
+        kept.append(spool.keep("similar", "ff" * 32, "{}", (), 1.0, b"x"))
+
+    assert kept == [False, False, False, True]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "cannot keep the images of adds" in warnings[0]
+    assert any("kept in" in r.getMessage() and "again" in r.getMessage() for r in caplog.records)
+    assert [e.content_hash for e in spool.entries()] == ["ff" * 32]
