@@ -228,6 +228,7 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
             "libraries": [dataclasses.asdict(line) for line in report.libraries],
             "paused": report.paused,
             "fatal": report.fatal,
+            "unconfigured": [dataclasses.asdict(line) for line in report.unconfigured],
         }
         if failed:
             data["failed"] = [dataclasses.asdict(entry) for entry in failures]
@@ -338,6 +339,11 @@ def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> Non
     for gallery, stop in (report.fatal or {}).items():
         # the reason already names the gallery ("gallery similar: not initialized ...")
         click.echo(f"stopped: {stop.get('reason', gallery)}")
+    for gone in report.unconfigured:
+        click.echo(
+            f"not in the config: library {gone.name} ({gone.gallery}), {gone.files} files; "
+            f"its {gone.items} items stay in the gallery and are no longer synced"
+        )
     if failures is not None:
         click.echo(f"failed files ({len(failures)}):")
         for entry in failures:

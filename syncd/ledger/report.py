@@ -306,14 +306,26 @@ class StatusReport:
     paused: dict[str, Any] | None
     #: gallery -> why calls to it stopped (setup error); None when none stopped
     fatal: dict[str, Any] | None
+    #: libraries the ledger holds that the config no longer names (their items stay)
+    unconfigured: list[LibraryStatus] = field(default_factory=list)
 
 
 def ledger_status(
     session: Session, libraries: Sequence[tuple[str, str]], now: float
 ) -> StatusReport:
-    """Status of the ``(name, gallery)`` libraries (config order) at ``now`` (seconds)."""
+    """Status of the ``(name, gallery)`` libraries (config order) at ``now`` (seconds), and
+    of the libraries the ledger still holds that are not among them."""
     lines = [_library_status(session, name, gallery) for name, gallery in libraries]
-    return StatusReport(lines, _pause(session, now), _stops(session))
+    named = {name for name, _ in libraries}
+    gone = [
+        _library_status(session, name, gallery)
+        for name, gallery in session.execute(
+            select(Library.name, Library.gallery).order_by(Library.name)
+        )
+        if name not in named
+    ]
+    kept = [line for line in gone if line.files or line.items or line.pending]
+    return StatusReport(lines, _pause(session, now), _stops(session), kept)
 
 
 def empty_status(libraries: Sequence[tuple[str, str]]) -> StatusReport:

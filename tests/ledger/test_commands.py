@@ -109,7 +109,7 @@ def test_status_json_has_the_documented_shape(world: World) -> None:
     result = run(world, "status", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert set(data) == {"libraries", "paused", "fatal"}
+    assert set(data) == {"libraries", "paused", "fatal", "unconfigured"}
     assert data["paused"] is None and data["fatal"] is None
     photos, shop = data["libraries"]
     assert photos == {
@@ -123,6 +123,27 @@ def test_status_json_has_the_documented_shape(world: World) -> None:
         "held_deletes": 0,
     }
     assert shop["files"] == 0 and shop["gallery"] == "product"
+
+
+def test_status_names_a_library_taken_out_of_the_config_whose_items_stay(world: World) -> None:
+    world.write("a.jpg", 1)
+    world.write("s1.jpg", 2, library="shop")
+    world.write("s2.jpg", 3, library="shop")
+    world.scan()
+    world.sync()
+    text = world.config_path.read_text()
+    world.config_path.write_text(text[: text.index('name = "shop"')].rsplit("[[library]]", 1)[0])
+
+    result = run(world, "status")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "not in the config: library shop (product), 2 files; its 2 items stay in the "
+        "gallery and are no longer synced" in result.stdout.splitlines()
+    )
+    data = json.loads(run(world, "status", "--json").stdout)
+    assert [lib["name"] for lib in data["libraries"]] == ["photos"]
+    assert [(lib["name"], lib["items"]) for lib in data["unconfigured"]] == [("shop", 2)]
 
 
 def test_status_failed_lists_each_failed_file_with_its_reason(world: World) -> None:
