@@ -18,8 +18,10 @@ EXIT_API = 3
 
 
 def _setup_logging(verbose: bool) -> None:
+    # one-shot commands print their own summary: the log adds only warnings (-v: all);
+    # the services (run, gallery serve) log at INFO
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -68,6 +70,10 @@ def gallery_serve(
 ) -> None:
     """Run the local gallery server until SIGTERM/SIGINT."""
     from syncd.gallery.server import serve_forever
+
+    root = logging.getLogger()
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)  # a service: say where it serves, and when it stops
 
     serve_forever(
         data_dir=data_dir,
