@@ -65,8 +65,13 @@ class AddSpool:
     ) -> bool:
         """Spool an add before it is sent. False when the folder cannot take it: the add
         still goes out (a warning says so, once until spooling works again)."""
+        head = json.dumps(
+            {"gallery": gallery, "content_hash": content_hash, "brief": brief,
+             "tags": list(tags), "sent_at": sent_at},
+            ensure_ascii=True,
+        )  # fmt: skip
         try:
-            self._keep(gallery, content_hash, brief, tags, sent_at, data)
+            self._write_whole(self._path(gallery, content_hash), head, data)
         except OSError as exc:
             if not self._failing:
                 log.warning("cannot keep the images of adds in %s (%s): an add whose answer "
@@ -79,28 +84,14 @@ class AddSpool:
             self._failing = False
         return True
 
-    def _keep(
-        self,
-        gallery: str,
-        content_hash: str,
-        brief: str,
-        tags: tuple[int, ...],
-        sent_at: float,
-        data: bytes,
-    ) -> None:
-        head = json.dumps(
-            {"gallery": gallery, "content_hash": content_hash, "brief": brief,
-             "tags": list(tags), "sent_at": sent_at},
-            ensure_ascii=True,
-        )  # fmt: skip
-        final = self._path(gallery, content_hash)
+    def _write_whole(self, final: Path, head: str, data: bytes) -> None:
+        """Write ``final`` beside it, then rename it into place: never seen half written."""
         partial = final.with_name(final.name + ".tmp")
         try:
             _write(partial, head, data)
         except FileNotFoundError:  # the first add, or the folder was removed meanwhile
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             _write(partial, head, data)
-        # renamed into place whole: a spooled add is never half written
         os.replace(partial, final)
 
     def drop(self, gallery: str, content_hash: str) -> None:

@@ -48,15 +48,22 @@ def reconcile_until_gallery_holds(site: Site, count: int) -> None:
         proc.wait()
 
 
+def lose_every_answer(site: Site, images: int) -> None:
+    """Reconcile with every add's answer lost; killed once the gallery holds ``images``."""
+    site.server.faults.lost_answer_rate = 1.0
+    try:
+        reconcile_until_gallery_holds(site, images)
+    finally:
+        site.server.faults.lost_answer_rate = 0.0
+
+
 def test_items_of_lost_adds_are_deleted_when_their_files_are_gone(
     tmp_path: Path, gallery_server: GalleryServer
 ) -> None:
     site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
     for n in range(IMAGES):
         site.write(f"d{n % 3}/{n}.jpg", 500 + n)
-    gallery_server.faults.lost_answer_rate = 1.0
-    reconcile_until_gallery_holds(site, IMAGES)
-    gallery_server.faults.lost_answer_rate = 0.0
+    lose_every_answer(site, IMAGES)
     unknown = {item.cont_sign for item in site.items()} - known_cont_signs(site.ledger)
     assert unknown, "every answer was recorded: nothing was lost"
     for n in range(0, IMAGES, 2):
@@ -80,9 +87,7 @@ def test_lost_answers_of_files_still_there_are_adopted_without_duplicates(
     site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
     for n in range(IMAGES):
         site.write(f"{n}.jpg", 700 + n)
-    gallery_server.faults.lost_answer_rate = 1.0
-    reconcile_until_gallery_holds(site, IMAGES)
-    gallery_server.faults.lost_answer_rate = 0.0
+    lose_every_answer(site, IMAGES)
 
     result = site.syncd("reconcile")
 
@@ -101,9 +106,7 @@ def synced_file_and_lost_adds_of_deleted_files(
     assert site.syncd("reconcile").code == 0
     for n in range(lost):
         site.write(f"new/{n}.jpg", seed + 10 + n)
-    server.faults.lost_answer_rate = 1.0
-    reconcile_until_gallery_holds(site, lost + 1)
-    server.faults.lost_answer_rate = 0.0
+    lose_every_answer(site, lost + 1)
     for n in range(lost):
         (site.root / "new" / f"{n}.jpg").unlink()
     return site
