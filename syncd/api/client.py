@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -135,6 +135,9 @@ class ImageSearchClient:
         self._counts_lock = threading.Lock()
         self._counts: collections.Counter[tuple[GalleryName, Operation]] = collections.Counter()
         self._token_requests = 0
+        #: called before a call the client repeats on its own (after a token renewal), so
+        #: the caller's rate limit covers it too; the caller paced the first call already
+        self.pace: Callable[[], object] | None = None
 
     @classmethod
     def from_config(cls, api: ApiConfig, endpoint_url: str | None = None) -> ImageSearchClient:
@@ -301,7 +304,8 @@ class ImageSearchClient:
 
         No validation happens here (the operation methods validate); errors are raised
         as the ``syncd.errors`` class of the answer. In token mode a 110/111 answer renews
-        the token once and repeats the call once; a second refusal raises TokenError.
+        the token once and repeats the call once (after ``pace``, if set); a second refusal
+        raises TokenError.
         """
         path = self._gallery(gallery).path(params.op)
         body = encode_form(params)
@@ -313,6 +317,8 @@ class ImageSearchClient:
         except TokenError as exc:
             log.info("access token refused (%s); renewing it once", exc.code)
             token = self._tokens.renew(token.generation)
+        if self.pace is not None:
+            self.pace()
         return self._post_with_token(gallery, params.op, path, body, token.value)
 
     def _gallery(self, gallery: GalleryName) -> Gallery:

@@ -153,6 +153,8 @@ class SyncEngine:
             spool=AddSpool.beside(ledger.path),
         )
         self._ctx.recorder.on_commit = self.wake
+        # a call the client repeats after renewing its token counts against api.qps too
+        client.pace = self._ctx.limiter.acquire
         self._cv = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stopping = False

@@ -445,6 +445,24 @@ def test_unknown_token_is_renewed_once_and_the_call_repeated(
         assert client.token_requests == 2
 
 
+def test_call_repeated_after_a_token_renewal_waits_for_the_callers_pace(
+    token_client: ImageSearchClient,
+    gallery_server: GalleryServer,
+    issued_tokens: list[str],
+    make_image: MakeImage,
+) -> None:
+    paced: list[int] = []
+    token_client.pace = lambda: paced.append(sum(gallery_server.call_counts().values()))
+    token_client.search("similar", image=make_image(73))
+    assert paced == []  # a call that is not repeated is the caller's to pace
+    gallery_server.faults.token_lifetime = 0.0
+    with pytest.raises(TokenError):
+        token_client.search("similar", image=make_image(73))
+    # asked once, after the refused call and before its repetition
+    assert paced == [2]
+    assert gallery_server.call_counts()[("similar", "search")] == 3
+
+
 def test_fresh_token_refused_again_raises_token_error(
     token_client: ImageSearchClient,
     gallery_server: GalleryServer,
