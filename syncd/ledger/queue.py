@@ -281,6 +281,46 @@ class AddedItem:
     now: float
 
 
+#: what record_adds sets, all columns _finish sets too (so both ways of recording agree)
+_ADD_COLUMNS = (
+    "cont_sign",
+    "have_brief",
+    "have_tags",
+    "claim_owner",
+    "claimed_at",
+    "updated_at",
+    "error_code",
+    "error_message",
+    "op",
+    "attempts",
+    "state",
+    "wait_for_item_id",
+    "next_attempt_at",
+)
+
+
+@functools.cache
+def _record_adds_statements() -> tuple[Any, Any]:
+    """record_adds' two statements, built once (see _claim_statements)."""
+    current = select(
+        Item.id,
+        Item.want_present,
+        Item.want_brief,
+        Item.want_tags,
+        Item.claim_owner,
+        Item.claimed_at,
+        Item.next_attempt_at,
+        Item.wait_for_item_id,
+    ).where(Item.id.in_(bindparam("ids", expanding=True)))
+    table = cast(Table, Item.__table__)
+    record = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values({key: bindparam(key) for key in _ADD_COLUMNS})
+    )
+    return current, record
+
+
 def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> None:
     """:func:`record_added` for several items in two statements, loading no ORM rows.
 
@@ -289,21 +329,11 @@ def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> Non
     """
     if not added:
         return
+    current_rows, record = _record_adds_statements()
     session.flush()  # Core statements do not autoflush the session's pending changes
+    connection = session.connection()
     current = {
-        row.id: row
-        for row in session.connection().execute(
-            select(
-                Item.id,
-                Item.want_present,
-                Item.want_brief,
-                Item.want_tags,
-                Item.claim_owner,
-                Item.claimed_at,
-                Item.next_attempt_at,
-                Item.wait_for_item_id,
-            ).where(Item.id.in_([a.item_id for a in added]))
-        )
+        row.id: row for row in connection.execute(current_rows, {"ids": [a.item_id for a in added]})
     }
     params: list[dict[str, object]] = []
     for answer in added:
@@ -315,7 +345,6 @@ def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> Non
             answer.cont_sign, row.want_present, row.want_brief, row.want_tags, answer.brief, tags
         )
         mine = row.claim_owner == owner
-        # the same columns _finish sets, so both ways of recording agree
         params.append(
             {
                 "b_id": answer.item_id,
@@ -336,14 +365,7 @@ def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> Non
         )
     if params:
         # one executemany of a Core statement: the ORM's bulk path costs more than the SQL
-        table = cast(Table, Item.__table__)
-        columns = [key for key in params[0] if key != "b_id"]
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values({key: bindparam(key) for key in columns})
-        )
-        session.connection().execute(statement, params)
+        connection.execute(record, params)
 
 
 def record_updated(
