@@ -51,7 +51,12 @@ def gallery() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder holding the gallery's SQLite store.",
 )
-@click.option("--api-key", default="", envvar="SYNCD_GALLERY_API_KEY", help="API Key clients must present ('' = any).")
+@click.option(
+    "--api-key",
+    default="",
+    envvar="SYNCD_GALLERY_API_KEY",
+    help="API Key clients must present ('' = any).",
+)
 @click.option(
     "--secret-key",
     default="",
@@ -215,6 +220,7 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
     import time
 
     from syncd.ledger.report import empty_status, failed_files, ledger_status
+    from syncd.sync.inflight import AddSpool
 
     config = load_config_or_exit(config_file)
     libraries = [(lib.name, lib.gallery) for lib in config.libraries]
@@ -229,18 +235,22 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
             ledger.close()
     else:
         report = empty_status(libraries)
+    unsettled = AddSpool.beside(config.ledger.path).count()
     if as_json:
         data: dict[str, object] = {
             "libraries": [dataclasses.asdict(line) for line in report.libraries],
             "paused": report.paused,
             "fatal": report.fatal,
             "unconfigured": [dataclasses.asdict(line) for line in report.unconfigured],
+            "unsettled_adds": unsettled,
         }
         if failed:
             data["failed"] = [dataclasses.asdict(entry) for entry in failures]
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     _print_status(report, failures if failed else None)
+    if unsettled:
+        click.echo(_unsettled_line(unsettled))
 
 
 def _progress_bar(library: LibraryConfig, known_files: int) -> Progress:
@@ -453,10 +463,14 @@ def _print_sync(sync: SyncReport | None) -> None:
         when = f" until {utc_text(sync.vanished_due)}" if sync.vanished_due is not None else ""
         click.echo(f"vanished: {sync.vanished_waiting} files wait for watch.delete_grace{when}")
     if sync.lost_adds:
-        click.echo(
-            f"unsettled: {sync.lost_adds} adds whose answers were lost; the next run looks "
-            "for what they left in the gallery"
-        )
+        click.echo(_unsettled_line(sync.lost_adds))
+
+
+def _unsettled_line(adds: int) -> str:
+    return (
+        f"unsettled: {adds} adds whose answers were lost; the next run looks for what they "
+        "left in the gallery"
+    )
 
 
 @cli.command("retry")

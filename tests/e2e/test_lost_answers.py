@@ -8,6 +8,7 @@ reconcile must leave exactly the gallery the disk implies.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -138,6 +139,9 @@ def test_lost_adds_wait_for_a_gallery_that_cannot_answer_now(
     assert site.calls() == {"search": 1}
     assert waiting.code == 1, waiting
     assert "unsettled: 3 adds whose answers were lost" in waiting.out
+    status = site.syncd("status")
+    assert "unsettled: 3 adds whose answers were lost" in status.out
+    assert json.loads(site.syncd("status", "--json").out)["unsettled_adds"] == 3
     assert len(os.listdir(spool)) == 3
     gallery_server.faults.transient_rate = 0.0
     assert site.syncd("reconcile").code == 0
