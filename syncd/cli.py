@@ -569,14 +569,7 @@ def check_command(config_file: Path | None) -> None:
 
 
 @cli.command("run")
-@click.option(
-    "-c",
-    "--config",
-    "config_file",
-    default=None,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file (default: $SYNCD_CONFIG, else /etc/syncd/config.toml).",
-)
+@config_option
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),

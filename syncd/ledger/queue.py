@@ -223,30 +223,72 @@ def release_claims(session: Session, owner: str) -> None:
     )
 
 
+#: the columns _finished sets
+_FINISHED_COLUMNS = (
+    "claim_owner",
+    "claimed_at",
+    "updated_at",
+    "error_code",
+    "error_message",
+    "op",
+    "attempts",
+    "state",
+    "wait_for_item_id",
+    "next_attempt_at",
+)
+
+
+def _finished(
+    *,
+    cont_sign: str | None,
+    have_brief: str | None,
+    have_tags: str | None,
+    want_present: bool,
+    want_brief: str,
+    want_tags: str,
+    claim_owner: str | None,
+    claimed_at: float | None,
+    next_attempt_at: float,
+    wait_for_item_id: int | None,
+    owner: str,
+    now: float,
+) -> dict[str, Any]:
+    """The columns of an item after a call changed what the gallery has: ``owner``'s claim
+    and the error gone, and the next intent derived from have/want (``_FINISHED_COLUMNS``)."""
+    op = intent_op(cont_sign, want_present, want_brief, want_tags, have_brief, have_tags)
+    mine = claim_owner == owner
+    return {
+        "claim_owner": None if mine else claim_owner,
+        "claimed_at": None if mine else claimed_at,
+        "updated_at": now,
+        "error_code": None,
+        "error_message": None,
+        "op": op,
+        "attempts": 0,
+        "state": ITEM_SYNCED if op is None else ITEM_PENDING,
+        "wait_for_item_id": None if op is None else wait_for_item_id,
+        "next_attempt_at": next_attempt_at if op is None else now,
+    }
+
+
 def _finish(session: Session, item: Item, owner: str, now: float) -> None:
     """Derive the next intent from have/want after a call changed what the gallery has."""
-    if item.claim_owner == owner:
-        item.claim_owner = None
-        item.claimed_at = None
-    item.updated_at = now
-    item.error_code = None
-    item.error_message = None
-    op = intent_op(
-        item.cont_sign,
-        item.want_present,
-        item.want_brief,
-        item.want_tags,
-        item.have_brief,
-        item.have_tags,
+    values = _finished(
+        cont_sign=item.cont_sign,
+        have_brief=item.have_brief,
+        have_tags=item.have_tags,
+        want_present=item.want_present,
+        want_brief=item.want_brief,
+        want_tags=item.want_tags,
+        claim_owner=item.claim_owner,
+        claimed_at=item.claimed_at,
+        next_attempt_at=item.next_attempt_at,
+        wait_for_item_id=item.wait_for_item_id,
+        owner=owner,
+        now=now,
     )
-    item.op = op
-    item.attempts = 0
-    if op is None:
-        item.state = ITEM_SYNCED
-        item.wait_for_item_id = None
-    else:
-        item.state = ITEM_PENDING
-        item.next_attempt_at = now
+    for column, value in values.items():
+        setattr(item, column, value)
 
 
 def record_added(
@@ -281,22 +323,8 @@ class AddedItem:
     now: float
 
 
-#: what record_adds sets, all columns _finish sets too (so both ways of recording agree)
-_ADD_COLUMNS = (
-    "cont_sign",
-    "have_brief",
-    "have_tags",
-    "claim_owner",
-    "claimed_at",
-    "updated_at",
-    "error_code",
-    "error_message",
-    "op",
-    "attempts",
-    "state",
-    "wait_for_item_id",
-    "next_attempt_at",
-)
+#: what record_adds sets: what the gallery has now, and what _finished derives from it
+_ADD_COLUMNS = ("cont_sign", "have_brief", "have_tags", *_FINISHED_COLUMNS)
 
 
 @functools.cache
@@ -341,26 +369,26 @@ def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> Non
         if row is None:
             continue
         tags = format_tags(answer.tags)
-        op = intent_op(
-            answer.cont_sign, row.want_present, row.want_brief, row.want_tags, answer.brief, tags
-        )
-        mine = row.claim_owner == owner
         params.append(
             {
                 "b_id": answer.item_id,
                 "cont_sign": answer.cont_sign,
                 "have_brief": answer.brief,
                 "have_tags": tags,
-                "claim_owner": None if mine else row.claim_owner,
-                "claimed_at": None if mine else row.claimed_at,
-                "updated_at": answer.now,
-                "error_code": None,
-                "error_message": None,
-                "op": op,
-                "attempts": 0,
-                "state": ITEM_SYNCED if op is None else ITEM_PENDING,
-                "wait_for_item_id": None if op is None else row.wait_for_item_id,
-                "next_attempt_at": row.next_attempt_at if op is None else answer.now,
+                **_finished(
+                    cont_sign=answer.cont_sign,
+                    have_brief=answer.brief,
+                    have_tags=tags,
+                    want_present=row.want_present,
+                    want_brief=row.want_brief,
+                    want_tags=row.want_tags,
+                    claim_owner=row.claim_owner,
+                    claimed_at=row.claimed_at,
+                    next_attempt_at=row.next_attempt_at,
+                    wait_for_item_id=row.wait_for_item_id,
+                    owner=owner,
+                    now=answer.now,
+                ),
             }
         )
     if params:

@@ -101,10 +101,6 @@ class AddSpool:
         except OSError as exc:
             log.warning("cannot remove a spooled add from %s: %s", self.directory, exc.strerror)
 
-    def drop_entry(self, entry: SpooledAdd) -> None:
-        """Forget ``entry`` (audited)."""
-        self.drop(entry.gallery, entry.content_hash)
-
     def count(self) -> int:
         """Spooled adds (names only, nothing read); a folder that cannot be listed counts
         as one, so a caller looks and says why it cannot."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd.config import Config, require_credentials
@@ -209,9 +209,14 @@ def _relative_under(path: Path, root: Path) -> str | None:
     return "" if rel == Path(".") else rel.as_posix()
 
 
-def _backing_off(state: str | None, attempts: int | None, code: int | None) -> bool:
+def _backing_off() -> ColumnElement[bool]:
     """An item waiting on a backoff after errors (not on the deletion latency, §2.6)."""
-    return state == ITEM_PENDING and bool(attempts) and code != ITEM_EXISTS_CODE
+    return and_(
+        Item.state == ITEM_PENDING,
+        Item.op.is_not(None),
+        Item.attempts > 0,
+        or_(Item.error_code.is_(None), Item.error_code != ITEM_EXISTS_CODE),
+    )
 
 
 def retry_failures(
@@ -250,8 +255,7 @@ def retry_failures(
                     File.verdict,
                     Item.id,
                     Item.state,
-                    Item.attempts,
-                    Item.error_code,
+                    _backing_off(),
                 )
                 .join(Library, File.library_id == Library.id)
                 .outerjoin(
@@ -267,7 +271,7 @@ def retry_failures(
             items: set[int] = set()
             waiting: set[int] = set()
             files: list[int] = []
-            for lib, file_id, relpath, verdict, item_id, state, attempts, code in rows:
+            for lib, file_id, relpath, verdict, item_id, state, backing_off in rows:
                 prefixes = wanted.get(lib)
                 if prefixes is not None and not any(
                     p == "" or relpath == p or relpath.startswith(p + "/") for p in prefixes
@@ -277,20 +281,14 @@ def retry_failures(
                     files.append(file_id)
                 elif item_id is not None and state == ITEM_FAILED:
                     items.add(item_id)
-                elif item_id is not None and _backing_off(state, attempts, code):
+                elif item_id is not None and backing_off:
                     waiting.add(item_id)
             if not paths:
                 # deletes of vanished files have no live file: take the galleries' own
                 galleries = {lib.gallery for lib in libraries}
                 waiting.update(
                     session.scalars(
-                        select(Item.id).where(
-                            Item.gallery.in_(galleries),
-                            Item.state == ITEM_PENDING,
-                            Item.op.is_not(None),
-                            Item.attempts > 0,
-                            or_(Item.error_code.is_(None), Item.error_code != ITEM_EXISTS_CODE),
-                        )
+                        select(Item.id).where(Item.gallery.in_(galleries), _backing_off())
                     )
                 )
             retry_failed(session, sorted(items | waiting), time.time())

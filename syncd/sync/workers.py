@@ -534,7 +534,7 @@ class IntentRunner:
                     # refused for good: asking again would loop
                     log.warning("cannot look for an item left by a lost add (%s): %s",
                                 entry.brief, error)  # fmt: skip
-            spool.drop_entry(entry)
+            spool.drop(entry.gallery, entry.content_hash)
         return removed
 
     def _spooled_state(self, entry: SpooledAdd) -> str:
