@@ -43,6 +43,9 @@ from syncd.ledger.models import (
 )
 from syncd.ledger.schema import Ledger
 
+# the walk and the ledger compare one number per file: one definition of it (SPEC §2.10)
+from syncd.scan.walk import file_signature as stat_signature
+
 _MASK64 = (1 << 64) - 1
 #: the signature of a row that must be looked at again whatever the disk says
 NO_SIGNATURE = -1
@@ -53,11 +56,6 @@ PATHS_CHUNK = 100
 #: a scan that vanishes fewer files than this holds none of their deletes, whatever share of
 #: the library they are: deleting 1 of 2 files is an edit, not an unmounted share (SPEC §2.8)
 MASS_VANISH_FLOOR = 10
-
-
-def stat_signature(size: int, mtime_ns: int, inode: int) -> int:
-    """One int that changes when size, mtime_ns or inode does (SPEC §2.10)."""
-    return (mtime_ns << 128) | ((size & _MASK64) << 64) | (inode & _MASK64)
 
 
 def _signed64(value: int) -> int:
