@@ -1,4 +1,4 @@
-"""The ledger's tables (schema version 3), as typed SQLAlchemy models.
+"""The ledger's tables (schema version 4), as typed SQLAlchemy models.
 
 files     one row per path seen under a library root: its stat signature, content and verdict
 contents  (gallery, content hash) -> item; several contents may share one item (216681)
@@ -7,6 +7,8 @@ items     one gallery item: what the gallery has (cont_sign, have_*), what it sh
 plan_queue  contents whose files changed, waiting for the planner (durable across a crash)
 tombstones  items syncd deleted (the gallery keeps them searchable for a while)
 settings  small key/value state: the account pause, galleries stopped by setup errors
+hosts     the syncd processes sharing this ledger, with a heartbeat (SPEC §9)
+call_log  API calls sent, per host and minute: the console's chart, the daily budget
 
 Times are seconds since the epoch (float). Paths are stored as bytes (UTF-8 with
 surrogateescape), so names that are not valid UTF-8 round-trip exactly.
@@ -33,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: the schema this code writes; schema.MIGRATIONS brings older ledgers up to it
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 FileState = Literal["live", "vanished", "held"]
 #: live: on disk; vanished: gone, waiting delete_grace; held: gone in a mass vanish (SPEC §2.8)
@@ -96,6 +98,8 @@ class Library(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     gallery: Mapped[str] = mapped_column(String(16))
     root: Mapped[str] = mapped_column(Text)
+    #: the host whose config names this library (schema v4; None: written before v4)
+    host: Mapped[str | None] = mapped_column(String(200))
 
 
 class File(Base):
@@ -212,6 +216,29 @@ class Setting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Host(Base):
+    """A syncd process on one file server, sharing this ledger (schema v4, SPEC §9)."""
+
+    __tablename__ = "hosts"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[float] = mapped_column(Float, default=0.0)
+    #: the heartbeat: seconds since the epoch of its last sign of life
+    last_seen: Mapped[float] = mapped_column(Float, default=0.0)
+    version: Mapped[str] = mapped_column(String(32), default="")
+
+
+class CallLog(Base):
+    """API calls a host sent in one minute (schema v4): the console's chart, the daily
+    budget and each host's recent rate are sums over these rows."""
+
+    __tablename__ = "call_log"
+    host: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: whole minutes since the epoch (UTC)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def intent_op(

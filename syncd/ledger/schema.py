@@ -66,8 +66,32 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE files ADD COLUMN dev BIGINT"))
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """v4: several hosts share a ledger: libraries name their host, hosts heartbeat, and
+    calls are counted per host and minute."""
+    conn.execute(text("ALTER TABLE libraries ADD COLUMN host VARCHAR(200)"))
+    metadata = MetaData()
+    Table(
+        "hosts",
+        metadata,
+        Column("name", String(200), primary_key=True),
+        Column("pid", Integer, nullable=False),
+        Column("started_at", Float, nullable=False),
+        Column("last_seen", Float, nullable=False),
+        Column("version", String(32), nullable=False),
+    )
+    Table(
+        "call_log",
+        metadata,
+        Column("host", String(200), primary_key=True),
+        Column("minute", Integer, primary_key=True),
+        Column("calls", Integer, nullable=False),
+    )
+    metadata.create_all(conn)
+
+
 #: MIGRATIONS[n] upgrades a ledger at schema version n + 1 to n + 2
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2, _v2_to_v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
 assert len(MIGRATIONS) + 1 == SCHEMA_VERSION
 
 
