@@ -96,9 +96,25 @@ class BadRequestError(ApiError):
 
 
 class ItemExistsError(ApiError):
-    """216681: the gallery already holds this image (SPEC §2.6)."""
+    """216681: the gallery already holds this image (SPEC §2.6).
+
+    ``cont_sign`` names the item the gallery holds when its answer says (the real API's
+    does: ``{"error_code": 216681, "cont_sign": "…", …}``), else None.
+    """
 
     kind = "item_exists"
+
+    def __init__(
+        self, code: int, message: str, log_id: int | None = None, cont_sign: str | None = None
+    ) -> None:
+        self.cont_sign = cont_sign
+        super().__init__(code, message, log_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+            f"log_id={self.log_id!r}, cont_sign={self.cont_sign!r})"
+        )
 
 
 #: the code of ItemExistsError, for the ledger, which stores codes rather than classes

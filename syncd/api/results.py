@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from syncd.api.redact import scrub
-from syncd.errors import FatalSetupError, TransientError, error_for, http_error
+from syncd.errors import (
+    FatalSetupError,
+    ItemExistsError,
+    TransientError,
+    error_for,
+    http_error,
+)
+
+#: a cont_sign as the API writes it: two uint32, "4261577168,501945506"
+_CONT_SIGN = re.compile(r"[0-9]{1,10},[0-9]{1,10}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,14 @@ def _log_id(body: dict[str, Any]) -> int | None:
     return None
 
 
+def _existing_cont_sign(body: dict[str, Any]) -> str | None:
+    """The ``cont_sign`` a 216681 answer names the existing item by; None if absent or odd."""
+    value = body.get("cont_sign")
+    if isinstance(value, str) and _CONT_SIGN.fullmatch(value.strip()):
+        return value.strip()
+    return None
+
+
 def _excerpt(content: bytes, secrets: tuple[str, ...]) -> str:
     return scrub(content[:120].decode("utf-8", "replace").replace("\n", " "), secrets)
 
@@ -95,7 +113,10 @@ def decode_answer(status: int, content: bytes, secrets: tuple[str, ...] = ()) ->
                 ) from None
             message = body.get("error_msg")
             text = scrub(message, secrets) if isinstance(message, str) else None
-            raise error_for(number, text, _log_id(body))
+            error = error_for(number, text, _log_id(body))
+            if isinstance(error, ItemExistsError):
+                error.cont_sign = _existing_cont_sign(body)
+            raise error
         if status >= 400:
             raise http_error(status, _excerpt(content, secrets))
         return body

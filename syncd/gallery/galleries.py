@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from syncd.errors import error_for
+from syncd.errors import ITEM_EXISTS_CODE, ItemExistsError, error_for, error_message
 from syncd.gallery.images import DecodedImage
 from syncd.gallery.index import GalleryIndex, Hit, IndexEntry, TagFilter, features_of
 from syncd.gallery.store import GalleryStore
@@ -96,14 +96,22 @@ class Galleries:
             self._store.purge(gallery.name, expired)
 
     def add(self, name: str, image: DecodedImage, brief: str, tag1: int, tag2: int) -> str:
-        """Store a new item; its cont_sign. 216681 if the gallery holds the same image."""
+        """Store a new item; its cont_sign.
+
+        Raises ItemExistsError (216681) naming the held item when the gallery holds the
+        same image, also one deleted less than ``delete_latency`` ago.
+        """
         features = features_of(image.thumb)
         gallery = self._gallery(name)
         now = time.time()
         with gallery.lock:
             self._purge_expired(gallery, now)
-            if gallery.index.find_same_image(image.cont_sign, features) is not None:
-                raise error_for(216681)
+            existing = gallery.index.find_same_image(image.cont_sign, features)
+            if existing is not None:
+                # like the real service, the answer names the item it holds
+                raise ItemExistsError(
+                    ITEM_EXISTS_CODE, error_message(ITEM_EXISTS_CODE), None, existing
+                )
             entry = IndexEntry(image.cont_sign, brief, tag1, tag2, features)
             self._store.insert(name, entry, now)
             gallery.index.insert(entry)

@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from syncd.errors import ApiError, error_message
+from syncd.errors import ApiError, ItemExistsError, error_message
 from syncd.gallery.auth import BRAIN_ALL_SCOPE, DEFAULT_TOKEN_SCOPE, Authenticator
 from syncd.gallery.faults import FaultConfig, FaultInjector, TransientFault
 from syncd.gallery.galleries import Galleries
@@ -80,14 +80,12 @@ def _json(body: object, status: int = 200) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=status, content_type=_JSON)
 
 
-def _api_error(code: int, message: str | None = None) -> Response:
-    return _json(
-        {
-            "error_code": code,
-            "error_msg": message or error_message(code),
-            "log_id": _new_log_id(),
-        }
-    )
+def _api_error(code: int, message: str | None = None, cont_sign: str | None = None) -> Response:
+    body: dict[str, object] = {"log_id": _new_log_id(), "error_code": code}
+    if cont_sign is not None:
+        body["cont_sign"] = cont_sign  # 216681 names the existing item, as the API does
+    body["error_msg"] = message or error_message(code)
+    return _json(body)
 
 
 class GalleryApp:
@@ -254,7 +252,8 @@ class GalleryApp:
         try:
             result = self.operations.run(GALLERIES[name], op, params)  # type: ignore[index]
         except ApiError as refused:
-            return _api_error(refused.code, refused.message), f"error {refused.code}"
+            existing = refused.cont_sign if isinstance(refused, ItemExistsError) else None
+            return _api_error(refused.code, refused.message, existing), f"error {refused.code}"
         if op == "add" and self._injector.lose_answer():
             raise _DropConnection
         return _json({"log_id": _new_log_id(), **result}), "ok"

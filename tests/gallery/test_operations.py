@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from imagegen import reencode
 
 from syncd.gallery.server import GalleryServer
 from syncd.protocol import GALLERY_NAMES
@@ -128,6 +129,21 @@ def test_add_of_an_image_already_present_answers_216681(
 ) -> None:
     _add(client, gallery, make_image(40), "first")
     assert client.error(gallery, "add", image=b64(make_image(40)), brief="again") == 216681
+
+
+def test_216681_answer_names_the_item_already_held(
+    client: ApiClient, gallery: str, make_image: MakeImage
+) -> None:
+    held = _add(client, gallery, make_image(42, (160, 120)), "first")
+    copy = reencode(make_image(42, (160, 120)), "JPEG", quality=60)
+    body = client.call(gallery, "add", image=b64(copy), brief="copy")
+    assert (body["error_code"], body["cont_sign"]) == (216681, held)
+    assert isinstance(body["log_id"], int) and body["error_msg"]
+
+
+def test_other_errors_name_no_cont_sign(client: ApiClient, gallery: str) -> None:
+    body = client.call(gallery, "add", image="not base64!", brief="x")
+    assert body["error_code"] != 216681 and "cont_sign" not in body
 
 
 def test_a_deleted_image_can_be_added_again(
