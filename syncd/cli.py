@@ -215,11 +215,10 @@ def _import_for_good(module: str) -> None:
 @click.option("--failed", is_flag=True, help="Also list files not synced, with the reason.")
 def status_command(config_file: Path | None, as_json: bool, failed: bool) -> None:
     """Per library: files, items, synced, pending, failed, held deletes; pause or stop state."""
-    import dataclasses
     import json
     import time
 
-    from syncd.ledger.report import empty_status, failed_files, ledger_status
+    from syncd.ledger.report import empty_status, failed_files, ledger_status, status_document
     from syncd.sync.inflight import AddSpool
 
     config = load_config_or_exit(config_file)
@@ -237,15 +236,7 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
         report = empty_status(libraries)
     unsettled = AddSpool.beside(config.ledger.path).count()
     if as_json:
-        data: dict[str, object] = {
-            "libraries": [dataclasses.asdict(line) for line in report.libraries],
-            "paused": report.paused,
-            "fatal": report.fatal,
-            "unconfigured": [dataclasses.asdict(line) for line in report.unconfigured],
-            "unsettled_adds": unsettled,
-        }
-        if failed:
-            data["failed"] = [dataclasses.asdict(entry) for entry in failures]
+        data = status_document(report, unsettled, failures if failed else None)
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     _print_status(report, failures if failed else None)

@@ -66,6 +66,16 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The web console (SPEC §10): ``listen`` "" = off; the password never in a repr."""
+
+    listen: str = ""
+    password_file: str = ""
+    #: from password_file or $SYNCD_CONSOLE_PASSWORD; "" = none (loopback only)
+    password: str = field(default="", repr=False)
+
+
 class TagRule:
     glob: str
     tags: tuple[int, ...]
@@ -103,6 +113,7 @@ class Config:
     #: the file this config was read from (None when built in code)
     source: Path | None = None
 
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
 # ---------------------------------------------------------------------------------------------
 # Loading: TOML file -> Config. Every check raises ConfigError with one line naming the key.
@@ -111,6 +122,7 @@ CONFIG_ENV = "SYNCD_CONFIG"
 API_KEY_ENV = "SYNCD_API_KEY"
 SECRET_KEY_ENV = "SYNCD_SECRET_KEY"
 CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
+CONSOLE_PASSWORD_ENV = "SYNCD_CONSOLE_PASSWORD"
 #: a library name is part of every brief; this bound keeps a brief within 256 bytes
 MAX_LIBRARY_NAME_BYTES = 100
 
@@ -164,6 +176,7 @@ def parse_config(
     metrics = _parse_metrics(top.table("metrics"))
     libraries = tuple(
         _parse_library(_Table(item, f"library[{n}]"), base_dir)
+    console = _parse_console(top.table("console"), base_dir, env)
         for n, item in enumerate(top.table_array("library"), start=1)
     )
     top.finish()
@@ -174,7 +187,7 @@ def parse_config(
         if lib.name in seen:
             raise ConfigError(f'library[{n}].name: "{lib.name}" is used by an earlier library')
         seen.add(lib.name)
-    return Config(api, ledger, watch, safety, metrics, libraries, source)
+    return Config(api, ledger, watch, safety, metrics, libraries, source, console=console)
 
 
 def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
@@ -306,6 +319,41 @@ def _parse_metrics(t: _Table) -> MetricsConfig:
             raise ConfigError(f'{t.key("listen")}: expected "host:port" or "", got {_show(listen)}')
     t.finish()
     return MetricsConfig(listen)
+
+
+def _parse_console(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ConsoleConfig:
+    listen = t.string("listen", ConsoleConfig().listen)
+    password_file = t.string("password_file", ConsoleConfig().password_file)
+    t.finish()
+    if listen:
+        host, sep, port = listen.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ConfigError(f'{t.key("listen")}: expected "host:port" or "", got {_show(listen)}')
+    password = env.get(CONSOLE_PASSWORD_ENV, "")
+    if not password and password_file:
+        password_file, password = _read_secret(
+            t.key("password_file"), password_file, base_dir, env
+        )
+    if listen and not password and not is_loopback(listen):
+        raise ConfigError(
+            f"{t.key('password_file')}: required when {t.key('listen')} is not loopback "
+            f"(or ${CONSOLE_PASSWORD_ENV})"
+        )
+    return ConsoleConfig(listen, password_file, password)
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether the "host:port" ``listen`` address only takes connections from this machine."""
+    import ipaddress
+
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_library(t: _Table, base_dir: Path) -> LibraryConfig:

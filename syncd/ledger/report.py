@@ -330,6 +330,25 @@ def ledger_status(
 
 def empty_status(libraries: Sequence[tuple[str, str]]) -> StatusReport:
     """Status before any ledger exists: every library with nothing yet."""
+def status_document(
+    report: StatusReport, unsettled_adds: int, failures: Sequence[PlanEntry] | None = None
+) -> dict[str, Any]:
+    """The ``syncd status --json`` document (SPEC §6), shared by the CLI and the console's
+    ``/api/status``; ``failures`` (``--failed``) adds the ``failed`` list."""
+    import dataclasses
+
+    data: dict[str, Any] = {
+        "libraries": [dataclasses.asdict(line) for line in report.libraries],
+        "paused": report.paused,
+        "fatal": report.fatal,
+        "unconfigured": [dataclasses.asdict(line) for line in report.unconfigured],
+        "unsettled_adds": unsettled_adds,
+    }
+    if failures is not None:
+        data["failed"] = [dataclasses.asdict(entry) for entry in failures]
+    return data
+
+
     return StatusReport([LibraryStatus(n, g, 0, 0, 0, 0, 0, 0) for n, g in libraries], None, None)
 
 
