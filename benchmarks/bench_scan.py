@@ -1,7 +1,7 @@
 """No-change rescan speed and ledger scale of ``syncd reconcile`` (SPEC §8).
 
 Run: ``.venv/bin/python benchmarks/bench_scan.py [--quick] [--files 100000]
-[--rss-files 1000000] [--repeat 5] [--skip-rss]``.
+[--rss-files 1000000] [--repeat 5] [--skip-rss] [--only-refused]``.
 
 1. Speed. A tree of ``--files`` small real images (95-byte PNGs, 100 to a folder) and one
    library. Outside the timing: the first ``syncd reconcile --dry-run`` (hashes, checks and
@@ -10,6 +10,8 @@ Run: ``.venv/bin/python benchmarks/bench_scan.py [--quick] [--files 100000]
    sync: no gallery is reached) each as a whole process against
    ``find ROOT -type f -printf '%s %T@ %i\\n'``, interleaved, best of ``--repeat`` each,
    warm cache. Target: each ratio <= 4.
+   The same again over a tree of ``--files`` refused files (non-images named ``.jpg``, each
+   refused by the first dry run): refused files must not slow a no-change rescan.
 2. Scale. A tree of ``--rss-files`` empty files and a ledger holding a synced file row,
    content and item for each (written straight into the ledger's tables). Measured: the
    peak RSS of one no-change ``syncd reconcile --dry-run`` over it. Target: <= 400 MB
@@ -36,8 +38,9 @@ from sqlalchemy import String, cast, insert, update
 from syncd.config import load_config
 from syncd.ledger.models import ITEM_SYNCED, Content, File, Item, Library
 from syncd.ledger.schema import open_ledger
-from syncd.scan.walk import FileEntry, WalkFilter, walk_library
-from syncd.sync.plan import make_brief
+from syncd.paths import WalkFilter, make_brief
+from syncd.protocol import MAX_BRIEF_BYTES
+from syncd.scan.walk import FileEntry, walk_library
 
 TARGET_RATIO = 4.0
 TARGET_RSS_MB = 400.0
@@ -63,13 +66,21 @@ def _png_maker() -> Callable[[int], bytes]:
     return png
 
 
-def make_tree(root: Path, files: int, content: Callable[[int], bytes] | None) -> None:
-    """``files`` files, ``PER_DIR`` to a folder, two levels deep (empty when no content)."""
+def _not_an_image(n: int) -> bytes:
+    """n -> distinct text bytes (about 40) that no image reader identifies."""
+    return f"not an image, file {n}: refused once\n".encode()
+
+
+def make_tree(
+    root: Path, files: int, content: Callable[[int], bytes] | None, suffix: str = ".png"
+) -> None:
+    """``files`` files named ``img*{suffix}``, ``PER_DIR`` to a folder, two levels deep
+    (empty when no content)."""
     for n in range(files):
         folder = root / f"d{n // (PER_DIR * 100):04d}" / f"s{(n // PER_DIR) % 100:02d}"
         if n % PER_DIR == 0:
             folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"img{n:07d}.png").write_bytes(content(n) if content else b"")
+        (folder / f"img{n:07d}{suffix}").write_bytes(content(n) if content else b"")
 
 
 def write_config(base: Path) -> Path:
@@ -121,8 +132,9 @@ def dry_run(config: Path) -> tuple[float, float]:
     return elapsed, peak_kib / 1024
 
 
-def timed_run(config: Path, *options: str) -> float:
-    """Wall seconds of one ``syncd reconcile [options]`` process (nothing else running)."""
+def timed_run(config: Path, *options: str, refused: bool = False) -> float:
+    """Wall seconds of one ``syncd reconcile [options]`` process (nothing else running);
+    ``refused``: the tree's files are refused, so a sync exits 1 (some files failed)."""
     t0 = time.perf_counter()
     done = subprocess.run(
         [*SYNCD, "reconcile", *options, "-c", str(config)],
@@ -130,7 +142,8 @@ def timed_run(config: Path, *options: str) -> float:
         check=False,
     )
     elapsed = time.perf_counter() - t0
-    if done.returncode != 0 or (not options and b"; 0 API calls" not in done.stdout):
+    expected = 1 if refused and not options else 0
+    if done.returncode != expected or (not options and b"; 0 API calls" not in done.stdout):
         shown = (done.stdout + done.stderr).decode(errors="replace")
         raise SystemExit(f"syncd reconcile {' '.join(options)} failed or made calls:\n{shown}")
     return elapsed
@@ -165,17 +178,23 @@ def mark_synced(config_path: Path) -> None:
         ledger.close()
 
 
-def bench_speed(base: Path, files: int, repeat: int) -> list[Result]:
+def bench_speed(base: Path, files: int, repeat: int, refused: bool = False) -> list[Result]:
+    """The no-change rescan of ``files`` images, or with ``refused`` of ``files`` non-images
+    named ``.jpg`` (each refused by the first dry run), against ``find``."""
     root = base / "root"
+    what = "refused files" if refused else "files"
     t0 = time.perf_counter()
-    make_tree(root, files, _png_maker())
+    if refused:
+        make_tree(root, files, _not_an_image, ".jpg")
+    else:
+        make_tree(root, files, _png_maker())
     config = write_config(base)
     first, _ = dry_run(config)
     mark_synced(config)
     dry_run(config)  # warm the cache and the ledger
-    timed_run(config)
+    timed_run(config, refused=refused)
     print(
-        f"speed: {files} files generated, first dry run {first:.1f} s "
+        f"speed: {files} {what} generated, first dry run {first:.1f} s "
         f"(setup {time.perf_counter() - t0:.1f} s)"
     )
     t_find: list[float] = []
@@ -183,18 +202,18 @@ def bench_speed(base: Path, files: int, repeat: int) -> list[Result]:
     t_sync: list[float] = []
     for _ in range(repeat):
         t_find.append(find_time(root))
-        t_dry.append(timed_run(config, "--dry-run"))
-        t_sync.append(timed_run(config))
+        t_dry.append(timed_run(config, "--dry-run", refused=refused))
+        t_sync.append(timed_run(config, refused=refused))
     best_find, best_dry, best_sync = min(t_find), min(t_dry), min(t_sync)
     print(f"  find -printf:                  {best_find:.3f} s (best of {repeat})")
     print(f"  no-change reconcile --dry-run: {best_dry:.3f} s (best of {repeat})")
     print(f"  no-change reconcile:           {best_sync:.3f} s (best of {repeat})")
     return [
         Result.at_most(
-            f"no-change rescan of {files} files / find", best_dry / best_find, "x", TARGET_RATIO
+            f"no-change rescan of {files} {what} / find", best_dry / best_find, "x", TARGET_RATIO
         ),
         Result.at_most(
-            f"no-change reconcile of {files} files / find",
+            f"no-change reconcile of {files} {what} / find",
             best_sync / best_find,
             "x",
             TARGET_RATIO,
@@ -245,7 +264,7 @@ def fill_ledger(config_path: Path, root: Path, chunk: int = 50_000) -> int:
                         for e, h in batch_ok
                     ],
                 ).all()
-                briefs = [make_brief("bench", e.relpath, h) for e, h in batch_ok]
+                briefs = [make_brief("bench", e.relpath, h, MAX_BRIEF_BYTES) for e, h in batch_ok]
                 item_ids = session.scalars(
                     insert(Item).returning(Item.id, sort_by_parameter_order=True),
                     [
@@ -306,19 +325,30 @@ def main() -> None:
         "--rss-files", type=int, help="rows of the RSS run (1000000; --quick 100000)"
     )
     parser.add_argument("--repeat", type=int, help="timed runs of each command (5; --quick 3)")
-    parser.add_argument("--skip-rss", action="store_true", help="only the speed part")
+    parser.add_argument("--skip-rss", action="store_true", help="only the speed parts")
+    parser.add_argument(
+        "--only-refused", action="store_true", help="only the speed part over refused files"
+    )
     args = parser.parse_args()
     files = args.files or 100_000
-    rss_files = 0 if args.skip_rss else args.rss_files or (100_000 if args.quick else 1_000_000)
+    skip_rss = args.skip_rss or args.only_refused
+    rss_files = 0 if skip_rss else args.rss_files or (100_000 if args.quick else 1_000_000)
     repeat = args.repeat or (3 if args.quick else 5)
     results = []
-    for part, size in (("speed", files), ("rss", rss_files)):
+    parts = (
+        ("speed", 0 if args.only_refused else files),
+        ("refused", files),
+        ("rss", rss_files),
+    )
+    for part, size in parts:
         if not size:
             continue
         base = Path(tempfile.mkdtemp(prefix=f"syncd-bench-scan-{part}-"))
         try:
             if part == "speed":
                 results += bench_speed(base, size, repeat)
+            elif part == "refused":
+                results += bench_speed(base, size, repeat, refused=True)
             else:
                 results.append(bench_rss(base, size))
         finally:

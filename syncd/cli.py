@@ -132,7 +132,7 @@ def open_ledger_or_exit(config: Config, create: bool = True) -> Ledger:
     from syncd.ledger.schema import LedgerError, open_ledger
 
     try:
-        return open_ledger(config.ledger.path, create=create)
+        return open_ledger(config.ledger, create=create)
     except LedgerError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_USAGE) from None
@@ -224,7 +224,7 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
     config = load_config_or_exit(config_file)
     libraries = [(lib.name, lib.gallery) for lib in config.libraries]
     failures: list[PlanEntry] = []
-    if config.ledger.path.exists():
+    if config.ledger.exists():
         ledger = open_ledger_or_exit(config, create=False)
         try:
             with ledger.transaction() as session:
@@ -265,7 +265,7 @@ class _Bar:
 
 def print_scan(scan: ScanResult) -> None:
     """One line per scanned library, then the first skipped paths (shared by reconcile)."""
-    from syncd.scan.walk import printable_relpath
+    from syncd.paths import printable_relpath
 
     for lib in scan.libraries:
         head = f"library {lib.name} ({lib.gallery}):"
@@ -290,7 +290,7 @@ def print_scan(scan: ScanResult) -> None:
 
 
 def _print_dry_run(result: DryRun) -> None:
-    from syncd.scan.walk import printable_relpath
+    from syncd.paths import printable_relpath
 
     print_scan(result.scan)
     plan = result.plan
@@ -321,7 +321,7 @@ def _print_dry_run(result: DryRun) -> None:
 
 
 def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> None:
-    from syncd.scan.walk import printable_relpath
+    from syncd.paths import printable_relpath
 
     head = ("LIBRARY", "GALLERY", "FILES", "ITEMS", "SYNCED", "PENDING", "FAILED", "HELD")
     rows = [head] + [
@@ -409,7 +409,7 @@ def _sync_progress_bar(due: int) -> Callable[[int], None]:
 
 
 def _print_reconcile(result: ReconcileResult) -> None:
-    from syncd.scan.walk import printable_relpath
+    from syncd.paths import printable_relpath
 
     print_scan(result.scan)
     if any(lib.held for lib in result.scan.libraries):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from syncd.errors import ConfigError
+from syncd.paths import PathMatcher, WalkFilter
 from syncd.protocol import GALLERIES, GALLERY_NAMES, MAX_TAGS, TAG_MAX, TAG_MIN, GalleryName
 
 AuthMode = Literal["token", "bce"]
@@ -42,7 +43,28 @@ class ApiConfig:
 
 @dataclass(frozen=True)
 class LedgerConfig:
+    """Where the ledger is: SQLite at ``path`` (one host), or PostgreSQL at ``url`` (SPEC §9).
+
+    With ``url``, ``path`` is ``state_dir/ledger.db``: no database there, only the anchor of
+    this host's local state (``ledger.db.lock``, the lost-add spool ``ledger.db.inflight/``;
+    the embedded gallery's ``gallery/`` beside it), as for a SQLite ledger in that folder.
+    """
+
     path: Path = Path("/var/lib/syncd/ledger.db")
+    #: the PostgreSQL ledger as the user wrote it (libpq form, no password); "" = SQLite
+    url: str = ""
+    password_file: str = ""
+    #: from $SYNCD_LEDGER_PASSWORD or password_file; "" = libpq's own (PGPASSFILE, ~/.pgpass)
+    password: str = field(default="", repr=False)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the ledger is a PostgreSQL one (several hosts may share it)."""
+        return bool(self.url)
+
+    def exists(self) -> bool:
+        """Whether there is a ledger to read: a PostgreSQL database always is one."""
+        return self.shared or self.path.exists()
 
 
 @dataclass(frozen=True)
@@ -66,7 +88,6 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
-@dataclass(frozen=True)
 class ConsoleConfig:
     """The web console (SPEC §10): ``listen`` "" = off; the password never in a repr."""
 
@@ -76,6 +97,7 @@ class ConsoleConfig:
     password: str = field(default="", repr=False)
 
 
+@dataclass(frozen=True)
 class TagRule:
     glob: str
     tags: tuple[int, ...]
@@ -112,8 +134,8 @@ class Config:
     libraries: tuple[LibraryConfig, ...] = ()
     #: the file this config was read from (None when built in code)
     source: Path | None = None
-
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading: TOML file -> Config. Every check raises ConfigError with one line naming the key.
@@ -121,8 +143,9 @@ class Config:
 CONFIG_ENV = "SYNCD_CONFIG"
 API_KEY_ENV = "SYNCD_API_KEY"
 SECRET_KEY_ENV = "SYNCD_SECRET_KEY"
-CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
+LEDGER_PASSWORD_ENV = "SYNCD_LEDGER_PASSWORD"
 CONSOLE_PASSWORD_ENV = "SYNCD_CONSOLE_PASSWORD"
+CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
 #: a library name is part of every brief; this bound keeps a brief within 256 bytes
 MAX_LIBRARY_NAME_BYTES = 100
 
@@ -170,13 +193,13 @@ def parse_config(
     env = os.environ if environ is None else environ
     top = _Table(data, "")
     api = _parse_api(top.table("api"), base_dir, env)
-    ledger = _parse_ledger(top.table("ledger"), base_dir)
+    ledger = _parse_ledger(top.table("ledger"), base_dir, env)
     watch = _parse_watch(top.table("watch"))
     safety = _parse_safety(top.table("safety"))
     metrics = _parse_metrics(top.table("metrics"))
+    console = _parse_console(top.table("console"), base_dir, env)
     libraries = tuple(
         _parse_library(_Table(item, f"library[{n}]"), base_dir)
-    console = _parse_console(top.table("console"), base_dir, env)
         for n, item in enumerate(top.table_array("library"), start=1)
     )
     top.finish()
@@ -267,17 +290,43 @@ def _read_secret(key: str, name: str, base_dir: Path, env: Mapping[str, str]) ->
     raise ConfigError(f"{key}: no such file {_show(str(candidates[-1]))}")
 
 
-def _parse_ledger(t: _Table, base_dir: Path) -> LedgerConfig:
-    path = t.string("path", str(LedgerConfig().path))
+def _parse_ledger(t: _Table, base_dir: Path, env: Mapping[str, str]) -> LedgerConfig:
+    default = LedgerConfig().path
+    path = t.string("path", str(default))
     if not path:
         raise ConfigError(f'{t.key("path")}: expected a file path, got ""')
+    url = t.string("url", "")
+    password_file = t.string("password_file", "")
+    state_dir = t.string("state_dir", "")
     t.finish()
-    return LedgerConfig(base_dir / path)
+    if not url:
+        for key, value in (("password_file", password_file), ("state_dir", state_dir)):
+            if value:
+                raise ConfigError(f"{t.key(key)}: only with {t.key('url')} (a PostgreSQL ledger)")
+        return LedgerConfig(base_dir / path)
+    if "path" in t.data:
+        raise ConfigError(
+            f"{t.key('path')} and {t.key('url')}: set one (path: SQLite on this host; url: "
+            f"PostgreSQL; this host's local state goes to {t.key('state_dir')})"
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{t.key('url')}: expected a postgresql:// URL, got {_show(url)}")
+    if re.match(r"[a-z]+://[^/@?]*:[^/@?]*@", url) or re.search(r"[?&]password=", url):
+        # said without the URL: it would put the password on the terminal and in logs
+        raise ConfigError(
+            f"{t.key('url')}: holds a password; put it in {t.key('password_file')} or "
+            f"${LEDGER_PASSWORD_ENV} instead"
+        )
+    anchor = (base_dir / state_dir / default.name) if state_dir else default
+    password = env.get(LEDGER_PASSWORD_ENV, "")
+    if not password and password_file:
+        password_file, password = _read_secret(
+            t.key("password_file"), password_file, base_dir, env
+        )
+    return LedgerConfig(anchor, url, password_file, password)
 
 
 def _parse_watch(t: _Table) -> WatchConfig:
-    from syncd.scan.walk import WalkFilter  # it imports this module
-
     d = WatchConfig()
     settle = t.number("settle", d.settle, least=0.0)
     grace = t.number("delete_grace", d.delete_grace, least=0.0)
@@ -395,7 +444,6 @@ def _parse_rule(t: _Table, gallery: GalleryName) -> TagRule:
 
 def _globs(t: _Table, name: str, default: tuple[str, ...] | None) -> tuple[str, ...]:
     """A glob (``default`` None: one required string) or a list of them, checked to compile."""
-    from syncd.scan.walk import PathMatcher  # the walk's glob dialect (it imports this module)
 
     if default is None:
         globs: tuple[str, ...] = (t.string(name, None),)

@@ -30,13 +30,13 @@ from syncd.api import ImageSearchClient
 from syncd.config import Config, LibraryConfig, load_config
 from syncd.errors import ConfigError, SyncdError
 from syncd.ledger.intents import replan
-from syncd.ledger.models import FILE_VANISHED, ITEM_PENDING, File, Item
+from syncd.ledger.models import ITEM_PENDING, File, Item
 from syncd.ledger.report import StatusReport, ledger_status
 from syncd.ledger.schema import Ledger, open_ledger
 from syncd.logformat import LogFormat, configure_logging
 from syncd.metrics import Health, MetricsServer, MetricsSnapshot
+from syncd.paths import FILE_VANISHED, WalkFilter, printable_relpath
 from syncd.scan.scanner import PathChanges, PathMove, ScanResult, scan_libraries, scan_paths
-from syncd.scan.walk import WalkFilter, printable_relpath
 from syncd.sdnotify import SystemdNotifier
 from syncd.sync.endpoint import open_client
 from syncd.sync.engine import EngineStats, SyncEngine
@@ -622,7 +622,7 @@ def open_pipeline(config: Config) -> Iterator[Pipeline]:
     """Open the ledger, the client (and embedded gallery) and start the sync workers;
     on exit stop the workers (in-flight calls get api.timeout to end) and close all."""
     with ExitStack() as stack:
-        ledger = open_ledger(config.ledger.path)
+        ledger = open_ledger(config.ledger)
         stack.callback(ledger.close)
         client = stack.enter_context(open_client(config))
         pipeline = Pipeline(ledger, client, config)

@@ -10,13 +10,10 @@ import gc
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     LargeBinary,
-    Select,
     and_,
     delete,
     exists,
@@ -30,21 +27,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from syncd.config import LibraryConfig
+from syncd.ledger.dialect import stream_rows
 from syncd.ledger.intents import queue_contents
-from syncd.ledger.models import (
-    FILE_HELD,
-    FILE_LIVE,
-    FILE_VANISHED,
-    VERDICT_OK,
-    VERDICT_SKIPPED,
-    File,
-    Library,
-    encode_relpath,
-)
+from syncd.ledger.models import VERDICT_OK, VERDICT_SKIPPED, File, Library
 from syncd.ledger.schema import Ledger
 
 # the walk and the ledger compare one number per file: one definition of it (SPEC §2.10)
-from syncd.scan.walk import file_signature as stat_signature
+from syncd.paths import (
+    FILE_HELD,
+    FILE_LIVE,
+    FILE_VANISHED,
+    FileIdentity,
+    encode_relpath,
+    file_identity,
+    file_signature,
+)
 
 _MASK64 = (1 << 64) - 1
 #: the signature of a row that must be looked at again whatever the disk says
@@ -81,9 +78,6 @@ class Observation:
     dev: int | None = None
 
 
-#: what tells one file from another on disk: (dev, inode, size, mtime_ns)
-FileIdentity = tuple[int, int, int, int]
-
 
 @dataclass(frozen=True, slots=True)
 class KnownContent:
@@ -107,7 +101,7 @@ class LibraryRow:
 class LedgerIndex:
     """One library's rows for change detection, kept compact for a million files.
 
-    ``signatures``: stored path (bytes) -> :func:`stat_signature` of live and held rows;
+    ``signatures``: stored path (bytes) -> :func:`file_signature` of live and held rows;
     ``vanished``: stored paths of rows already vanished.
     """
 
@@ -156,20 +150,18 @@ def load_index(ledger: Ledger, library_id: int, under: Sequence[str] | None = No
     sendable = (File.state == FILE_LIVE) & File.content_hash.is_not(None)
     mine = File.library_id == library_id
     vanished: set[bytes] = set()
-    mask = _MASK64
     with ledger.engine.connect() as conn, _collector_paused():
-        cursor = _raw_cursor(
+        cursor = stream_rows(
             conn, select(File.relpath, File.size, File.mtime_ns, File.inode).where(mine, sendable)
         )
-        # stat_signature inlined: sqlite3 gives BLOBs as bytes, sizes are never negative
         signatures = {
-            path: (mtime_ns << 128) | (size << 64) | (inode & mask)
+            bytes(path): file_signature(size, mtime_ns, inode)
             for path, size, mtime_ns, inode in cursor
         }
         # the other rows of all libraries, found through the state and content_hash indexes:
         # naming the library would make SQLite read all its rows a second time
         other = File.state.in_([FILE_VANISHED, FILE_HELD]) | File.content_hash.is_(None)
-        cursor = _raw_cursor(conn, select(File.library_id, File.relpath, File.state).where(other))
+        cursor = stream_rows(conn, select(File.library_id, File.relpath, File.state).where(other))
         for library, path, state in cursor:
             if library != library_id:
                 continue
@@ -211,7 +203,7 @@ def _load_index_under(ledger: Ledger, library_id: int, under: Sequence[str]) -> 
                 if state == FILE_VANISHED:
                     vanished.add(bytes(path))
                 elif state == FILE_LIVE and content_hash is not None:
-                    signatures[bytes(path)] = stat_signature(size, mtime_ns, inode)
+                    signatures[bytes(path)] = file_signature(size, mtime_ns, inode)
                 else:
                     signatures[bytes(path)] = NO_SIGNATURE
     return LedgerIndex(signatures, vanished)
@@ -286,7 +278,7 @@ def known_contents(
         ):
             if lib != library_id or dev is None or content_hash is None or verdict is None:
                 continue  # another library's row, or one the query excludes already
-            identity = (dev & _MASK64, inode & _MASK64, size, mtime_ns)
+            identity = file_identity(dev, inode, size, mtime_ns)
             if identity not in wanted:
                 continue
             content = KnownContent(content_hash, verdict, reason)
@@ -304,14 +296,6 @@ def count_files(session: Session, library_id: int) -> int:
         )
         or 0
     )
-
-
-def _raw_cursor(conn: Connection, query: Select[*tuple[Any, ...]]) -> Any:
-    """A DB-API cursor over ``query`` (constants inlined): rows as plain tuples, fast."""
-    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(sql)
-    return cursor  # closed with the connection
 
 
 def record_observations(

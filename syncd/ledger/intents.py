@@ -1,6 +1,6 @@
 """Turning changed contents into item intents: load the planner's facts, write its answer.
 
-The thin effects around :func:`syncd.sync.plan.plan_gallery`. Work comes from the
+The thin effects around :func:`syncd.plan.planner.plan_gallery`. Work comes from the
 ``plan_queue`` table (filled with the file rows that changed) and from vanished files whose
 grace is over; each chunk is planned and written in one transaction.
 """
@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from syncd.config import TagRule
 from syncd.ledger.dialect import insert_or_ignore
 from syncd.ledger.models import (
-    FILE_VANISHED,
     ITEM_FAILED,
     ITEM_PENDING,
     ITEM_SYNCED,
@@ -31,7 +30,8 @@ from syncd.ledger.models import (
     parse_tags,
 )
 from syncd.ledger.schema import Ledger
-from syncd.sync.plan import DesiredItem, FileFact, ItemFact, Transition, plan_gallery
+from syncd.paths import FILE_VANISHED
+from syncd.plan.planner import DesiredItem, FileFact, ItemFact, Transition, plan_gallery
 
 #: contents planned per transaction
 PLAN_CHUNK = 500

@@ -34,14 +34,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from syncd.paths import FILE_LIVE, decode_relpath, encode_relpath
+
 #: the schema this code writes; schema.MIGRATIONS brings older ledgers up to it
 SCHEMA_VERSION: Final = 4
-
-FileState = Literal["live", "vanished", "held"]
-#: live: on disk; vanished: gone, waiting delete_grace; held: gone in a mass vanish (SPEC §2.8)
-FILE_LIVE: Final = "live"
-FILE_VANISHED: Final = "vanished"
-FILE_HELD: Final = "held"
 
 Verdict = Literal["ok", "rejected", "skipped"]
 #: ok: an image the gallery can take; rejected: not sendable (reason); skipped: not readable
@@ -54,16 +50,6 @@ ItemState = Literal["pending", "synced", "failed"]
 ITEM_PENDING: Final = "pending"
 ITEM_SYNCED: Final = "synced"
 ITEM_FAILED: Final = "failed"
-
-
-def encode_relpath(relpath: str) -> bytes:
-    """The stored form of a relative path: UTF-8, undecodable bytes restored exactly."""
-    return relpath.encode("utf-8", "surrogateescape")
-
-
-def decode_relpath(stored: bytes) -> str:
-    """Inverse of :func:`encode_relpath`."""
-    return stored.decode("utf-8", "surrogateescape")
 
 
 class RelPath(TypeDecorator[str]):

@@ -26,9 +26,6 @@ from sqlalchemy.orm import Session, aliased
 
 from syncd.ledger.dialect import insert_or_ignore
 from syncd.ledger.models import (
-    FILE_HELD,
-    FILE_LIVE,
-    FILE_VANISHED,
     ITEM_FAILED,
     ITEM_PENDING,
     ITEM_SYNCED,
@@ -41,7 +38,7 @@ from syncd.ledger.models import (
     Library,
     Setting,
 )
-from syncd.sync.plan import brief_path
+from syncd.paths import FILE_HELD, FILE_LIVE, FILE_VANISHED, brief_path
 
 #: settings key of the account pause (JSON of syncd.sync.pause.AccountPause)
 PAUSE_KEY = "account_pause"
@@ -330,6 +327,9 @@ def ledger_status(
 
 def empty_status(libraries: Sequence[tuple[str, str]]) -> StatusReport:
     """Status before any ledger exists: every library with nothing yet."""
+    return StatusReport([LibraryStatus(n, g, 0, 0, 0, 0, 0, 0) for n, g in libraries], None, None)
+
+
 def status_document(
     report: StatusReport, unsettled_adds: int, failures: Sequence[PlanEntry] | None = None
 ) -> dict[str, Any]:
@@ -347,9 +347,6 @@ def status_document(
     if failures is not None:
         data["failed"] = [dataclasses.asdict(entry) for entry in failures]
     return data
-
-
-    return StatusReport([LibraryStatus(n, g, 0, 0, 0, 0, 0, 0) for n, g in libraries], None, None)
 
 
 def _library_status(session: Session, name: str, gallery: str) -> LibraryStatus:

@@ -3,8 +3,8 @@
 A pure function of ledger facts. It takes the files of some contents of one gallery and
 the items that hold those contents, and says, per item: should the gallery hold it, with
 which brief and tags, read from which file, and whether its call must wait for another
-item's add. It never touches the database or the disk; ``syncd.ledger.intents`` loads
-the facts and writes the answer.
+item's add. It never touches the database or the disk; ``syncd.plan.driver`` loads
+the facts through the ledger and writes the answer.
 
 Rules it implements:
 - items are keyed by content; copies share one item whose brief names the oldest-known
@@ -21,24 +21,14 @@ Rules it implements:
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from syncd.config import TagRule
+from syncd.paths import FILE_LIVE, FILE_VANISHED, PathMatcher, make_brief
 from syncd.protocol import MAX_BRIEF_BYTES
-from syncd.scan.walk import PathMatcher
-
-#: a file row's state, as the ledger keeps it
-LIVE = "live"
-VANISHED = "vanished"
-HELD = "held"
-
-#: hex digits of the content hash a shortened brief carries
-BRIEF_HASH_DIGITS = 16
-_ELLIPSIS = "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +137,7 @@ def plan_gallery(
         expired += group_expired
         seniority = {m.heir_file_id: m.first_seen_at for m in group_moves}
         in_gallery = item is not None and item.cont_sign is not None
-        candidates = [f for f in kept if f.state == LIVE or (in_gallery and f.state != LIVE)]
+        candidates = [f for f in kept if f.state == FILE_LIVE or (in_gallery and f.state != FILE_LIVE)]
         wait = next((waits[c] for c in sorted(contents) if c in waits), None)
         wait = wait if wait not in contents else None
         if not candidates:
@@ -167,7 +157,7 @@ def plan_gallery(
                 item.item_id if item is not None else None,
                 contents,
                 True,
-                make_brief(holder.library, holder.relpath, holder.content_hash),
+                make_brief(holder.library, holder.relpath, holder.content_hash, MAX_BRIEF_BYTES),
                 tags_for(rules.get(holder.library, ()), holder.relpath),
                 holder.file_id,
                 wait,
@@ -192,14 +182,14 @@ def _settle_vanished(
     expired = [
         f.file_id
         for f in group
-        if f.state == VANISHED and f.vanished_at is not None and f.vanished_at + grace <= now
+        if f.state == FILE_VANISHED and f.vanished_at is not None and f.vanished_at + grace <= now
     ]
     gone = set(expired)
     vanished = sorted(
-        (f for f in group if f.state == VANISHED and f.file_id not in gone),
+        (f for f in group if f.state == FILE_VANISHED and f.file_id not in gone),
         key=lambda f: (f.vanished_at or 0.0, f.file_id),
     )
-    live = sorted((f for f in group if f.state == LIVE), key=lambda f: (f.first_seen_at, f.file_id))
+    live = sorted((f for f in group if f.state == FILE_LIVE), key=lambda f: (f.first_seen_at, f.file_id))
     moves: list[Move] = []
     heirs: set[int] = set()
     for v in vanished:
@@ -215,48 +205,6 @@ def _settle_vanished(
                 gone.add(v.file_id)
                 break
     return [f for f in group if f.file_id not in gone], moves, expired
-
-
-def make_brief(library: str, relpath: str, content_hash: str) -> str:
-    """The item's brief: compact JSON ``{"lib":…,"path":…}``, at most 256 UTF-8 bytes.
-
-    A path too long for that keeps its tail behind "…", and a path that is not valid
-    UTF-8 is shown with U+FFFD; both add ``"h"``, the first 16 hex digits of the content
-    hash, so the ledger can still map the brief back.
-    """
-    path = relpath.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    brief = _compact({"lib": library, "path": path})
-    if path == relpath and len(brief.encode("utf-8")) <= MAX_BRIEF_BYTES:
-        return brief
-    digest = content_hash[:BRIEF_HASH_DIGITS]
-    whole = _compact({"lib": library, "path": path, "h": digest})
-    if len(whole.encode("utf-8")) <= MAX_BRIEF_BYTES:
-        return whole
-    budget = MAX_BRIEF_BYTES - len(
-        _compact({"lib": library, "path": _ELLIPSIS, "h": digest}).encode("utf-8")
-    )
-    start = len(path)
-    while start > 0:
-        cost = len(_compact(path[start - 1])[1:-1].encode("utf-8"))
-        if cost > budget:
-            break
-        budget -= cost
-        start -= 1
-    return _compact({"lib": library, "path": _ELLIPSIS + path[start:], "h": digest})
-
-
-def brief_path(brief: str) -> str | None:
-    """The path a brief names (possibly shortened), or None for a brief syncd did not write."""
-    try:
-        data = json.loads(brief)
-    except ValueError:
-        return None
-    path = data.get("path") if isinstance(data, dict) else None
-    return path if isinstance(path, str) else None
-
-
-def _compact(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def tags_for(rules: Sequence[TagRule], relpath: str) -> tuple[int, ...]:

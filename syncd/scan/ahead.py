@@ -31,14 +31,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, NoReturn
 
 from syncd.config import Config, LibraryConfig, WatchConfig
-from syncd.scan.walk import (
-    FileBatch,
-    RootUnavailable,
-    SkippedEntry,
-    WalkFilter,
-    printable_relpath,
-    walk_batches,
-)
+from syncd.paths import WalkFilter, printable_relpath
+from syncd.scan.walk import FileBatch, RootUnavailable, SkippedEntry, walk_batches
 
 __all__ = ["WalkAhead", "WalkFailed", "start_walks"]
 

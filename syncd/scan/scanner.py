@@ -29,7 +29,6 @@ from typing import Protocol
 
 from syncd.config import Config, LibraryConfig, TagRule
 from syncd.ledger.files import (
-    FileIdentity,
     KnownContent,
     LedgerIndex,
     LibraryRow,
@@ -44,20 +43,26 @@ from syncd.ledger.files import (
     release_holds,
 )
 from syncd.ledger.intents import ReplanStats, replan
-from syncd.ledger.models import VERDICT_OK, VERDICT_REJECTED, VERDICT_SKIPPED, encode_relpath
+from syncd.ledger.models import VERDICT_OK, VERDICT_REJECTED, VERDICT_SKIPPED
 from syncd.ledger.report import PlanSummary, summarize_plan
 from syncd.ledger.schema import Ledger
+from syncd.paths import (
+    FileIdentity,
+    WalkFilter,
+    encode_relpath,
+    file_identity,
+    file_signature,
+    printable_relpath,
+)
 from syncd.scan.ahead import WalkAhead
 from syncd.scan.walk import (
     FileBatch,
     FileEntry,
     RootUnavailable,
     SkippedEntry,
-    WalkFilter,
     _kind,
     _open_root,
     entry_of,
-    printable_relpath,
     walk_batches,
     walk_library,
 )
@@ -503,8 +508,7 @@ def _compare(
             untold += 1
             relpath, size, mtime_ns, inode, _ = item
             old = pop(relpath.encode("utf-8", "surrogateescape"), None)
-            # file_signature inlined (size and st_ino are unsigned 64-bit already)
-            if old != (mtime_ns << 128) | (size << 64) | inode:
+            if old != file_signature(size, mtime_ns, inode):
                 if old is None:
                     result.new += 1
                 else:
@@ -587,7 +591,7 @@ class _Recorder:
 
     def _known(self, entries: Sequence[FileEntry]) -> dict[FileIdentity, KnownContent]:
         """The contents the ledger knows for files with these entries' identities."""
-        wanted = {(e.mtime_ns << 128) | (e.size << 64) | e.inode for e in entries}
+        wanted = {file_signature(e.size, e.mtime_ns, e.inode) for e in entries}
         # rows the walk has not found (yet) with the same stat: their file may be this one
         elsewhere = [key for key, sig in self._index.signatures.items() if sig in wanted]
         with self._ledger.transaction() as session:
@@ -595,7 +599,7 @@ class _Recorder:
 
 
 def _identity(entry: FileEntry) -> FileIdentity:
-    return (entry.dev, entry.inode, entry.size, entry.mtime_ns)
+    return file_identity(entry.dev, entry.inode, entry.size, entry.mtime_ns)
 
 
 def _wait_until_settled(

@@ -30,9 +30,10 @@ from syncd.api import ImageSearchClient
 from syncd.config import Config
 from syncd.errors import ITEM_EXISTS_CODE, SyncdError
 from syncd.ledger.intents import replan
-from syncd.ledger.models import FILE_VANISHED, ITEM_PENDING, File, Item
+from syncd.ledger.models import ITEM_PENDING, File, Item
 from syncd.ledger.queue import Intent, claim_due_intents, next_due_at
 from syncd.ledger.schema import Ledger
+from syncd.paths import FILE_VANISHED
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
 from syncd.sync.account import AccountState
 from syncd.sync.inflight import AddSpool

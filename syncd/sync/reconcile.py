@@ -23,17 +23,7 @@ from syncd.errors import (
     TokenError,
     TransientError,
 )
-from syncd.ledger.models import (
-    FILE_LIVE,
-    FILE_VANISHED,
-    ITEM_FAILED,
-    ITEM_PENDING,
-    VERDICT_OK,
-    Content,
-    File,
-    Item,
-    Library,
-)
+from syncd.ledger.models import ITEM_FAILED, ITEM_PENDING, VERDICT_OK, Content, File, Item, Library
 from syncd.ledger.queue import retry_failed
 from syncd.ledger.report import (
     GALLERY_STOP_PREFIX,
@@ -45,6 +35,7 @@ from syncd.ledger.report import (
     settings_with_prefix,
 )
 from syncd.ledger.schema import Ledger, LedgerError, open_ledger
+from syncd.paths import FILE_LIVE, FILE_VANISHED
 from syncd.protocol import GALLERY_NAMES
 from syncd.scan.ahead import WalkAhead
 from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries, select_libraries
@@ -106,7 +97,7 @@ def reconcile(
     """
     # said before the scan, even when nothing turns out to be due
     require_credentials(config.api)
-    ledger = open_ledger(config.ledger.path)
+    ledger = open_ledger(config.ledger)
     lock = SyncLock(config.ledger.path)
     try:
         lock.acquire()
@@ -244,7 +235,7 @@ def retry_failures(
         for name, rel in hits:
             wanted.setdefault(name, []).append(rel)
     chosen = [lib.name for lib in libraries if not paths or lib.name in wanted]
-    ledger = open_ledger(config.ledger.path, create=False)
+    ledger = open_ledger(config.ledger, create=False)
     try:
         with ledger.transaction() as session:
             rows = session.execute(
@@ -346,10 +337,11 @@ def check_setup(config: Config) -> tuple[list[CheckLine], int]:
         lines.append(CheckLine(f"endpoint {shown}", False, str(exc)))
         code = 3
     path = config.ledger.path
-    if path.exists():
+    if config.ledger.exists():
         try:
-            open_ledger(path, create=False).close()
-            lines.append(CheckLine("ledger", True, str(path)))
+            ledger = open_ledger(config.ledger, create=False)
+            lines.append(CheckLine("ledger", True, ledger.where))
+            ledger.close()
         except LedgerError as exc:
             lines.append(CheckLine("ledger", False, str(exc)))
             code = code or 2

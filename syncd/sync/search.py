@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from syncd.api import SearchHit
 from syncd.config import Config
-from syncd.ledger.models import FILE_LIVE, VERDICT_OK, Content, File, Item, Library, Tombstone
+from syncd.ledger.models import VERDICT_OK, Content, File, Item, Library, Tombstone
 from syncd.ledger.schema import open_ledger
+from syncd.paths import FILE_LIVE, printable_relpath
 from syncd.protocol import RN_MAX, GalleryName
 from syncd.scan.prepare import prepare_image
 from syncd.scan.scanner import select_libraries
-from syncd.scan.walk import printable_relpath
 from syncd.sync.endpoint import open_client
 
 #: hits asked for beyond ``top``, to make up for hidden (deleted) items
@@ -80,10 +80,10 @@ def _with_paths(
 
     ``only_these``: a hit the ledger maps to files of other libraries only is left out.
     """
-    if not config.ledger.path.exists():
+    if not config.ledger.exists():
         return [Found(h.score, h.cont_sign, h.brief, g) for g, h in hits]
     roots = {lib.name: Path(os.path.abspath(lib.root)) for lib in config.libraries}
-    ledger = open_ledger(config.ledger.path, create=False)
+    ledger = open_ledger(config.ledger, create=False)
     try:
         with ledger.transaction() as session:
             found = []

@@ -52,9 +52,9 @@ from syncd.ledger.queue import (
     record_updated,
 )
 from syncd.ledger.schema import Ledger
+from syncd.paths import printable_relpath
 from syncd.protocol import GalleryName
 from syncd.scan.prepare import ImageRejected, prepare_image
-from syncd.scan.walk import printable_relpath
 from syncd.sync.account import AccountState
 from syncd.sync.adopt import MAX_ADOPTION_ROUNDS, AddAfter, Adopt, decide_adoption
 from syncd.sync.backoff import retry_delay

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from syncd.scan.walk import WalkFilter
+from syncd.paths import WalkFilter
 
 EventKind = Literal["created", "modified", "deleted", "moved"]
 

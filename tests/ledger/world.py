@@ -25,6 +25,7 @@ from syncd.ledger.queue import (
     record_updated,
 )
 from syncd.ledger.schema import Ledger, open_ledger
+from syncd.paths import brief_path
 from syncd.scan.scanner import (
     LibraryScan,
     PathChanges,
@@ -33,7 +34,6 @@ from syncd.scan.scanner import (
     scan_libraries,
     scan_paths,
 )
-from syncd.sync.plan import brief_path
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,13 @@ from typing import Any
 import pytest
 
 from syncd.config import LibraryConfig, WatchConfig
+from syncd.paths import WalkFilter, file_signature
 from syncd.scan.walk import (
     FileBatch,
     FileEntry,
     RootUnavailable,
     SkippedEntry,
-    WalkFilter,
     entry_of,
-    file_signature,
     walk_batches,
     walk_library,
 )
@@ -38,7 +37,8 @@ import marshal, sys
 from pathlib import Path
 from syncd.config import load_config
 from syncd.scan.ahead import start_walks
-from syncd.scan.walk import FileBatch, RootUnavailable, WalkFilter, walk_batches
+from syncd.scan.walk import FileBatch, RootUnavailable, walk_batches
+from syncd.paths import WalkFilter
 
 def listed(walk):
     try:
@@ -184,7 +184,8 @@ import marshal, os, signal, sys
 from pathlib import Path
 from syncd.config import load_config
 from syncd.scan.ahead import start_walks
-from syncd.scan.walk import FileBatch, WalkFilter, walk_batches
+from syncd.scan.walk import FileBatch, walk_batches
+from syncd.paths import WalkFilter
 
 config = load_config(Path(sys.argv[1]))
 big, small = config.libraries
@@ -234,15 +235,15 @@ def test_batches_hold_what_the_one_by_one_walk_yields(tmp_path: Path) -> None:
     assert len([e for e in batched if isinstance(e, FileEntry)]) == 5
 
 
-def test_a_batch_signature_is_the_ledgers_stat_signature(tmp_path: Path) -> None:
-    from syncd.ledger.files import stat_signature
+def test_a_batch_carries_each_files_signature(tmp_path: Path) -> None:
+    from syncd.paths import file_signature
 
     write(tmp_path, "a.jpg", b"12345")
     os.utime(tmp_path / "a.jpg", ns=(0, -1_500_000_000))  # before 1970: negative mtime_ns
     batch = next(walk_batches(tmp_path, WalkFilter()))
     assert isinstance(batch, FileBatch)
     st = os.lstat(tmp_path / "a.jpg")
-    assert batch.signatures == [stat_signature(st.st_size, st.st_mtime_ns, st.st_ino)]
+    assert batch.signatures == [file_signature(st.st_size, st.st_mtime_ns, st.st_ino)]
     assert batch.signatures == [file_signature(st.st_size, st.st_mtime_ns, st.st_ino)]
     entry = entry_of(batch.keys[0], batch.signatures[0], batch.devs[0])
     assert entry == FileEntry("a.jpg", 5, -1_500_000_000, st.st_ino, st.st_dev)

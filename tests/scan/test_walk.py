@@ -18,16 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd.config import LibraryConfig, WatchConfig
+from syncd.paths import PathMatcher, WalkFilter, printable_relpath
 from syncd.scan.hashing import hash_file
-from syncd.scan.walk import (
-    FileEntry,
-    PathMatcher,
-    RootUnavailable,
-    SkippedEntry,
-    WalkFilter,
-    printable_relpath,
-    walk_library,
-)
+from syncd.scan.walk import FileEntry, RootUnavailable, SkippedEntry, walk_library
 
 IMAGES = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.gif", "*.webp", "*.tif", "*.tiff")
 IGNORE = WatchConfig().ignore
@@ -412,7 +405,8 @@ def test_stopping_a_walk_early_releases_its_descriptors(tmp_path: Path) -> None:
 # runs in a separate interpreter that gives up root before walking (see run_unprivileged)
 _WALK_AS_NOBODY = """
 import json, os, sys
-from syncd.scan.walk import FileEntry, RootUnavailable, WalkFilter, walk_library
+from syncd.scan.walk import FileEntry, RootUnavailable, walk_library
+from syncd.paths import WalkFilter
 flt = WalkFilter(["*.jpg"], [], [])
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 try:

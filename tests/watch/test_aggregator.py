@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from syncd.scan.walk import WalkFilter
+from syncd.paths import WalkFilter
 from syncd.watch.aggregator import (
     MoveHint,
     PathEvent,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.scan.walk import WalkFilter
+from syncd.paths import WalkFilter
 from syncd.watch.aggregator import LibraryChanges, SettleAggregator, WatchRoot, library_path_filter
 from syncd.watch.observer import LibraryWatcher, choose_watch_mode, filesystem_type
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import json
 
 from syncd.config import TagRule
-from syncd.sync.plan import (
-    FileFact,
-    ItemFact,
-    Transition,
-    brief_path,
-    make_brief,
-    plan_gallery,
-    tags_for,
-)
+from syncd.paths import brief_path, make_brief
+from syncd.plan.planner import FileFact, ItemFact, Transition, plan_gallery, tags_for
+from syncd.protocol import MAX_BRIEF_BYTES
 
 H1 = "1" * 64
 H2 = "2" * 64
@@ -31,7 +25,7 @@ def gone(fid: int, path: str, at: float, h: str = H1, seen: float = 0.0) -> File
 
 def synced(item_id: int, brief_of: str, *contents: str) -> ItemFact:
     return ItemFact(
-        item_id, frozenset(contents or (H1,)), "sign", True, make_brief("lib", brief_of, H1), ()
+        item_id, frozenset(contents or (H1,)), "sign", True, make_brief("lib", brief_of, H1, MAX_BRIEF_BYTES), ()
     )
 
 
@@ -73,7 +67,7 @@ def test_a_vanished_file_past_grace_expires_and_its_item_goes() -> None:
 
 
 def test_an_item_not_yet_in_the_gallery_is_never_added_from_a_vanished_file() -> None:
-    item = ItemFact(7, frozenset((H1,)), None, True, make_brief("lib", "a.jpg", H1), ())
+    item = ItemFact(7, frozenset((H1,)), None, True, make_brief("lib", "a.jpg", H1, MAX_BRIEF_BYTES), ())
     plan = plan_gallery([H1], [item], [gone(1, "a.jpg", NOW - 1)], [], {}, NOW, GRACE)
     assert plan.items[0].present is False
 
@@ -96,7 +90,7 @@ def test_tags_come_from_the_first_matching_rule_of_the_holders_library() -> None
 
 def test_a_long_path_is_shortened_and_carries_the_hash() -> None:
     path = "folder/" * 60 + "picture.jpg"
-    brief = make_brief("lib", path, H1)
+    brief = make_brief("lib", path, H1, MAX_BRIEF_BYTES)
     data = json.loads(brief)
     assert len(brief.encode("utf-8")) <= 256
     assert data["h"] == H1[:16] and data["path"].endswith("picture.jpg")
@@ -105,16 +99,16 @@ def test_a_long_path_is_shortened_and_carries_the_hash() -> None:
 
 def test_a_long_path_of_wide_and_escaped_characters_still_fits() -> None:
     path = '图片"\\' * 100 + ".jpg"
-    brief = make_brief("名前" * 10, path, H2)
+    brief = make_brief("名前" * 10, path, H2, MAX_BRIEF_BYTES)
     assert len(brief.encode("utf-8")) <= 256
     assert json.loads(brief)["path"].endswith(".jpg")
 
 
 def test_a_short_path_needs_no_hash() -> None:
-    assert make_brief("lib", "a/b.jpg", H1) == '{"lib":"lib","path":"a/b.jpg"}'
+    assert make_brief("lib", "a/b.jpg", H1, MAX_BRIEF_BYTES) == '{"lib":"lib","path":"a/b.jpg"}'
 
 
 def test_an_undecodable_name_is_shown_replaced_and_carries_the_hash() -> None:
     relpath = b"caf\xe9.jpg".decode("utf-8", "surrogateescape")
-    data = json.loads(make_brief("lib", relpath, H1))
+    data = json.loads(make_brief("lib", relpath, H1, MAX_BRIEF_BYTES))
     assert data == {"lib": "lib", "path": "caf\ufffd.jpg", "h": H1[:16]}

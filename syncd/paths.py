@@ -1,0 +1,389 @@
+"""Facts every stage of syncd shares, and nothing else: it imports nothing of syncd.
+
+- **Globs and filters**: the include/exclude/ignore dialect of the config (``PathMatcher``,
+  ``WalkFilter``); the walk, the watcher and the tag rules all match with these.
+- **The file signature** (size, mtime_ns, inode) that says a file is unchanged (SPEC §2.10).
+- **Paths**: the stored form of a relative path (bytes, undecodable names round-trip) and
+  the printable one-line form for logs and messages.
+- **File states** as the ledger keeps them, and the **brief** that names a file in the
+  gallery (SPEC §5), written by the planner and read back by status and search.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Final, Literal, Protocol
+
+_GLOB_FLAGS: Final = re.DOTALL
+_MASK64: Final = (1 << 64) - 1
+
+FileState = Literal["live", "vanished", "held"]
+#: live: on disk; vanished: gone, waiting delete_grace; held: gone in a mass vanish (SPEC §2.8)
+FILE_LIVE: Final = "live"
+FILE_VANISHED: Final = "vanished"
+FILE_HELD: Final = "held"
+
+#: hex digits of the content hash a shortened brief carries
+BRIEF_HASH_DIGITS: Final = 16
+_ELLIPSIS: Final = "…"
+
+
+# -- the file signature --------------------------------------------------------------------
+
+
+def file_signature(size: int, mtime_ns: int, inode: int) -> int:
+    """One int that changes when size (bytes), mtime_ns or inode does (SPEC §2.10).
+
+    The scan compares it with what the ledger stored: equal means the file is unchanged
+    and is not read again. Size and inode are unsigned 64-bit.
+    """
+    return (mtime_ns << 128) | ((size & _MASK64) << 64) | (inode & _MASK64)
+
+
+#: (dev, inode, size, mtime_ns): who a file is, wherever it is now
+FileIdentity = tuple[int, int, int, int]
+
+
+def file_identity(dev: int, inode: int, size: int, mtime_ns: int) -> FileIdentity:
+    """A file's identity (SPEC §2.2): a file moved on one filesystem keeps it, so the scan
+    knows its content without reading it again. Dev and inode as unsigned 64-bit."""
+    return (dev & _MASK64, inode & _MASK64, size, mtime_ns)
+
+
+# -- paths ------------------------------------------------------------------------------------
+
+
+def encode_relpath(relpath: str) -> bytes:
+    """The stored form of a relative path: UTF-8, undecodable bytes restored exactly."""
+    return relpath.encode("utf-8", "surrogateescape")
+
+
+def decode_relpath(stored: bytes) -> str:
+    """Inverse of :func:`encode_relpath`."""
+    return stored.decode("utf-8", "surrogateescape")
+
+
+def printable_relpath(relpath: str) -> str:
+    """``relpath`` as one printable line: undecodable bytes as ``\\xNN``, controls escaped."""
+    text = relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def _translate_component(comp: str) -> str:
+    """Regex source of one path component of a glob (``*``, ``?``, ``[...]`` never match ``/``)."""
+    out: list[str] = []
+    i, n = 0, len(comp)
+    while i < n:
+        ch = comp[i]
+        i += 1
+        if ch == "*":
+            while i < n and comp[i] == "*":
+                i += 1
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            j = i
+            if j < n and comp[j] in "!^":
+                j += 1
+            if j < n and comp[j] == "]":
+                j += 1
+            while j < n and comp[j] != "]":
+                j += 1
+            if j >= n:
+                out.append(re.escape(ch))  # no closing bracket: a literal '['
+                continue
+            body = comp[i:j]
+            i = j + 1
+            negate = body[0] in "!^"
+            if negate:
+                body = body[1:]
+            members = "".join(c if c == "-" else re.escape(c) for c in body)
+            out.append(f"[^/{members}]" if negate else f"[{members}]")
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Regex source (for ``fullmatch``) of a path glob relative to the root.
+
+    ``*``/``?``/``[...]`` stay within one component; a ``**`` component spans any number
+    of directories (``a/**/b`` matches ``a/b`` and ``a/x/y/b``; a trailing ``**`` matches
+    everything below). A leading ``/`` only anchors (patterns with a slash are anchored
+    anyway); a trailing ``/`` means everything below that directory.
+    """
+    comps = pattern.strip("/").split("/")
+    if pattern.endswith("/"):
+        comps.append("**")
+    parts: list[str] = []
+    last = len(comps) - 1
+    for idx, comp in enumerate(comps):
+        if comp == "**":
+            parts.append(".*" if idx == last else "(?:.*/)?")
+        else:
+            parts.append(_translate_component(comp) + ("" if idx == last else "/"))
+    return "".join(parts)
+
+
+def _union(sources: Iterable[str]) -> str | None:
+    """Regex source of the union of regex sources, or None when there are none."""
+    items = list(sources)
+    return "|".join(f"(?:{src})" for src in items) if items else None
+
+
+def _fullmatcher(source: str | None, flags: int) -> Callable[[str], object] | None:
+    """A ``fullmatch`` callable for a regex source, or None for None."""
+    return None if source is None else re.compile(source, flags).fullmatch
+
+
+# -- globs and filters ------------------------------------------------------------------------
+
+
+class PathMatcher:
+    """Matches paths relative to a root against globs (the include/exclude/rule dialect).
+
+    A pattern without ``/`` matches the basename at any depth (``*.jpg``); one with ``/``
+    matches the whole relative path (see ``glob_to_regex``). Matching ignores case by
+    default, so ``*.jpg`` takes ``IMG_0001.JPG``. A bad pattern raises ``ValueError``
+    naming it.
+    """
+
+    __slots__ = ("_base", "_path", "base_source", "flags", "patterns", "prune_dir")
+
+    def __init__(self, patterns: Iterable[str], *, ignore_case: bool = True) -> None:
+        self.patterns: tuple[str, ...] = tuple(patterns)
+        flags = _GLOB_FLAGS | (re.IGNORECASE if ignore_case else 0)
+        base: list[str] = []
+        path: list[str] = []
+        subtree: list[str] = []
+        for pat in self.patterns:
+            if not pat.strip("/"):
+                raise ValueError(f"empty glob pattern {pat!r}")
+            try:
+                if "/" in pat:
+                    path.append(re.compile(glob_to_regex(pat)).pattern)
+                    body = pat.strip("/")
+                    if body.endswith("/**") or pat.endswith("/"):
+                        subtree.append(glob_to_regex(body.removesuffix("/**")))
+                else:
+                    base.append(re.compile(_translate_component(pat)).pattern)
+            except re.error as exc:
+                raise ValueError(f"bad glob pattern {pat!r}: {exc}") from None
+        self.flags = flags
+        #: regex source of the basename-only patterns (None when there are none)
+        self.base_source = _union(base)
+        self._base = _fullmatcher(self.base_source, flags)
+        self._path = _fullmatcher(_union(path), flags)
+        #: matches a directory's relpath when every path below it matches (``dir/**``)
+        self.prune_dir = _fullmatcher(_union(subtree), flags)
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def matches(self, relpath: str, name: str | None = None) -> bool:
+        """Whether ``relpath`` (its basename may be passed as ``name`` to save a split) matches."""
+        if self._base is not None:
+            if name is None:
+                name = relpath.rpartition("/")[2]
+            if self._base(name):
+                return True
+        return self._path is not None and self._path(relpath) is not None
+
+
+#: a set of name globs of the forms ``lit*``, ``*lit``, ``lit`` and ``*``, lowercased:
+#: (prefixes, suffixes, whole names, whether ``*`` is among them)
+_Affixes = tuple[tuple[str, ...], tuple[str, ...], frozenset[str], bool]
+
+
+def _affixes(patterns: Iterable[str]) -> _Affixes | None:
+    """The globs as prefixes, suffixes and names, or None when one is of another form (a
+    ``?``, a ``[...]``, a ``*`` inside) or not ASCII."""
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    names: set[str] = set()
+    every = False
+    for pattern in patterns:
+        if not pattern.isascii() or "?" in pattern or "[" in pattern or "/" in pattern:
+            return None
+        literal = pattern.strip("*").lower()
+        starts, ends = pattern.startswith("*"), pattern.endswith("*")
+        if not literal:
+            every = True  # only stars
+        elif "*" in literal or (starts and ends):
+            return None
+        elif starts:
+            suffixes.append(literal)
+        elif ends:
+            prefixes.append(literal)
+        else:
+            names.add(literal)
+    return tuple(prefixes), tuple(suffixes), frozenset(names), every
+
+
+def _affix_matcher(
+    take: Iterable[str], skip: Iterable[str], regex: Callable[[str], object]
+) -> Callable[[str], bool] | None:
+    """Whether a basename is taken by ``take`` (all when empty) and not hidden by ``skip``,
+    by string methods instead of ``regex`` (three times faster) when every glob is a plain
+    prefix, suffix or name; None when one is not. Names that are not ASCII go to ``regex``:
+    only for ASCII is ``str.lower`` the same as the regex's case-insensitive match."""
+    taken, hidden = tuple(take), _affixes(skip)
+    took = _affixes(taken) if taken else ((), (), frozenset(), True)
+    if took is None or hidden is None:
+        return None
+    take_prefixes, take_suffixes, take_names, take_all = took
+    skip_prefixes, skip_suffixes, skip_names, skip_all = hidden
+
+    def quick(name: str) -> bool:
+        if not name.isascii():
+            return regex(name) is not None
+        low = name.lower()
+        if skip_all or low.startswith(skip_prefixes) or low.endswith(skip_suffixes):
+            return False
+        if low in skip_names:
+            return False
+        return (
+            take_all
+            or low.endswith(take_suffixes)
+            or low.startswith(take_prefixes)
+            or low in take_names
+        )
+
+    return quick
+
+
+class _LibraryGlobs(Protocol):
+    """The globs of a ``[[library]]`` (``syncd.config.LibraryConfig``)."""
+
+    @property
+    def include(self) -> Iterable[str]: ...
+
+    @property
+    def exclude(self) -> Iterable[str]: ...
+
+
+class _WatchGlobs(Protocol):
+    """The ``[watch]`` globs (``syncd.config.WatchConfig``)."""
+
+    @property
+    def ignore(self) -> Iterable[str]: ...
+
+
+class WalkFilter:
+    """Which paths a library takes: its include/exclude globs and the ``[watch] ignore`` globs.
+
+    ``include`` and ``exclude`` follow ``PathMatcher`` (an empty ``include`` takes every
+    file). ``ignore`` patterns match the basename of every path component, so ``.*`` hides
+    dotfiles and prunes hidden directories with everything in them. All matching ignores case.
+    """
+
+    __slots__ = ("exclude", "ignore", "include", "_ignore", "_quick")
+
+    def __init__(
+        self,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        ignore: Iterable[str] = (),
+    ) -> None:
+        self.include = PathMatcher(include)
+        self.exclude = PathMatcher(exclude)
+        self.ignore: tuple[str, ...] = tuple(ignore)
+        sources: list[str] = []
+        for pat in self.ignore:
+            if "/" in pat or not pat:
+                raise ValueError(f"ignore pattern {pat!r} must be a plain name pattern without '/'")
+            try:
+                sources.append(re.compile(_translate_component(pat)).pattern)
+            except re.error as exc:
+                raise ValueError(f"bad ignore pattern {pat!r}: {exc}") from None
+        ignore_source = _union(sources)
+        self._ignore = _fullmatcher(ignore_source, _GLOB_FLAGS | re.IGNORECASE)
+        #: one call on the basename deciding ignore + include for a file, when no path
+        #: pattern is involved (the usual config): the walk's hot path makes one per file
+        self._quick: Callable[[str], object] | None = None
+        inc = self.include
+        if not self.exclude and inc._path is None:
+            take = inc.base_source or ".*"
+            skip = f"(?!(?:{ignore_source})\\Z)" if ignore_source else ""
+            regex = re.compile(skip + f"(?:{take})", inc.flags).fullmatch
+            self._quick = _affix_matcher(inc.patterns, self.ignore, regex) or regex
+
+    @classmethod
+    def for_library(cls, library: _LibraryGlobs, watch: _WatchGlobs) -> WalkFilter:
+        """The filter of one ``[[library]]`` under the ``[watch] ignore`` globs."""
+        return cls(library.include, library.exclude, watch.ignore)
+
+    def ignores_name(self, name: str) -> bool:
+        """Whether a file or directory basename is hidden by the ignore globs."""
+        return self._ignore is not None and self._ignore(name) is not None
+
+    def takes_file(self, relpath: str, name: str) -> bool:
+        """Include/exclude verdict for a file whose basename (not ignored) is ``name``."""
+        if self.include and not self.include.matches(relpath, name):
+            return False
+        return not (self.exclude and self.exclude.matches(relpath, name))
+
+    def prunes_dir(self, relpath: str) -> bool:
+        """Whether nothing under directory ``relpath`` can be taken (``exclude = ["dir/**"]``)."""
+        prune = self.exclude.prune_dir
+        return prune is not None and prune(relpath) is not None
+
+    def accepts(self, relpath: str) -> bool:
+        """Whether a file at ``relpath`` belongs to the library (for watcher events)."""
+        parts = relpath.split("/")
+        if any(self.ignores_name(part) for part in parts):
+            return False
+        return not any(self.prunes_dir("/".join(parts[:i])) for i in range(1, len(parts))) and (
+            self.takes_file(relpath, parts[-1])
+        )
+
+
+# -- the brief ------------------------------------------------------------------------------
+
+
+def make_brief(library: str, relpath: str, content_hash: str, max_bytes: int) -> str:
+    """The item's brief: compact JSON ``{"lib":…,"path":…}``, at most ``max_bytes`` in UTF-8
+    (the API's limit, ``syncd.protocol.MAX_BRIEF_BYTES``).
+
+    A path too long for that keeps its tail behind "…", and a path that is not valid
+    UTF-8 is shown with U+FFFD; both add ``"h"``, the first 16 hex digits of the content
+    hash, so the ledger can still map the brief back.
+    """
+    path = relpath.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    brief = _compact({"lib": library, "path": path})
+    if path == relpath and len(brief.encode("utf-8")) <= max_bytes:
+        return brief
+    digest = content_hash[:BRIEF_HASH_DIGITS]
+    whole = _compact({"lib": library, "path": path, "h": digest})
+    if len(whole.encode("utf-8")) <= max_bytes:
+        return whole
+    budget = max_bytes - len(
+        _compact({"lib": library, "path": _ELLIPSIS, "h": digest}).encode("utf-8")
+    )
+    start = len(path)
+    while start > 0:
+        cost = len(_compact(path[start - 1])[1:-1].encode("utf-8"))
+        if cost > budget:
+            break
+        budget -= cost
+        start -= 1
+    return _compact({"lib": library, "path": _ELLIPSIS + path[start:], "h": digest})
+
+
+def brief_path(brief: str) -> str | None:
+    """The path a brief names (possibly shortened), or None for a brief syncd did not write."""
+    try:
+        data = json.loads(brief)
+    except ValueError:
+        return None
+    path = data.get("path") if isinstance(data, dict) else None
+    return path if isinstance(path, str) else None
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
