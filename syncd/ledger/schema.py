@@ -28,11 +28,21 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from syncd.config import LedgerConfig
 from syncd.errors import SyncdError
-from syncd.ledger.dialect import ledger_engine, writer_gate
+from syncd.ledger.dialect import (
+    LedgerUrlError,
+    describe_url,
+    is_postgresql,
+    ledger_engine,
+    postgresql_engine,
+    scrub,
+    upgrade_lock,
+    writer_gate,
+)
 from syncd.ledger.models import SCHEMA_VERSION, Base, SchemaVersion
 
 _log = logging.getLogger(__name__)
@@ -96,13 +106,24 @@ assert len(MIGRATIONS) + 1 == SCHEMA_VERSION
 
 
 class Ledger:
-    """An open ledger: an engine and sessions on it. Close it when done."""
+    """An open ledger: an engine and sessions on it. Close it when done.
 
-    def __init__(self, engine: Engine, path: Path) -> None:
+    ``path``: for SQLite the ledger file; for PostgreSQL the anchor of this host's local
+    state (``<path>.lock``, ``<path>.inflight/``), which lives in ``ledger.state_dir``.
+    ``where``: how messages name the ledger (the file, or the URL without a password).
+    """
+
+    def __init__(self, engine: Engine, path: Path, where: str | None = None) -> None:
         self.engine = engine
         self.path = path
+        self.where = where if where is not None else str(path)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._gate = writer_gate()
+        self._gate = writer_gate(engine)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the ledger is a PostgreSQL one, which several hosts may share."""
+        return is_postgresql(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -115,11 +136,21 @@ class Ledger:
         self.engine.dispose()
 
 
-def open_ledger(path: Path, create: bool = True) -> Ledger:
-    """Open the ledger at ``path``, creating it (and its folder) or upgrading it as needed.
+def open_ledger(where: Path | LedgerConfig, create: bool = True) -> Ledger:
+    """Open the ledger, creating it (and its folder) or upgrading it as needed.
 
-    With ``create=False`` a missing file raises :class:`LedgerError` instead.
+    ``where``: a SQLite ledger's file, or the ``[ledger]`` config (SQLite at ``path``, or
+    PostgreSQL at ``url`` with its password). With ``create=False`` a SQLite file that is
+    missing raises :class:`LedgerError` instead (a PostgreSQL database always exists).
     """
+    if isinstance(where, LedgerConfig):
+        if where.url:
+            return open_postgresql_ledger(where.url, where.password or None, where.path)
+        where = where.path
+    return _open_sqlite_ledger(where, create)
+
+
+def _open_sqlite_ledger(path: Path, create: bool) -> Ledger:
     if not path.exists():
         if not create:
             raise LedgerError(f"{path}: no ledger yet (run `syncd reconcile` first)")
@@ -132,7 +163,7 @@ def open_ledger(path: Path, create: bool = True) -> Ledger:
     engine = ledger_engine(path)
     try:
         with engine.begin() as conn:
-            _bring_up_to_date(conn, path)
+            _bring_up_to_date(conn, str(path))
     except DatabaseError as exc:
         engine.dispose()
         raise LedgerError(f"{path}: cannot open the ledger: {exc.orig}") from None
@@ -142,7 +173,39 @@ def open_ledger(path: Path, create: bool = True) -> Ledger:
     return Ledger(engine, path)
 
 
-def _bring_up_to_date(conn: Connection, path: Path) -> None:
+def open_postgresql_ledger(url: str, password: str | None, local: Path) -> Ledger:
+    """Open the PostgreSQL ledger at ``url`` (libpq form), creating its tables in an empty
+    database or upgrading them, one host at a time (an advisory lock; the others wait).
+
+    ``password``: None leaves it to libpq (``PGPASSFILE``, ``~/.pgpass``). ``local``: the
+    anchor of this host's local state (see :class:`Ledger`). Errors never show a password.
+    """
+    where = describe_url(url)
+    try:
+        local.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerError(
+            f"{local.parent}: cannot create this host's state folder: {exc.strerror}"
+        ) from None
+    try:
+        engine = postgresql_engine(url, password)
+    except LedgerUrlError as exc:
+        raise LedgerError(str(exc)) from None
+    try:
+        with engine.begin() as conn:
+            upgrade_lock(conn)
+            _bring_up_to_date(conn, where)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise LedgerError(f"{where}: cannot open the ledger: {scrub(exc, password)}") from None
+    except LedgerError:
+        engine.dispose()
+        raise
+    return Ledger(engine, local, where)
+
+
+def _bring_up_to_date(conn: Connection, path: str) -> None:
+    # PostgreSQL: only this database's own tables (other schemas may hold anything)
     tables = set(inspect(conn).get_table_names())
     if not tables:
         Base.metadata.create_all(conn)
