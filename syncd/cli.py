@@ -584,3 +584,42 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+@cli.command("console")
+@config_option
+@click.option(
+    "--listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Address to serve on (default: console.listen, else 127.0.0.1:8765).",
+)
+def console_command(config_file: Path | None, listen: str | None) -> None:
+    """Serve the web console alone until SIGTERM/SIGINT (for hosts that sync by reconcile)."""
+    from dataclasses import replace
+
+    from syncd.config import is_loopback
+    from syncd.console import serve_until_signal
+
+    config = load_config_or_exit(config_file)
+    address = listen or config.console.listen or "127.0.0.1:8765"
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        click.echo(f'--listen: expected "host:port", got {address!r}', err=True)
+        raise SystemExit(EXIT_USAGE)
+    if not config.console.password and not is_loopback(address):
+        click.echo(
+            "console.password_file: required when the console listens beyond loopback "
+            "(or $SYNCD_CONSOLE_PASSWORD)",
+            err=True,
+        )
+        raise SystemExit(EXIT_USAGE)
+    root = logging.getLogger()
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)  # a service: say where it serves, and when it stops
+    config = replace(config, console=replace(config.console, listen=address))
+    try:
+        serve_until_signal(config)
+    except OSError as exc:
+        click.echo(f"console: cannot listen on {address}: {exc.strerror or exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from syncd.api import ImageSearchClient
 from syncd.config import Config, LibraryConfig, load_config
+from syncd.console import console_for
 from syncd.errors import ConfigError, SyncdError
 from syncd.ledger.intents import replan
 from syncd.ledger.models import ITEM_PENDING, File, Item
@@ -186,6 +187,8 @@ class Daemon:
             self._metrics = MetricsServer(self._config.metrics.listen, self.snapshot, self.health)
             self._metrics.start()
             log.info("metrics on http://%s/metrics", self._config.metrics.listen)
+        # the web console (SPEC §10), stopped with the stack, before the pipeline
+        self._stack.enter_context(console_for(self._config))
         # the start-up reconcile: a full scan of every library, before any settled batch
         for name in self._libraries:
             self._agg.request_rescan(name, immediate=True)

@@ -1,0 +1,106 @@
+// Overview: refresh the numbers from /api/status and the chart from /api/calls every 5 s.
+"use strict";
+(function () {
+  const SVG = "http://www.w3.org/2000/svg";
+  const KEYS = ["files", "synced", "pending", "failed", "held_deletes"];
+
+  function el(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function drawChart(firstMinute, calls) {
+    const box = document.getElementById("chart");
+    if (!box) return;
+    const w = 600, h = 160, pad = 24;
+    const peak = Math.max(1, ...calls);
+    const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": "API calls per minute over the last hour" });
+    const step = (w - pad) / calls.length;
+    calls.forEach((n, i) => {
+      const bh = (h - pad) * n / peak;
+      const bar = el("rect", { class: "bar", x: pad + i * step + 1, y: h - pad - bh, width: Math.max(1, step - 2), height: bh });
+      const minute = new Date((firstMinute + i) * 60000);
+      bar.appendChild(el("title", {}, `${minute.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}: ${n} calls`));
+      svg.appendChild(bar);
+    });
+    svg.appendChild(el("text", { x: 2, y: 10 }, String(peak)));
+    svg.appendChild(el("text", { x: 2, y: h - pad }, "0"));
+    svg.appendChild(el("text", { x: pad, y: h - 6 }, "-60 min"));
+    svg.appendChild(el("text", { x: w - 30, y: h - 6 }, "now"));
+    box.replaceChildren(svg);
+  }
+
+  function setText(id, value) {
+    const node = document.getElementById(id);
+    if (node) node.textContent = value === undefined || value === null ? "" : String(value);
+  }
+
+  function showStatus(doc) {
+    for (const lib of doc.libraries || []) {
+      const row = document.querySelector(`tr[data-library="${CSS.escape(lib.name)}"]`);
+      if (!row) continue;
+      for (const key of KEYS) {
+        const cell = row.querySelector(`[data-key="${key}"]`);
+        if (cell) cell.textContent = String(lib[key]);
+      }
+      const bar = row.querySelector("progress");
+      if (bar) { bar.max = Math.max(lib.files, 1); bar.value = lib.synced; }
+      const pct = row.querySelector(".pct");
+      if (pct) pct.textContent = `${lib.files ? Math.round(1000 * lib.synced / lib.files) / 10 : 0} %`;
+    }
+    const states = document.getElementById("states");
+    if (states) {
+      const lines = [];
+      if (doc.paused) lines.push(["alert", `calls paused: ${doc.paused.reason || JSON.stringify(doc.paused)}`]);
+      for (const [gallery, stop] of Object.entries(doc.fatal || {})) {
+        lines.push(["alert stopped", `gallery ${gallery} stopped: ${stop.reason || JSON.stringify(stop)}`]);
+      }
+      states.replaceChildren(...lines.map(([cls, text]) => {
+        const p = document.createElement("p"); p.className = cls; p.textContent = text; return p;
+      }));
+    }
+    const budget = document.getElementById("budget");
+    if (budget) {
+      budget.hidden = !doc.budget;
+      if (doc.budget) {
+        setText("budget-used", doc.budget.used); setText("budget-limit", doc.budget.limit);
+        setText("budget-resets", doc.budget.resets_at);
+      }
+    }
+    const hosts = document.getElementById("hosts");
+    if (hosts) {
+      hosts.hidden = !(doc.hosts && doc.hosts.length);
+      const rows = (doc.hosts || []).map((host) => {
+        const tr = document.createElement("tr");
+        for (const value of [host.name, host.last_seen, (host.libraries || []).join(", ")]) {
+          const td = document.createElement("td"); td.textContent = String(value ?? ""); tr.appendChild(td);
+        }
+        return tr;
+      });
+      document.getElementById("hosts-rows").replaceChildren(...rows);
+    }
+    setText("updated", `Updated ${new Date().toLocaleTimeString()}.`);
+  }
+
+  async function refresh() {
+    try {
+      const [status, calls] = await Promise.all([
+        fetch("/api/status", { credentials: "same-origin" }),
+        fetch("/api/calls", { credentials: "same-origin" }),
+      ]);
+      if (status.status === 401) { window.location.assign("/login"); return; }
+      if (status.ok) showStatus(await status.json());
+      if (calls.ok) { const c = await calls.json(); drawChart(c.first_minute, c.calls); }
+    } catch (err) {
+      setText("updated", "Cannot reach the console; retrying.");
+    }
+  }
+
+  const box = document.getElementById("chart");
+  if (box) {
+    drawChart(Number(box.dataset.firstMinute), (box.dataset.calls || "").split(",").filter(Boolean).map(Number));
+  }
+  setInterval(refresh, 5000);
+})();

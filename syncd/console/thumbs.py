@@ -1,0 +1,139 @@
+"""Thumbnails of files the ledger knows, never of a path from a request.
+
+A file is opened only when its real path (symlinks resolved) stays under the real root of
+a library this host's config names, and is checked again on the open descriptor, so a
+symlink swapped in between cannot lead outside. Thumbnails are JPEG, EXIF orientation
+applied, kept in a cache bounded in bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from syncd.ledger.browse import FileLocation
+
+#: longest side of a thumbnail, pixels
+THUMB_SIDE = 256
+#: bytes of thumbnails kept in memory
+CACHE_BYTES = 32 * 1024 * 1024
+#: files larger than this are not read for a thumbnail, bytes
+MAX_SOURCE_BYTES = 64 * 1024 * 1024
+#: decoded pixels at most: a decompression bomb is refused, not decoded
+MAX_PIXELS = 100_000_000
+
+
+class NoThumbnail(Exception):
+    """The file cannot be shown: outside its root, gone, not readable, or not an image."""
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A thumbnail's JPEG bytes and the ETag naming this version of it."""
+
+    data: bytes
+    etag: str
+
+
+def open_inside(root: Path, relpath: str) -> int:
+    """A read-only descriptor of ``root/relpath``, only when its real path is a regular
+    file under the real ``root``. Raises NoThumbnail otherwise."""
+    real_root = os.path.realpath(root)
+    if os.path.isabs(relpath) or "\0" in relpath:
+        raise NoThumbnail("not a relative path")
+    real = os.path.realpath(os.path.join(real_root, relpath))
+    if not _under(real, real_root):
+        raise NoThumbnail("outside the library root")
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise NoThumbnail(exc.strerror or "cannot open") from None
+    try:
+        # what was opened, not what the name meant a moment ago
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+        if not _under(opened, real_root) or not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NoThumbnail("outside the library root")
+    except OSError:
+        os.close(fd)
+        raise NoThumbnail("cannot check the opened file") from None
+    except NoThumbnail:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def make_thumbnail(fd: int) -> bytes:
+    """JPEG bytes of the image on ``fd`` (closed here), EXIF orientation applied, at most
+    ``THUMB_SIDE`` pixels a side. Raises NoThumbnail for what is not a readable image."""
+    with os.fdopen(fd, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size > MAX_SOURCE_BYTES:
+            raise NoThumbnail("too large to preview")
+        data = handle.read(MAX_SOURCE_BYTES + 1)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise NoThumbnail("too many pixels to preview")
+            image.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at a reduced scale
+            shown = ImageOps.exif_transpose(image)
+            shown.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            if shown.mode not in ("RGB", "L"):
+                shown = shown.convert("RGB")
+            out = io.BytesIO()
+            shown.save(out, "JPEG", quality=82)
+            return out.getvalue()
+    except NoThumbnail:
+        raise
+    except Exception as exc:  # Pillow raises many kinds for broken files; all mean "no preview"
+        raise NoThumbnail(f"not a readable image ({type(exc).__name__})") from None
+
+
+class ThumbnailCache:
+    """Thumbnails by file version (id, size, mtime, inode), least recently used dropped first
+    once they take more than ``limit`` bytes."""
+
+    def __init__(self, limit: int = CACHE_BYTES) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, Thumbnail] = OrderedDict()
+        self._bytes = 0
+
+    @staticmethod
+    def etag_of(location: FileLocation) -> str:
+        """The ETag of a file version's thumbnail (changes when the file changes)."""
+        key = f"{location.id}:{location.size}:{location.mtime_ns}:{location.inode}:{THUMB_SIDE}"
+        return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+    def get(self, location: FileLocation, root: Path) -> Thumbnail:
+        """The thumbnail of ``location`` under ``root`` (the config's root of its library)."""
+        etag = self.etag_of(location)
+        with self._lock:
+            hit = self._entries.get(etag)
+            if hit is not None:
+                self._entries.move_to_end(etag)
+                return hit
+        thumb = Thumbnail(make_thumbnail(open_inside(root, location.relpath)), etag)
+        with self._lock:
+            if etag not in self._entries and len(thumb.data) <= self._limit:
+                self._entries[etag] = thumb
+                self._bytes += len(thumb.data)
+                while self._bytes > self._limit:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._bytes -= len(dropped.data)
+        return thumb
+
+    @property
+    def size(self) -> int:
+        """Bytes of thumbnails held."""
+        return self._bytes

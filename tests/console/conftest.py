@@ -1,0 +1,89 @@
+"""Fixtures of the web console's tests: a real installation (library folder, config, ledger
+made by a real ``syncd reconcile`` against the real local gallery) and its console served
+over loopback by waitress.
+
+The installation (``world``): 14 pictures synced, ``broken.jpg`` refused (not an image),
+then 11 pictures removed at once, so their deletes are held (SPEC §2.8); a few API calls
+recorded for the chart. The console's password is ``PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from e2e.site import Site
+
+from syncd.config import Config, load_config
+from syncd.console.server import ConsoleServer
+from syncd.gallery.server import GalleryServer
+from syncd.ledger.calls import record_calls
+from syncd.ledger.schema import open_ledger
+
+PASSWORD = "correct horse battery staple"
+#: pictures written and synced; the first KEPT stay, the others vanish in one scan
+PICTURES = 14
+KEPT = 3
+
+
+@dataclass
+class World:
+    """An installation with a console: its site, config and the console's base URL."""
+
+    site: Site
+    config: Config
+    server: ConsoleServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def build_site(tmp_path: Path, gallery: GalleryServer, *, password: bool = True) -> Site:
+    """The installation described in the module docstring, made by real commands."""
+    site = Site(tmp_path, gallery, max_delete_fraction=0.25)
+    for seed in range(1, PICTURES + 1):
+        site.write(f"pics/p{seed:02d}.jpg", seed)
+    (site.root / "broken.jpg").write_bytes(b"this is not a picture at all")
+    first = site.syncd("reconcile")
+    assert first.code == 1, first  # broken.jpg failed
+    for seed in range(KEPT + 1, PICTURES + 1):
+        (site.root / f"pics/p{seed:02d}.jpg").unlink()
+    second = site.syncd("reconcile")
+    assert "held" in second.out, second
+    lines = ["[console]", 'listen = "127.0.0.1:0"']
+    if password:
+        (tmp_path / "console-password").write_text(PASSWORD + "\n", encoding="utf-8")
+        lines.append('password_file = "./console-password"')
+    with site.config.open("a", encoding="utf-8") as config:
+        config.write("\n".join(lines) + "\n")
+    ledger = open_ledger(site.ledger, create=False)
+    try:
+        with ledger.transaction() as session:
+            minute = int(time.time() // 60)
+            for back, calls in ((1, 12), (5, 30), (20, 7)):
+                record_calls(session, "test-host", minute - back, calls)
+    finally:
+        ledger.close()
+    return site
+
+
+@pytest.fixture
+def world(tmp_path: Path, gallery_server: GalleryServer) -> Iterator[World]:
+    """The installation and its console (password ``PASSWORD``), serving."""
+    site = build_site(tmp_path, gallery_server)
+    config = load_config(site.config)
+    with ConsoleServer(config) as server:
+        yield World(site, config, server)
+
+
+@pytest.fixture
+def open_world(tmp_path: Path, gallery_server: GalleryServer) -> Iterator[World]:
+    """The installation and its console on loopback without a password."""
+    site = build_site(tmp_path, gallery_server, password=False)
+    config = load_config(site.config)
+    with ConsoleServer(config) as server:
+        yield World(site, config, server)
