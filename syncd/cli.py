@@ -100,8 +100,9 @@ if TYPE_CHECKING:
     from syncd.config import Config, LibraryConfig
     from syncd.ledger.report import PlanEntry, StatusReport
     from syncd.ledger.schema import Ledger
+    from syncd.plan.dryrun import DryRun
     from syncd.scan.ahead import WalkAhead
-    from syncd.scan.scanner import DryRun, Progress, ScanResult
+    from syncd.scan.scanner import Progress, ScanResult
     from syncd.sync.engine import SyncReport
     from syncd.sync.reconcile import ReconcileResult
 
@@ -169,10 +170,10 @@ def reconcile_command(
 
     # the walk runs in a child while this process imports the ledger's modules (SPEC §8)
     with start_walks(config, libraries) as walks:
-        _import_for_good("syncd.scan.scanner" if dry_run else "syncd.sync.reconcile")
+        _import_for_good("syncd.plan.dryrun" if dry_run else "syncd.sync.reconcile")
         if not dry_run:
             raise SystemExit(_reconcile_and_sync(config, libraries, allow_mass_delete, walks))
-        from syncd.scan.scanner import dry_run as scan_dry_run
+        from syncd.plan.dryrun import dry_run as scan_dry_run
 
         ledger = open_ledger_or_exit(config)
         try:
@@ -234,7 +235,7 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
             ledger.close()
     else:
         report = empty_status(libraries)
-    unsettled = AddSpool.beside(config.ledger.path).count()
+    unsettled = AddSpool.for_host(config.ledger.path, config.host).count()
     if as_json:
         data = status_document(report, unsettled, failures if failed else None)
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
@@ -351,10 +352,25 @@ def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> Non
             f"not in the config: library {gone.name} ({gone.gallery}), {gone.files} files; "
             f"its {gone.items} items stay in the gallery and are no longer synced"
         )
+    _print_hosts(report)
     if failures is not None:
         click.echo(f"failed files ({len(failures)}):")
         for entry in failures:
             click.echo(f"  {entry.library}/{printable_relpath(entry.path)}: {entry.detail}")
+
+
+def _print_hosts(report: StatusReport) -> None:
+    """One line per host sharing the ledger (SPEC §9)."""
+    import time
+
+    now = time.time()
+    for host in report.hosts:
+        seen = f"seen {max(0.0, now - host.last_seen):.0f} s ago" if host.last_seen else "never seen"
+        owned = ", ".join(host.libraries) or "none"
+        click.echo(
+            f"host {host.name}: {seen}; libraries {owned}; "
+            f"{host.calls_last_minute} calls in the last minute"
+        )
 
 
 # -- the sync engine: reconcile (syncing), retry, search, check --------------------------------
@@ -391,7 +407,7 @@ def _reconcile_and_sync(
         return EXIT_API
     # items still retrying after errors are not synced: a script must not read that as success
     retrying = result.sync is not None and (result.sync.retrying or result.sync.lost_adds)
-    return EXIT_FAILED if result.failures or retrying else EXIT_OK
+    return EXIT_FAILED if result.failures.count or retrying else EXIT_OK
 
 
 def _sync_progress_bar(due: int) -> Callable[[int], None]:
@@ -415,12 +431,14 @@ def _print_reconcile(result: ReconcileResult) -> None:
     if any(lib.held for lib in result.scan.libraries):
         click.echo("held deletes stay held: --allow-mass-delete lets them go")
     _print_sync(result.sync)
-    if result.failures:
-        click.echo(f"failed: {len(result.failures)} files")
-        for entry in result.failures[:10]:
+    failures = result.failures
+    if failures.count:
+        click.echo(f"failed: {failures.count} files")
+        for entry in failures.first:
             click.echo(f"  {entry.library}/{printable_relpath(entry.path)}: {entry.detail}")
-        if len(result.failures) > 10:
-            click.echo(f"  … and {len(result.failures) - 10} more (syncd status --failed)")
+        if failures.count > len(failures.first):
+            more = failures.count - len(failures.first)
+            click.echo(f"  … and {more} more (syncd status --failed)")
 
 
 def _print_sync(sync: SyncReport | None) -> None:
@@ -577,13 +595,6 @@ def run_command(ctx: click.Context, config_file: Path | None, log_format: str) -
     ctx.exit(run(config_file, "json" if log_format == "json" else "text", verbose))
 
 
-def main() -> None:
-    """Console-script entry point."""
-    cli()
-
-
-if __name__ == "__main__":
-    main()
 @cli.command("console")
 @config_option
 @click.option(
@@ -623,3 +634,10 @@ def console_command(config_file: Path | None, listen: str | None) -> None:
         raise SystemExit(EXIT_USAGE) from None
 
 
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -30,13 +30,13 @@ from syncd.api import ImageSearchClient
 from syncd.config import Config, LibraryConfig, load_config
 from syncd.console import console_for
 from syncd.errors import ConfigError, SyncdError
-from syncd.ledger.intents import replan
 from syncd.ledger.models import ITEM_PENDING, File, Item
 from syncd.ledger.report import StatusReport, ledger_status
 from syncd.ledger.schema import Ledger, open_ledger
 from syncd.logformat import LogFormat, configure_logging
 from syncd.metrics import Health, MetricsServer, MetricsSnapshot
 from syncd.paths import FILE_VANISHED, WalkFilter, printable_relpath
+from syncd.plan.driver import PlanRules, plan_pending
 from syncd.scan.scanner import PathChanges, PathMove, ScanResult, scan_libraries, scan_paths
 from syncd.sdnotify import SystemdNotifier
 from syncd.sync.endpoint import open_client
@@ -518,9 +518,13 @@ class Pipeline:
 
         Raises ScanInterrupted when `stopping` is set during the walk (nothing recorded)."""
 
-        return scan_libraries(
-            self._ledger, config, names, progress=lambda _lib, _known: _StopCheck(stopping)
-        )
+        now = time.time()
+        result = scan_libraries(
+            self._ledger, config, names, now=now,
+            progress=lambda _lib, _known: _StopCheck(stopping),
+        )  # fmt: skip
+        plan_pending(self._ledger, PlanRules.of(config), now)
+        return result
 
     def scan_changes(
         self,
@@ -531,18 +535,21 @@ class Pipeline:
     ) -> ScanResult:
         """Scan only what settled: a stat per file, a walk per folder, the ledger's rows
         there follow the disk (thread: work). Raises ScanInterrupted like `scan`."""
-        return scan_paths(
+        now = time.time()
+        result = scan_paths(
             self._ledger,
             config,
             [PathChanges(c.library, c.files, c.subtrees, c.vanished) for c in changes],
             moves=[PathMove(m.src_library, m.src, m.dst_library, m.dst) for m in moves],
+            now=now,
             progress=lambda _lib, _known: _StopCheck(stopping),
         )
+        plan_pending(self._ledger, PlanRules.of(config), now)
+        return result
 
     def replan(self, config: Config) -> None:
         """Plan again: vanished files whose delete_grace is over get their deletes."""
-        rules = {lib.name: lib.rules for lib in config.libraries}
-        replan(self._ledger, rules, time.time(), config.watch.delete_grace)
+        plan_pending(self._ledger, PlanRules.of(config), time.time())
 
     def next_grace_end(self, config: Config) -> float | None:
         """Epoch seconds when the first vanished file's delete_grace ends, None if none waits."""

@@ -1,8 +1,8 @@
-"""Turning changed contents into item intents: load the planner's facts, write its answer.
+"""The planner's queries: the queue of contents to plan, the facts it reads, its answer.
 
-The thin effects around :func:`syncd.plan.planner.plan_gallery`. Work comes from the
-``plan_queue`` table (filled with the file rows that changed) and from vanished files whose
-grace is over; each chunk is planned and written in one transaction.
+``syncd.plan.driver`` runs the planner over these; work comes from the ``plan_queue`` table
+(filled in the same transaction as the file rows that changed) and from vanished files
+whose grace is over.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from syncd.config import TagRule
 from syncd.ledger.dialect import insert_or_ignore
+from syncd.ledger.facts import DesiredItem, FileFact, ItemFact, Plan, Transition
 from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
@@ -29,14 +29,14 @@ from syncd.ledger.models import (
     intent_op,
     parse_tags,
 )
-from syncd.ledger.schema import Ledger
 from syncd.paths import FILE_VANISHED
-from syncd.plan.planner import DesiredItem, FileFact, ItemFact, Transition, plan_gallery
 
 #: contents planned per transaction
 PLAN_CHUNK = 500
-#: seconds after which a worker's claim on an item counts as abandoned
-CLAIM_STALE_AFTER = 600.0
+#: seconds a claim (a lease) holds unless renewed: its holder renews it every few seconds
+#: (syncd.sync.heartbeat), so a lease this old was left by a worker or host that died and a
+#: dead host's updates and deletes are taken over within about a minute (SPEC §9.4)
+CLAIM_STALE_AFTER = 30.0
 
 
 @dataclass
@@ -96,67 +96,64 @@ def queue_expired_vanished(session: Session, now: float, delete_grace: float) ->
             queue_contents(session, gallery, hashes[start : start + PLAN_CHUNK])
 
 
-def replan(
-    ledger: Ledger,
-    rules: Mapping[str, Sequence[TagRule]],
-    now: float,
-    delete_grace: float,
-    chunk: int = PLAN_CHUNK,
-) -> ReplanStats:
-    """Plan every queued content (and every vanished file past grace) into item intents.
+@dataclass(frozen=True)
+class PlanBatch:
+    """Queued contents of one gallery, taken together into one planner run."""
 
-    ``rules``: library name -> tag rules; ``now`` and ``delete_grace`` in seconds.
-    """
-    stats = ReplanStats()
-    with ledger.transaction() as session:
-        queue_expired_vanished(session, now, delete_grace)
-    while True:
-        with ledger.transaction() as session:
-            batch = _next_batch(session, chunk)
-            if not batch:
-                return stats
-            gallery = batch[0].gallery
-            _plan_batch(session, gallery, batch, rules, now, delete_grace, stats)
-            session.execute(
-                delete(PlanQueue).where(
-                    PlanQueue.gallery == gallery,
-                    PlanQueue.content_hash.in_([row.content_hash for row in batch]),
-                )
-            )
+    gallery: str
+    contents: list[str]
+    #: content -> the content that replaced it at a path (its add goes first, SPEC §2.3)
+    transitions: list[Transition]
 
 
-def _next_batch(session: Session, chunk: int) -> list[PlanQueue]:
-    """Up to ``chunk`` queued contents of one gallery, successors (new contents) first."""
+@dataclass
+class PlanFacts:
+    """What the planner reads of a batch: the item rows that hold its contents (and every
+    content of those items), and every file row of all those contents."""
+
+    rows: dict[int, Item]
+    items: list[ItemFact]
+    files: list[FileFact]
+
+
+def next_plan_batch(session: Session, chunk: int) -> PlanBatch | None:
+    """Up to ``chunk`` queued contents of one gallery, successors (new contents) first;
+    None when the queue is empty."""
     successors = select(PlanQueue.successor_hash).where(PlanQueue.successor_hash.is_not(None))
-    first = session.scalars(
-        select(PlanQueue).where(PlanQueue.content_hash.in_(successors)).limit(chunk)
-    ).all()
-    if first:
-        gallery = first[0].gallery
-        return [row for row in first if row.gallery == gallery]
-    rows = session.scalars(select(PlanQueue).order_by(PlanQueue.gallery).limit(chunk)).all()
+    rows = list(
+        session.scalars(
+            select(PlanQueue).where(PlanQueue.content_hash.in_(successors)).limit(chunk)
+        )
+    )
     if not rows:
-        return []
-    return [row for row in rows if row.gallery == rows[0].gallery]
+        rows = list(session.scalars(select(PlanQueue).order_by(PlanQueue.gallery).limit(chunk)))
+    if not rows:
+        return None
+    gallery = rows[0].gallery
+    batch = [row for row in rows if row.gallery == gallery]
+    return PlanBatch(
+        gallery,
+        [row.content_hash for row in batch],
+        [Transition(row.content_hash, row.successor_hash) for row in batch if row.successor_hash],
+    )
 
 
-def _plan_batch(
-    session: Session,
-    gallery: str,
-    batch: Sequence[PlanQueue],
-    rules: Mapping[str, Sequence[TagRule]],
-    now: float,
-    delete_grace: float,
-    stats: ReplanStats,
-) -> None:
-    touched = [row.content_hash for row in batch]
-    transitions = [
-        Transition(row.content_hash, row.successor_hash) for row in batch if row.successor_hash
-    ]
+def drop_planned(session: Session, batch: PlanBatch) -> None:
+    """Take a planned batch off the queue."""
+    session.execute(
+        delete(PlanQueue).where(
+            PlanQueue.gallery == batch.gallery, PlanQueue.content_hash.in_(batch.contents)
+        )
+    )
+
+
+def load_plan_facts(session: Session, batch: PlanBatch) -> PlanFacts:
+    """The planner's facts for ``batch`` (see :class:`PlanFacts`)."""
+    gallery = batch.gallery
     item_ids = set(
         session.scalars(
             select(Content.item_id).where(
-                Content.gallery == gallery, Content.content_hash.in_(touched)
+                Content.gallery == gallery, Content.content_hash.in_(batch.contents)
             )
         )
     )
@@ -166,8 +163,8 @@ def _plan_batch(
         select(Content.item_id, Content.content_hash).where(Content.item_id.in_(item_ids))
     ):
         contents[item_id].add(content_hash)
-    all_hashes = set(touched).union(*contents.values())
-    facts = [
+    all_hashes = set(batch.contents).union(*contents.values())
+    files = [
         FileFact(fid, lib, relpath, h or "", state, first_seen, vanished_at)
         for fid, lib, relpath, h, state, first_seen, vanished_at in session.execute(
             select(
@@ -198,9 +195,14 @@ def _plan_batch(
         )
         for i in items.values()
     ]
-    plan = plan_gallery(touched, item_facts, facts, transitions, rules, now, delete_grace)
-    stats.planned_contents += len(touched)
+    return PlanFacts(items, item_facts, files)
 
+
+def write_plan(
+    session: Session, gallery: str, facts: PlanFacts, plan: Plan, now: float, stats: ReplanStats
+) -> None:
+    """Write the planner's answer for one batch: file rows that expired or moved, new
+    items, changed intents, and which intent waits for which add."""
     gone = plan.expired_file_ids + [m.vanished_file_id for m in plan.moves]
     if gone:
         session.execute(delete(File).where(File.id.in_(gone)))
@@ -212,6 +214,7 @@ def _plan_batch(
     new = [d for d in plan.items if d.item_id is None]
     _insert_items(session, gallery, new, now)
     stats.new_items += len(new)
+    items = facts.rows
     kept = [
         d
         for d in plan.items

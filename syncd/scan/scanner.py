@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Protocol
 
-from syncd.config import Config, LibraryConfig, TagRule
+from syncd.config import Config, LibraryConfig
 from syncd.ledger.files import (
     KnownContent,
     LedgerIndex,
@@ -42,9 +42,7 @@ from syncd.ledger.files import (
     record_vanished,
     release_holds,
 )
-from syncd.ledger.intents import ReplanStats, replan
 from syncd.ledger.models import VERDICT_OK, VERDICT_REJECTED, VERDICT_SKIPPED
-from syncd.ledger.report import PlanSummary, summarize_plan
 from syncd.ledger.schema import Ledger
 from syncd.paths import (
     FileIdentity,
@@ -131,10 +129,9 @@ class LibraryScan:
 
 @dataclass
 class ScanResult:
-    """A scan of some libraries and the planner run after it."""
+    """What a scan of some libraries recorded (``syncd.plan.driver`` plans it next)."""
 
     libraries: list[LibraryScan]
-    plan: ReplanStats
 
 
 @dataclass(frozen=True)
@@ -173,7 +170,7 @@ def scan_libraries(
     progress: ProgressFactory | None = None,
     walks: WalkAhead | None = None,
 ) -> ScanResult:
-    """Scan the libraries named (all when none), record them in the ledger, plan intents.
+    """Scan the libraries named (all when none), record them in the ledger.
 
     ``allow_mass_delete`` lets the held deletes of these libraries go and holds nothing
     new. ``progress(library, known_files)`` may return a callback told how many entries
@@ -187,9 +184,7 @@ def scan_libraries(
         results.append(
             scan_library(ledger, config, lib, started, allow_mass_delete, progress, walks)
         )
-    rules: dict[str, Sequence[TagRule]] = {lib.name: lib.rules for lib in config.libraries}
-    stats = replan(ledger, rules, started, config.watch.delete_grace)
-    return ScanResult(results, stats)
+    return ScanResult(results)
 
 
 def select_libraries(config: Config, names: Sequence[str]) -> list[LibraryConfig]:
@@ -265,7 +260,7 @@ def scan_paths(
     now: float | None = None,
     progress: ProgressFactory | None = None,
 ) -> ScanResult:
-    """Look again at these paths only (what settled in the watcher), record, plan intents.
+    """Look again at these paths only (what settled in the watcher), record them.
 
     Each path is what the disk says it is now: a file is stat'ed, a folder walked, and the
     ledger's rows at and below it follow (new, changed, unchanged, vanished), under the
@@ -288,9 +283,7 @@ def scan_paths(
         for lib in config.libraries
         if lib.name in wanted
     ]
-    rules: dict[str, Sequence[TagRule]] = {lib.name: lib.rules for lib in config.libraries}
-    stats = replan(ledger, rules, started, config.watch.delete_grace)
-    return ScanResult(results, stats)
+    return ScanResult(results)
 
 
 def scan_library_paths(
@@ -744,34 +737,3 @@ def _missing_keys(index: LedgerIndex, unreadable: list[str], result: LibraryScan
         result.unknown += len(index.signatures) - len(keep)
         return sorted(keep)
     return sorted(left)
-
-
-@dataclass
-class DryRun:
-    """``reconcile --dry-run``: the scan, then the pending intents it left in the ledger."""
-
-    scan: ScanResult
-    plan: PlanSummary
-    #: held deletes shown as what ``--allow-mass-delete`` would let go (never let go here)
-    would_release: bool
-
-
-def dry_run(
-    ledger: Ledger,
-    config: Config,
-    names: Sequence[str] = (),
-    *,
-    allow_mass_delete: bool = False,
-    limit: int = 10,
-    progress: ProgressFactory | None = None,
-    walks: WalkAhead | None = None,
-) -> DryRun:
-    """Scan (file rows and intents are the ledger's memory), call nothing, summarise the plan.
-
-    Held deletes stay held even with ``allow_mass_delete``: a dry run only says what that
-    flag would let go. ``walks``: as for :func:`scan_libraries`.
-    """
-    scan = scan_libraries(ledger, config, names, progress=progress, walks=walks)
-    with ledger.transaction() as session:
-        summary = summarize_plan(session, names, limit)
-    return DryRun(scan, summary, allow_mass_delete)

@@ -29,11 +29,11 @@ from sqlalchemy import and_, case, func, select, update
 from syncd.api import ImageSearchClient
 from syncd.config import Config
 from syncd.errors import ITEM_EXISTS_CODE, SyncdError
-from syncd.ledger.intents import replan
 from syncd.ledger.models import ITEM_PENDING, File, Item
 from syncd.ledger.queue import Intent, claim_due_intents, next_due_at
 from syncd.ledger.schema import Ledger
 from syncd.paths import FILE_VANISHED
+from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
 from syncd.sync.account import AccountState
 from syncd.sync.inflight import AddSpool
@@ -144,8 +144,7 @@ class SyncEngine:
             limiter=limiter if limiter is not None else RateLimiter(config.api.qps),
             account=AccountState(ledger, clock),
             libraries={lib.name: lib for lib in config.libraries},
-            rules={lib.name: lib.rules for lib in config.libraries},
-            delete_grace=config.watch.delete_grace,
+            plan_rules=PlanRules.of(config),
             delete_latency=config.safety.delete_latency,
             recorder=Recorder(ledger),
             in_flight=threading.BoundedSemaphore(max(1, config.api.concurrency)),
@@ -439,7 +438,7 @@ class SyncEngine:
         if ends > self._clock() or not self._replanning.acquire(blocking=False):
             return ends
         try:
-            replan(self._ledger, self._ctx.rules, self._clock(), grace)
+            plan_pending(self._ledger, self._ctx.plan_rules, self._clock())
         finally:
             self._replanning.release()
         with self._cv:

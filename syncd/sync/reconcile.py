@@ -28,14 +28,15 @@ from syncd.ledger.queue import retry_failed
 from syncd.ledger.report import (
     GALLERY_STOP_PREFIX,
     PAUSE_KEY,
-    PlanEntry,
+    PlanList,
     delete_setting,
-    failed_files,
+    failed_files_summary,
     get_setting,
     settings_with_prefix,
 )
 from syncd.ledger.schema import Ledger, LedgerError, open_ledger
 from syncd.paths import FILE_LIVE, FILE_VANISHED
+from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES
 from syncd.scan.ahead import WalkAhead
 from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries, select_libraries
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
     from syncd.sync.engine import SyncReport
 
 
+#: failed files a reconcile lists by name (``syncd status --failed`` lists them all)
+FAILURES_SHOWN = 10
+
+
 @dataclass
 class ReconcileResult:
     """A scan, the sync after it, and the files of those libraries that are not synced."""
@@ -57,7 +62,8 @@ class ReconcileResult:
     scan: ScanResult
     #: what the sync did; None when the scan left nothing to sync (no gallery was reached)
     sync: SyncReport | None
-    failures: list[PlanEntry] = field(default_factory=list)
+    #: files of those libraries not synced for a reason: how many, and the first few
+    failures: PlanList = field(default_factory=PlanList)
     #: with nothing to sync: the account pause in force (the sync's report says it otherwise)
     pause: AccountPause | None = None
 
@@ -103,14 +109,17 @@ def reconcile(
         lock.acquire()
         selected = select_libraries(config, names)
         galleries = sorted({lib.gallery for lib in selected}) if names else list(GALLERY_NAMES)
+        now = time.time()
         scan = scan_libraries(
             ledger,
             config,
             names,
             allow_mass_delete=allow_mass_delete,
+            now=now,
             progress=progress,
             walks=walks,
         )
+        plan_pending(ledger, PlanRules.of(config), now)
         with ledger.transaction() as session:
             due = due_intents(session, galleries)
             idle = due == 0 and not vanished_waiting(session)
@@ -127,9 +136,7 @@ def reconcile(
             report = _sync(ledger, config, galleries, lock, horizon, due, sync_progress)
         wanted = {lib.name for lib in selected}
         with ledger.transaction() as session:
-            # all of them, then those wanted: named, SQLite reads every file row of the
-            # libraries instead of the few refused ones (0.3 s for a million files)
-            failures = [entry for entry in failed_files(session) if entry.library in wanted]
+            failures = failed_files_summary(session, wanted, FAILURES_SHOWN)
         return ReconcileResult(scan, report, failures, pause)
     finally:
         lock.release()

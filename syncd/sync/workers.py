@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from syncd.api import ImageSearchClient
-from syncd.config import LibraryConfig, TagRule
+from syncd.config import LibraryConfig
 from syncd.errors import (
     ITEM_EXISTS_CODE,
     ApiError,
@@ -38,7 +38,6 @@ from syncd.errors import (
     TransientError,
     ValidationError,
 )
-from syncd.ledger.intents import replan
 from syncd.ledger.models import Content, Item, Tombstone, format_tags
 from syncd.ledger.queue import (
     AddedItem,
@@ -53,6 +52,7 @@ from syncd.ledger.queue import (
 )
 from syncd.ledger.schema import Ledger
 from syncd.paths import printable_relpath
+from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GalleryName
 from syncd.scan.prepare import ImageRejected, prepare_image
 from syncd.sync.account import AccountState
@@ -282,9 +282,8 @@ class SyncContext:
     limiter: RateLimiter
     account: AccountState
     libraries: Mapping[str, LibraryConfig]
-    rules: Mapping[str, Sequence[TagRule]]
-    #: seconds a vanished file waits before its item is deleted
-    delete_grace: float
+    #: the tag rules and delete_grace the planner runs with
+    plan_rules: PlanRules
     #: seconds the gallery keeps a deleted item (and refuses to re-add it)
     delete_latency: float
     recorder: Recorder
@@ -772,7 +771,7 @@ class IntentRunner:
 
     def replan(self, now: float) -> None:
         """Plan the contents a merge queued (the merged item's brief names its oldest copy)."""
-        replan(self.ctx.ledger, self.ctx.rules, now, self.ctx.delete_grace)
+        plan_pending(self.ctx.ledger, self.ctx.plan_rules, now)
 
 
 def _set_error(session: Session, item_id: int, code: int | None, message: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from syncd.config import TagRule
+from syncd.ledger.facts import FileFact, ItemFact, Transition
 from syncd.paths import brief_path, make_brief
-from syncd.plan.planner import FileFact, ItemFact, Transition, plan_gallery, tags_for
+from syncd.plan.planner import plan_gallery, tags_for
 from syncd.protocol import MAX_BRIEF_BYTES
 
 H1 = "1" * 64
