@@ -109,6 +109,7 @@ class ConsoleApp:
                 Rule("/api/retry", endpoint="api_retry", methods=["POST"]),
             ],
             strict_slashes=False,
+            merge_slashes=False,
         )
         self._handlers: dict[str, Callable[[Request, Access], Response]] = {
             "overview": self._overview,
