@@ -634,6 +634,93 @@ def console_command(config_file: Path | None, listen: str | None) -> None:
         raise SystemExit(EXIT_USAGE) from None
 
 
+@cli.group("ledger")
+def ledger_group() -> None:
+    """The ledger itself: move it to PostgreSQL."""
+
+
+@ledger_group.command("migrate")
+@config_option
+@click.option(
+    "--to",
+    "url",
+    required=True,
+    metavar="URL",
+    help="The empty PostgreSQL database, e.g. postgresql://syncd@db.example/syncd.",
+)
+@click.option(
+    "--password-file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the database password (else $SYNCD_LEDGER_PASSWORD, else libpq's "
+    "PGPASSFILE or ~/.pgpass).",
+)
+def ledger_migrate_command(config_file: Path | None, url: str, password_file: Path | None) -> None:
+    """Copy this host's SQLite ledger into an empty PostgreSQL ledger, in one transaction,
+    then say how to switch the config to it."""
+    import os
+
+    from syncd.config import LEDGER_PASSWORD_ENV, check_ledger_url
+    from syncd.errors import ConfigError
+    from syncd.ledger.migrate import MigrateError, migrate_to_postgresql
+    from syncd.sync.inflight import AddSpool
+    from syncd.sync.lock import LedgerBusy, SyncLock
+
+    config = load_config_or_exit(config_file)
+    if config.ledger.shared:
+        click.echo("ledger.url: this host's ledger is in PostgreSQL already", err=True)
+        raise SystemExit(EXIT_USAGE)
+    source = config.ledger.path
+    if not source.exists():
+        click.echo(f"{source}: no ledger to migrate", err=True)
+        raise SystemExit(EXIT_USAGE)
+    try:  # the checks the config will make of it
+        check_ledger_url(url, "--to")
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    password = os.environ.get(LEDGER_PASSWORD_ENV) or None
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8").strip("\r\n") or None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+            click.echo(f"--password-file: cannot read {password_file}: {reason}", err=True)
+            raise SystemExit(EXIT_USAGE) from None
+    lock = SyncLock(source)
+    try:
+        lock.acquire()  # no syncd process writes the ledger while it is copied
+    except LedgerBusy as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    try:
+        unsettled = AddSpool.beside(source).count()
+        if unsettled:
+            click.echo(
+                f"{source}: {unsettled} adds whose answers were lost are not settled yet; "
+                "run `syncd reconcile` first",
+                err=True,
+            )
+            raise SystemExit(EXIT_USAGE)
+        result = migrate_to_postgresql(source, url, password)
+    except MigrateError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    finally:
+        lock.release()
+    counts = ", ".join(f"{table.name} {table.rows}" for table in result.tables if table.rows)
+    click.echo(f"copied {result.rows} rows into {result.target} ({counts})")
+    where = str(config.source) if config.source is not None else "the config file"
+    click.echo(f"now switch this host to it: in {where}, under [ledger], replace")
+    click.echo(f'  path = "{source}"')
+    click.echo("with")
+    click.echo(f'  url = "{url}"')
+    click.echo(f'  state_dir = "{source.parent}"')
+    if password_file is not None:
+        click.echo(f'  password_file = "{password_file.resolve()}"')
+    click.echo(f"{source} stays as it was: keep it as a backup until the new ledger has run a while")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

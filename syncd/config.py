@@ -309,14 +309,7 @@ def _parse_ledger(t: _Table, base_dir: Path, env: Mapping[str, str]) -> LedgerCo
             f"{t.key('path')} and {t.key('url')}: set one (path: SQLite on this host; url: "
             f"PostgreSQL; this host's local state goes to {t.key('state_dir')})"
         )
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"{t.key('url')}: expected a postgresql:// URL, got {_show(url)}")
-    if re.match(r"[a-z]+://[^/@?]*:[^/@?]*@", url) or re.search(r"[?&]password=", url):
-        # said without the URL: it would put the password on the terminal and in logs
-        raise ConfigError(
-            f"{t.key('url')}: holds a password; put it in {t.key('password_file')} or "
-            f"${LEDGER_PASSWORD_ENV} instead"
-        )
+    check_ledger_url(url, t.key("url"))
     anchor = (base_dir / state_dir / default.name) if state_dir else default
     password = env.get(LEDGER_PASSWORD_ENV, "")
     if not password and password_file:
@@ -358,6 +351,18 @@ def _parse_safety(t: _Table) -> SafetyConfig:
     latency = t.number("delete_latency", d.delete_latency, least=0.0)
     t.finish()
     return SafetyConfig(fraction, latency)
+def check_ledger_url(url: str, key: str = "ledger.url") -> None:
+    """Raise ConfigError (naming ``key``) unless ``url`` is a PostgreSQL URL without a password."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{key}: expected a postgresql:// URL, got {_show(url)}")
+    if re.match(r"[a-z]+://[^/@?]*:[^/@?]+@", url) or re.search(r"[?&]password=", url):
+        # said without the URL: it would put the password on the terminal and in logs
+        raise ConfigError(
+            f"{key}: holds a password; put it in ledger.password_file or "
+            f"${LEDGER_PASSWORD_ENV} instead"
+        )
+
+
 
 
 def _parse_metrics(t: _Table) -> MetricsConfig:

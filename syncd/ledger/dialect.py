@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -198,22 +198,22 @@ def stream_rows(conn: Connection, query: Select[*tuple[Any, ...]]) -> Iterator[S
     """The rows of ``query`` as plain tuples straight from the driver: the fast path of a
     bulk read of a million rows (no result processing; paths come as raw bytes).
 
-    SQLite: the query with its constants inlined on a DB-API cursor, read lazily.
-    PostgreSQL: a server-side cursor in binary format, fetched in batches of
-    :data:`FETCH_ROWS`, so memory stays flat however many rows there are.
+    The query's constants are inlined. SQLite: a DB-API cursor, read lazily. PostgreSQL: a
+    server-side cursor in binary format, fetched in batches of :data:`FETCH_ROWS`, so
+    memory stays flat however many rows there are.
     """
     driver = conn.connection.driver_connection
+    # the constants are the ledger's own (ids, states): inlined, no bind round trip
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     if is_postgresql(conn):
-        compiled = query.compile(dialect=conn.dialect)
         cursor = driver.cursor(name="syncd_stream", binary=True)  # type: ignore[union-attr]
         cursor.itersize = FETCH_ROWS
         try:
-            cursor.execute(str(compiled), compiled.params)
+            cursor.execute(sql)
             yield from cursor
         finally:
             cursor.close()
         return
-    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     cursor = driver.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql)
@@ -222,22 +222,37 @@ def stream_rows(conn: Connection, query: Select[*tuple[Any, ...]]) -> Iterator[S
         cursor.close()
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts keyed by column name) into ``table`` as they are, ids kept.
-
-    PostgreSQL: ``COPY`` (the fastest load it has); SQLite: one executemany.
-    """
-    if not rows:
-        return
+def bulk_insert(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """Insert ``rows`` (values in the order of ``columns``) into ``table`` as they are, ids
+    kept; returns how many. PostgreSQL: one ``COPY`` (its fastest load; the table's
+    foreign keys, even to itself, are checked once at its end); SQLite: executemany."""
+    count = 0
     if not is_postgresql(conn):
-        conn.execute(table.insert(), list(rows))
-        return
-    columns = list(rows[0])
+        statement = table.insert()
+        for chunk in _chunks(rows, 10_000):
+            conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in chunk])
+            count += len(chunk)
+        return count
     names = ", ".join(f'"{name}"' for name in columns)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row([row[name] for name in columns])
+            copy.write_row(row)
+            count += 1
+    return count
+
+
+def _chunks(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    chunk: list[Sequence[Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def advance_sequences(conn: Connection, tables: Sequence[Table]) -> None:

@@ -16,9 +16,13 @@ from pathlib import Path
 import requests
 from click.testing import CliRunner
 from imagegen import make_image
+from ledgers import LedgerChoice
 
 from syncd.cli import cli
+from syncd.config import load_config
 from syncd.gallery.server import GalleryServer
+from syncd.ledger.models import Base
+from syncd.ledger.schema import Ledger, open_ledger
 
 #: the keys of the ``gallery_server`` fixture (tests/conftest.py)
 GALLERY_API_KEY = "test-ak"
@@ -71,13 +75,16 @@ class Site:
         max_delete_fraction: float = 1.0,
         extra_libraries: tuple[str, ...] = (),
         rules: tuple[tuple[str, tuple[int, ...]], ...] = (),
+        ledger: LedgerChoice | None = None,
     ) -> None:
         self.tmp_path = tmp_path
         self.server = server
         self.gallery = gallery
         self.root = tmp_path / "photos"
         self.root.mkdir()
+        #: the SQLite ledger, or with PostgreSQL the anchor of the local state (lock, spool)
         self.ledger = tmp_path / "state" / "ledger.db"
+        self.ledger_choice = ledger or LedgerChoice("sqlite")
         lines = [
             "[api]",
             f'endpoint = "{server.url}"',
@@ -87,7 +94,7 @@ class Site:
             f"concurrency = {concurrency}",
             "timeout = 10.0",
             "[ledger]",
-            'path = "./state/ledger.db"',
+            *self.ledger_choice.toml_lines("./state"),
             "[watch]",
             "settle = 0.0",
             f"delete_grace = {delete_grace}",
@@ -136,12 +143,42 @@ class Site:
     # -- the command line ---------------------------------------------------------------
 
     def syncd(self, *args: str) -> Outcome:
-        """Run ``syncd <args> -c <config>`` in this process."""
+        """Run ``syncd <args> -c <config>`` in this process (``"ledger migrate"``: a
+        command of a group is one argument)."""
         command, *rest = args
-        result = CliRunner().invoke(cli, [command, "-c", str(self.config), *rest])
+        result = CliRunner().invoke(cli, [*command.split(), "-c", str(self.config), *rest])
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
         return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    # -- the ledger -------------------------------------------------------------------
+
+    def open_ledger(self, create: bool = True) -> Ledger:
+        """The site's ledger, as its config names it (close it when done)."""
+        return open_ledger(load_config(self.config).ledger, create=create)
+
+    def switch_ledger(self, choice: LedgerChoice) -> None:
+        """Point the config at another ledger (as a user does after `syncd ledger migrate`)."""
+        old = "\n".join(self.ledger_choice.toml_lines("./state"))
+        text = self.config.read_text(encoding="utf-8")
+        self.config.write_text(
+            text.replace(old, "\n".join(choice.toml_lines("./state"))), encoding="utf-8"
+        )
+        self.ledger_choice = choice
+
+    def forget_ledger(self) -> None:
+        """Lose the ledger as `rm ledger.db*` would (PostgreSQL: every table dropped); the
+        lost-add spool folder stays."""
+        if self.ledger_choice.kind == "postgresql":
+            ledger = self.open_ledger()
+            try:
+                Base.metadata.drop_all(ledger.engine)
+            finally:
+                ledger.close()
+            return
+        for leftover in self.ledger.parent.glob("ledger.db*"):
+            if leftover.is_file():
+                leftover.unlink()
 
     # -- the gallery --------------------------------------------------------------------
 
@@ -171,7 +208,11 @@ class Site:
     def assert_mirrors_disk(self) -> None:
         """The gallery holds exactly one item per distinct image on disk, each brief naming
         a path that holds that image: nothing missing, nothing extra, no duplicates."""
-        disk = self.disk()
+        self.assert_mirrors_disk_but()
+
+    def assert_mirrors_disk_but(self, *refused: str) -> None:
+        """:meth:`assert_mirrors_disk`, files at the paths ``refused`` (not images) aside."""
+        disk = {path: digest for path, digest in self.disk().items() if path not in refused}
         items = self.items()
         named = [item.path for item in items]
         assert len(named) == len(set(named)), f"two items name one path: {sorted(named)}"

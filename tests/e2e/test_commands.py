@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from imagegen import make_image, reencode
+from ledgers import LedgerChoice
 
 from syncd.gallery.server import GalleryServer
 from syncd.sync.lock import SyncLock
@@ -35,11 +36,13 @@ def test_search_names_the_local_files_of_the_best_hit(site: Site, tmp_path: Path
     assert text.code == 0 and str(site.root / "beach") in text.out
 
 
-def test_search_hides_items_syncd_deleted_that_the_gallery_still_shows(tmp_path: Path) -> None:
+def test_search_hides_items_syncd_deleted_that_the_gallery_still_shows(
+    tmp_path: Path, ledger_choice: LedgerChoice
+) -> None:
     server = GalleryServer(tmp_path / "gallery", delete_latency=3600.0)
     server.start()
     try:
-        site = Site(tmp_path, server)
+        site = Site(tmp_path, server, ledger=ledger_choice)
         site.write("keep.jpg", 1)
         gone = site.write("gone.jpg", 2).read_bytes()
         assert site.syncd("reconcile").code == 0

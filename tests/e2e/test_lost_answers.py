@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from ledgers import LedgerChoice
+from sqlalchemy import select
+
 from syncd.gallery.server import GalleryServer
+from syncd.ledger.models import Item
 
 from .site import Site
 
@@ -25,10 +28,14 @@ SYNCD = str(Path(sys.executable).with_name("syncd"))
 IMAGES = 12
 
 
-def known_cont_signs(ledger: Path) -> set[str]:
-    """The cont_signs the ledger holds."""
-    with sqlite3.connect(ledger) as db:
-        return {sign for (sign,) in db.execute("SELECT cont_sign FROM items") if sign}
+def known_cont_signs(site: Site) -> set[str]:
+    """The cont_signs the site's ledger holds."""
+    ledger = site.open_ledger(create=False)
+    try:
+        with ledger.transaction() as session:
+            return {sign for sign in session.scalars(select(Item.cont_sign)) if sign}
+    finally:
+        ledger.close()
 
 
 def reconcile_until_gallery_holds(site: Site, count: int) -> None:
@@ -59,13 +66,13 @@ def lose_every_answer(site: Site, images: int) -> None:
 
 
 def test_items_of_lost_adds_are_deleted_when_their_files_are_gone(
-    tmp_path: Path, gallery_server: GalleryServer
+    tmp_path: Path, gallery_server: GalleryServer, ledger_choice: LedgerChoice
 ) -> None:
-    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
+    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2, ledger=ledger_choice)
     for n in range(IMAGES):
         site.write(f"d{n % 3}/{n}.jpg", 500 + n)
     lose_every_answer(site, IMAGES)
-    unknown = {item.cont_sign for item in site.items()} - known_cont_signs(site.ledger)
+    unknown = {item.cont_sign for item in site.items()} - known_cont_signs(site)
     assert unknown, "every answer was recorded: nothing was lost"
     for n in range(0, IMAGES, 2):
         (site.root / f"d{n % 3}" / f"{n}.jpg").unlink()
@@ -83,9 +90,9 @@ def test_items_of_lost_adds_are_deleted_when_their_files_are_gone(
 
 
 def test_lost_answers_of_files_still_there_are_adopted_without_duplicates(
-    tmp_path: Path, gallery_server: GalleryServer
+    tmp_path: Path, gallery_server: GalleryServer, ledger_choice: LedgerChoice
 ) -> None:
-    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2)
+    site = Site(tmp_path, gallery_server, gallery="similar", concurrency=2, ledger=ledger_choice)
     for n in range(IMAGES):
         site.write(f"{n}.jpg", 700 + n)
     lose_every_answer(site, IMAGES)
@@ -94,7 +101,7 @@ def test_lost_answers_of_files_still_there_are_adopted_without_duplicates(
 
     assert result.code == 0, result
     site.assert_mirrors_disk()
-    assert known_cont_signs(site.ledger) == {item.cont_sign for item in site.items()}
+    assert known_cont_signs(site) == {item.cont_sign for item in site.items()}
 
 
 def synced_file_and_lost_adds_of_deleted_files(

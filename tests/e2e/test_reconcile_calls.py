@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+from ledgers import LedgerChoice
+
 from syncd.gallery.server import GalleryServer
 
 from .site import Site
@@ -47,9 +49,9 @@ def test_rename_costs_one_update_call(site: Site) -> None:
 
 
 def test_move_between_libraries_of_one_gallery_costs_one_update(
-    tmp_path: Path, gallery_server: GalleryServer
+    tmp_path: Path, gallery_server: GalleryServer, ledger_choice: LedgerChoice
 ) -> None:
-    site = Site(tmp_path, gallery_server, extra_libraries=("archive",))
+    site = Site(tmp_path, gallery_server, extra_libraries=("archive",), ledger=ledger_choice)
     site.write("a.jpg", 1)
     site.write("stays.jpg", 2)
     assert site.syncd("reconcile").code == 0
@@ -135,13 +137,14 @@ def test_deleting_2500_images_costs_three_delete_calls(site: Site) -> None:
 
 
 def test_tags_of_the_first_matching_rule_go_with_the_add(
-    tmp_path: Path, gallery_server: GalleryServer
+    tmp_path: Path, gallery_server: GalleryServer, ledger_choice: LedgerChoice
 ) -> None:
     site = Site(
         tmp_path,
         gallery_server,
         gallery="product",
         rules=(("shoes/**", (100, 11)), ("**", (7,))),
+        ledger=ledger_choice,
     )
     site.write("shoes/red.jpg", 1)
     site.write("hats/blue.jpg", 2)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+from ledgers import LedgerChoice
 from sqlalchemy import select, update
 
 from syncd.gallery.server import GalleryServer
@@ -55,9 +56,7 @@ def test_rebuilt_ledger_creates_no_duplicates_and_rights_every_brief(site: Site)
     populate(site, 8)
     assert site.syncd("reconcile").code == 0
     before = {item.cont_sign for item in site.items()}
-    for leftover in site.ledger.parent.glob("ledger.db*"):
-        if leftover.is_file():  # as `rm ledger.db*` would (the spool folder stays)
-            leftover.unlink()
+    site.forget_ledger()
     (site.root / "set2" / "2.jpg").rename(site.root / "set2" / "renamed.jpg")
     site.server.reset_counts()
     result = site.syncd("reconcile")
@@ -112,7 +111,7 @@ def test_calls_resume_by_themselves_once_the_pause_is_over(site: Site) -> None:
     assert site.syncd("reconcile").code == 3
     site.server.faults.daily_limit = 0
     # the quota day ended: the stored pause lies in the past
-    ledger = open_ledger(site.ledger)
+    ledger = site.open_ledger()
     now = datetime.now(UTC)
     lapsed = AccountPause(17, "daily", now - timedelta(days=1), now - timedelta(seconds=1))
     with ledger.transaction() as session:
@@ -136,12 +135,12 @@ def test_retry_lifts_the_quota_pause_at_once(site: Site) -> None:
 
 
 def test_image_deleted_lately_is_added_again_after_the_deletion_latency(
-    tmp_path: Path,
+    tmp_path: Path, ledger_choice: LedgerChoice
 ) -> None:
     server = GalleryServer(tmp_path / "slow-gallery", delete_latency=2.0)
     server.start()
     try:
-        site = Site(tmp_path, server, delete_latency=2.0)
+        site = Site(tmp_path, server, delete_latency=2.0, ledger=ledger_choice)
         site.write("keep.jpg", 1)
         site.write("back.jpg", 2)
         assert site.syncd("reconcile").code == 0
@@ -201,7 +200,7 @@ def test_truncated_image_fails_with_its_reason_and_is_retried_only_on_request(
 
 
 def attempts_of_failed(site: Site) -> list[int]:
-    ledger = open_ledger(site.ledger, create=False)
+    ledger = site.open_ledger(create=False)
     try:
         with ledger.transaction() as session:
             return list(session.scalars(select(Item.attempts).where(Item.state == "failed")))
@@ -217,7 +216,7 @@ def test_retry_makes_items_waiting_on_a_backoff_due_at_once(site: Site) -> None:
     site.write("late/b.jpg", 902)
     assert site.syncd("reconcile", "--dry-run").code == 0
     # the network was down: every intent failed for a while and backs off for minutes
-    ledger = open_ledger(site.ledger)
+    ledger = site.open_ledger()
     with ledger.transaction() as session:
         session.execute(
             update(Item)

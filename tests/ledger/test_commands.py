@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from ledgers import LedgerChoice
 
 from ledger.world import World
 from syncd.cli import cli
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path, [{"name": "photos"}, {"name": "shop", "gallery": "product"}])
+def world(tmp_path: Path, ledger_choice: LedgerChoice) -> Iterator[World]:
+    w = World(
+        tmp_path, [{"name": "photos"}, {"name": "shop", "gallery": "product"}], ledger_choice
+    )
     yield w
     w.close()
 
@@ -74,8 +77,10 @@ def test_dry_run_shows_updates_and_deletes_with_their_paths(world: World) -> Non
     assert line.startswith("  photos/b.jpg: cont_sign sign-")
 
 
-def test_held_deletes_are_shown_and_a_dry_run_never_lets_them_go(tmp_path: Path) -> None:
-    world = World(tmp_path, max_delete_fraction=0.25)
+def test_held_deletes_are_shown_and_a_dry_run_never_lets_them_go(
+    tmp_path: Path, ledger_choice: LedgerChoice
+) -> None:
+    world = World(tmp_path, ledger=ledger_choice, max_delete_fraction=0.25)
     try:
         for n in range(12):
             world.write(f"{n}.jpg", n)
@@ -182,8 +187,8 @@ def test_status_shows_a_pause_and_a_stopped_gallery(world: World) -> None:
     from datetime import UTC, datetime, timedelta
 
     from syncd.errors import error_for
-    from syncd.ledger.report import GALLERY_STOP_PREFIX, PAUSE_KEY, put_setting
-    from syncd.sync.pause import pause_for_quota, stop_for_setup_error
+    from syncd.ledger.settings import GALLERY_STOP_PREFIX, PAUSE_KEY, put_setting
+    from syncd.pauses import pause_for_quota, stop_for_setup_error
 
     now = datetime.now(UTC)
     with world.ledger.transaction() as session:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ledgers import LedgerChoice
 from sqlalchemy import select
 
 from ledger.world import Call, World
@@ -26,8 +27,8 @@ from syncd.ledger.schema import open_ledger
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path, delete_grace=1.0)
+def world(tmp_path: Path, ledger_choice: LedgerChoice) -> Iterator[World]:
+    w = World(tmp_path, ledger=ledger_choice, delete_grace=1.0)
     yield w
     w.close()
 
@@ -53,7 +54,7 @@ def test_workers_claiming_at_once_never_share_an_intent(world: World) -> None:
     claimed: dict[str, list[int]] = {}
 
     def worker(name: str) -> None:
-        ledger = open_ledger(world.config.ledger.path)  # its own connections
+        ledger = open_ledger(world.config.ledger)  # its own connections
         got: list[int] = []
         try:
             while True:

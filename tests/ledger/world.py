@@ -1,5 +1,5 @@
 """A small world for scan and ledger tests: library folders in tmp_path, a real config file,
-a real SQLite ledger, and a stand-in for the sync engine that plays the claimed intents
+a real SQLite or PostgreSQL ledger, and a stand-in for the sync engine that plays the claimed intents
 through the ledger's queue API and tells which calls a real engine would have made.
 
 Import with ``from ledger.world import World`` (``tests/`` is on ``sys.path``).
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagegen import make_image
+from ledgers import LedgerChoice
 from sqlalchemy import select
 
 from syncd.config import Config, load_config
@@ -54,10 +55,12 @@ def toml_config(
     settle: float = 0.0,
     extra: str = "",
 ) -> Path:
-    """Write a config file for ``libraries`` (name, gallery, optional rules) under tmp_path."""
+    ledger: LedgerChoice | None = None,
+    """Write a config file for ``libraries`` (name, gallery, optional rules) under tmp_path;
+    the ledger is ``ledger`` (SQLite at ./data/ledger.db by default)."""
     lines = [
         "[ledger]",
-        'path = "./data/ledger.db"',
+        *(ledger or LedgerChoice("sqlite")).toml_lines("./data"),
         "[watch]",
         f"settle = {settle}",
         f"delete_grace = {delete_grace}",
@@ -92,14 +95,15 @@ class World:
         tmp_path: Path,
         libraries: list[dict[str, object]] | None = None,
         **config: float | str,
+        ledger: LedgerChoice | None = None,
     ) -> None:
         libraries = libraries or [{"name": "photos", "gallery": "similar"}]
         self.tmp_path = tmp_path
         for lib in libraries:
             (tmp_path / str(lib["name"])).mkdir(exist_ok=True)
-        self.config_path = toml_config(tmp_path, libraries, **config)  # type: ignore[arg-type]
+        self.config_path = toml_config(tmp_path, libraries, ledger=ledger, **config)  # type: ignore[arg-type]
         self.config: Config = load_config(self.config_path)
-        self.ledger: Ledger = open_ledger(self.config.ledger.path)
+        self.ledger: Ledger = open_ledger(self.config.ledger)
         self.clock = time.time()
         self._next_sign = 0
 
