@@ -12,6 +12,7 @@ import logging
 import mimetypes
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from syncd.console.security import (
     password_matches,
     token_matches,
 )
-from syncd.console.thumbs import NoThumbnail, ThumbnailCache
+from syncd.console.thumbs import NotAnImage, NoThumbnail, ThumbnailCache
 
 log = logging.getLogger("syncd.console")
 
@@ -82,6 +83,7 @@ class ConsoleApp:
         self.sessions = SessionTable()
         self.limiter = LoginLimiter()
         self.thumbs = ThumbnailCache()
+        self.status_cache = StatusCache(self.read_status_document)
         self.static = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
         self.jinja = Environment(
             loader=FileSystemLoader(str(TEMPLATES_DIR)),
@@ -89,6 +91,7 @@ class ConsoleApp:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.jinja.filters["utc"] = _utc_text
         self.routes = Map(
             [
                 Rule("/", endpoint="overview", methods=["GET"]),
@@ -130,7 +133,8 @@ class ConsoleApp:
         }
 
     def close(self) -> None:
-        """Release the ledger connections."""
+        """Release the ledger connections (after a background refresh in progress)."""
+        self.status_cache.close()
         self.reader.close()
 
     # -- the WSGI entry -----------------------------------------------------------------
@@ -306,6 +310,12 @@ class ConsoleApp:
     # -- overview -----------------------------------------------------------------------
 
     def status_document(self) -> dict[str, Any]:
+        """The ``syncd status --json`` document: read now on a small ledger; on a big one
+        (reading it takes more than ``StatusCache.FRESH_SECONDS``) the latest snapshot,
+        refreshed in the background, so a page never waits for a million-row count."""
+        return self.status_cache.get()
+
+    def read_status_document(self) -> dict[str, Any]:
         """The ``syncd status --json`` document, read now."""
         from syncd.ledger.report import empty_status, ledger_status, status_document
         from syncd.sync.inflight import AddSpool
@@ -394,7 +404,7 @@ class ConsoleApp:
         from syncd.errors import ConfigError
         from syncd.ledger.browse import file_by_id
         from syncd.ledger.schema import LedgerError
-        from syncd.sync.reconcile import retry_failures
+        from syncd.sync.retry import retry_failures
 
         raw_id = fields.get("file")
         library = fields.get("library") or None
@@ -567,6 +577,10 @@ class ConsoleApp:
         else:
             try:
                 thumb = self.thumbs.get(location, lib.root)
+            except NotAnImage:
+                response = self._static(request, Access(None), "no-preview.svg")
+                response.headers["X-Syncd-Preview"] = "none"
+                return response
             except NoThumbnail as exc:
                 raise _Refused(404, f"no preview: {exc}") from None
             response = Response(thumb.data, mimetype="image/jpeg")
@@ -574,8 +588,8 @@ class ConsoleApp:
         response.headers["Cache-Control"] = "private, max-age=3600"
         return response
 
-    def _static(self, request: Request, access: Access) -> Response:
-        name = _arg(request, "name")
+    def _static(self, request: Request, access: Access, name: str = "") -> Response:
+        name = name or _arg(request, "name")
         path = self.static.get(name)  # only the files shipped in the package, by name
         if path is None:
             raise NotFound()
@@ -590,6 +604,79 @@ class ConsoleApp:
 
     def _library(self, name: str) -> LibraryConfig | None:
         return next((lib for lib in self.config.libraries if lib.name == name), None)
+
+
+class StatusCache:
+    """The status document, read again on each request while that is quick; once a read
+    takes longer than ``FRESH_SECONDS`` (a ledger of a million files), requests get the
+    latest snapshot and a background thread reads a new one when it is older than
+    ``REFRESH_FACTOR`` times the last read (at least ``MIN_AGE`` seconds): the console
+    answers at once and spends at most a small share of a core on counting."""
+
+    FRESH_SECONDS: Final = 0.05
+    REFRESH_FACTOR: Final = 5.0
+    MIN_AGE: Final = 5.0
+
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._snapshot: dict[str, Any] | None = None
+        self._taken_at = 0.0
+        self._cost = 0.0
+        self._refreshing: threading.Thread | None = None
+
+    def get(self) -> dict[str, Any]:
+        """The document: fresh, or the latest snapshot while a new one is read."""
+        with self._lock:
+            snapshot, cost, age = self._snapshot, self._cost, time.monotonic() - self._taken_at
+            if snapshot is not None and cost > self.FRESH_SECONDS:
+                if age > max(self.MIN_AGE, self.REFRESH_FACTOR * cost) and self._refreshing is None:
+                    self._refreshing = threading.Thread(
+                        target=self._refresh, name="syncd-console-status", daemon=True
+                    )
+                    self._refreshing.start()
+                return snapshot
+        return self._take()
+
+    def warm_up(self) -> None:
+        """Read the first snapshot in the background (a console just started)."""
+        with self._lock:
+            if self._refreshing is None:
+                self._refreshing = threading.Thread(
+                    target=self._refresh, name="syncd-console-status", daemon=True
+                )
+                self._refreshing.start()
+
+    def _take(self) -> dict[str, Any]:
+        started = time.monotonic()
+        document = self._read()
+        now = time.monotonic()
+        with self._lock:
+            self._snapshot, self._taken_at, self._cost = document, now, now - started
+        return document
+
+    def _refresh(self) -> None:
+        try:
+            self._take()
+        except Exception:  # the next request tries again; the page keeps the last snapshot
+            log.exception("console: reading the status failed")
+        finally:
+            with self._lock:
+                self._refreshing = None
+
+    def close(self) -> None:
+        """Wait for a background read in progress."""
+        with self._lock:
+            thread = self._refreshing
+        if thread is not None:
+            thread.join()
+
+
+def _utc_text(value: object) -> str:
+    """Seconds since the epoch as a UTC time a person reads; anything else as it is."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+    return "" if value is None else str(value)
 
 
 def _arg(request: Request, name: str) -> str:

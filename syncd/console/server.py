@@ -58,6 +58,7 @@ class ConsoleServer:
         self.port = int(server.effective_port)
         self._thread = threading.Thread(target=self._serve, name="syncd-console", daemon=True)
         self._thread.start()
+        self.app.status_cache.warm_up()
         mode = "no password: loopback only" if self.app.open_mode else "password required"
         log.info("console on %s (%s)", self.url, mode)
 

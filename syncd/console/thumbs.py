@@ -32,7 +32,11 @@ MAX_PIXELS = 100_000_000
 
 
 class NoThumbnail(Exception):
-    """The file cannot be shown: outside its root, gone, not readable, or not an image."""
+    """The file cannot be shown: outside its root, gone, or not readable."""
+
+
+class NotAnImage(NoThumbnail):
+    """The file is there but is no image Pillow can show (a placeholder stands in)."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,12 @@ def make_thumbnail(fd: int) -> bytes:
     ``THUMB_SIDE`` pixels a side. Raises NoThumbnail for what is not a readable image."""
     with os.fdopen(fd, "rb") as handle:
         if os.fstat(handle.fileno()).st_size > MAX_SOURCE_BYTES:
-            raise NoThumbnail("too large to preview")
+            raise NotAnImage("too large to preview")
         data = handle.read(MAX_SOURCE_BYTES + 1)
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise NoThumbnail("too many pixels to preview")
+                raise NotAnImage("too many pixels to preview")
             image.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at a reduced scale
             shown = ImageOps.exif_transpose(image)
             shown.thumbnail((THUMB_SIDE, THUMB_SIDE))
@@ -96,7 +100,7 @@ def make_thumbnail(fd: int) -> bytes:
     except NoThumbnail:
         raise
     except Exception as exc:  # Pillow raises many kinds for broken files; all mean "no preview"
-        raise NoThumbnail(f"not a readable image ({type(exc).__name__})") from None
+        raise NotAnImage(f"not a readable image ({type(exc).__name__})") from None
 
 
 class ThumbnailCache:

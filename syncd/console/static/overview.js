@@ -14,7 +14,7 @@
   function drawChart(firstMinute, calls) {
     const box = document.getElementById("chart");
     if (!box) return;
-    const w = 600, h = 160, pad = 24;
+    const w = Math.max(300, box.clientWidth || 600), h = 160, pad = 24;
     const peak = Math.max(1, ...calls);
     const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": "API calls per minute over the last hour" });
     const step = (w - pad) / calls.length;
@@ -30,6 +30,11 @@
     svg.appendChild(el("text", { x: pad, y: h - 6 }, "-60 min"));
     svg.appendChild(el("text", { x: w - 30, y: h - 6 }, "now"));
     box.replaceChildren(svg);
+  }
+
+  // seconds since the epoch as the people reading the page read times
+  function when(value) {
+    return typeof value === "number" ? new Date(value * 1000).toLocaleString() : String(value ?? "");
   }
 
   function setText(id, value) {
@@ -66,7 +71,7 @@
       budget.hidden = !doc.budget;
       if (doc.budget) {
         setText("budget-used", doc.budget.used); setText("budget-limit", doc.budget.limit);
-        setText("budget-resets", doc.budget.resets_at);
+        setText("budget-resets", when(doc.budget.resets_at));
       }
     }
     const hosts = document.getElementById("hosts");
@@ -74,7 +79,7 @@
       hosts.hidden = !(doc.hosts && doc.hosts.length);
       const rows = (doc.hosts || []).map((host) => {
         const tr = document.createElement("tr");
-        for (const value of [host.name, host.last_seen, (host.libraries || []).join(", ")]) {
+        for (const value of [host.name, when(host.last_seen), (host.libraries || []).join(", ")]) {
           const td = document.createElement("td"); td.textContent = String(value ?? ""); tr.appendChild(td);
         }
         return tr;
