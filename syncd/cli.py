@@ -494,7 +494,7 @@ def retry_command(
     """Queue failed files again (all, a library's, or those at or under PATHs)."""
     from syncd.errors import ConfigError
     from syncd.ledger.schema import LedgerError
-    from syncd.sync.reconcile import retry_failures
+    from syncd.sync.retry import retry_failures
 
     config = load_config_or_exit(config_file)
     _check_library_names(config, libraries)
@@ -568,7 +568,7 @@ def search_command(
 @config_option
 def check_command(config_file: Path | None) -> None:
     """Validate the config, reach the endpoint, obtain a token, open the ledger."""
-    from syncd.sync.reconcile import check_setup
+    from syncd.sync.check import check_setup
 
     config = load_config_or_exit(config_file)
     lines, code = check_setup(config)
@@ -636,7 +636,7 @@ def console_command(config_file: Path | None, listen: str | None) -> None:
 
 @cli.group("ledger")
 def ledger_group() -> None:
-    """The ledger itself: move it to PostgreSQL."""
+    """The ledger itself: move it to PostgreSQL, release a host that is gone."""
 
 
 @ledger_group.command("migrate")
@@ -719,6 +719,35 @@ def ledger_migrate_command(config_file: Path | None, url: str, password_file: Pa
     if password_file is not None:
         click.echo(f'  password_file = "{password_file.resolve()}"')
     click.echo(f"{source} stays as it was: keep it as a backup until the new ledger has run a while")
+
+
+@ledger_group.command("release-host")
+@config_option
+@click.argument("name")
+@click.option(
+    "--force", is_flag=True, help="Release it even though it was seen in the last minute."
+)
+def ledger_release_host_command(config_file: Path | None, name: str, force: bool) -> None:
+    """Forget host NAME (gone for good): its libraries go to the next host naming them."""
+    import time
+
+    from syncd.errors import ConfigError
+    from syncd.ledger.hosts import HOST_GONE_AFTER, release_host
+
+    config = load_config_or_exit(config_file)
+    ledger = open_ledger_or_exit(config, create=False)
+    try:
+        with ledger.transaction() as session:
+            now = time.time()
+            # --force: the operator says it is stopped; its leases lapse on their own
+            libraries = release_host(session, name, now + (HOST_GONE_AFTER if force else 0.0))
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    finally:
+        ledger.close()
+    owned = ", ".join(libraries) or "none"
+    click.echo(f"host {name} released; its libraries ({owned}) go to the next host naming them")
 
 
 def main() -> None:

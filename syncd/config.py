@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import socket
 import stat
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -117,11 +118,41 @@ class LibraryConfig:
         "*.webp",
         "*.tif",
         "*.tiff",
+        "*.heic",
+        "*.heif",
+        "*.avif",
     )
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = False
     oversize: OversizePolicy = "downscale"
     rules: tuple[TagRule, ...] = ()
+
+
+#: the longest host.name: it heads every claim of the host in the ledger (64 characters)
+MAX_HOST_NAME = 40
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """This host in a shared ledger (SPEC §9): ``name`` owns the libraries its config names."""
+
+    name: str = ""
+
+    @property
+    def is_machine(self) -> bool:
+        """Whether ``name`` is the machine's own hostname (its local state keeps plain names)."""
+        return self.name == default_host_name()
+
+    def local_path(self, anchor: Path, suffix: str) -> Path:
+        """This host's local file ``<anchor><suffix>`` (lock, spool of lost adds); named after
+        the host when ``name`` is not the machine's, so hosts sharing a folder keep theirs."""
+        infix = "" if self.is_machine else "." + self.name
+        return anchor.with_name(anchor.name + infix + suffix)
+
+
+def default_host_name() -> str:
+    """The machine's hostname, cut to :data:`MAX_HOST_NAME` characters."""
+    return socket.gethostname()[:MAX_HOST_NAME] or "localhost"
 
 
 @dataclass(frozen=True)
@@ -135,6 +166,7 @@ class Config:
     #: the file this config was read from (None when built in code)
     source: Path | None = None
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    host: HostConfig = field(default_factory=lambda: HostConfig(default_host_name()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,6 +230,7 @@ def parse_config(
     safety = _parse_safety(top.table("safety"))
     metrics = _parse_metrics(top.table("metrics"))
     console = _parse_console(top.table("console"), base_dir, env)
+    host = _parse_host(top.table("host"))
     libraries = tuple(
         _parse_library(_Table(item, f"library[{n}]"), base_dir)
         for n, item in enumerate(top.table_array("library"), start=1)
@@ -210,7 +243,9 @@ def parse_config(
         if lib.name in seen:
             raise ConfigError(f'library[{n}].name: "{lib.name}" is used by an earlier library')
         seen.add(lib.name)
-    return Config(api, ledger, watch, safety, metrics, libraries, source, console=console)
+    return Config(
+        api, ledger, watch, safety, metrics, libraries, source, console=console, host=host
+    )
 
 
 def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
@@ -319,6 +354,18 @@ def _parse_ledger(t: _Table, base_dir: Path, env: Mapping[str, str]) -> LedgerCo
     return LedgerConfig(anchor, url, password_file, password)
 
 
+def check_ledger_url(url: str, key: str = "ledger.url") -> None:
+    """Raise ConfigError (naming ``key``) unless ``url`` is a PostgreSQL URL without a password."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{key}: expected a postgresql:// URL, got {_show(url)}")
+    if re.match(r"[a-z]+://[^/@?]*:[^/@?]+@", url) or re.search(r"[?&]password=", url):
+        # said without the URL: it would put the password on the terminal and in logs
+        raise ConfigError(
+            f"{key}: holds a password; put it in ledger.password_file or "
+            f"${LEDGER_PASSWORD_ENV} instead"
+        )
+
+
 def _parse_watch(t: _Table) -> WatchConfig:
     d = WatchConfig()
     settle = t.number("settle", d.settle, least=0.0)
@@ -351,18 +398,6 @@ def _parse_safety(t: _Table) -> SafetyConfig:
     latency = t.number("delete_latency", d.delete_latency, least=0.0)
     t.finish()
     return SafetyConfig(fraction, latency)
-def check_ledger_url(url: str, key: str = "ledger.url") -> None:
-    """Raise ConfigError (naming ``key``) unless ``url`` is a PostgreSQL URL without a password."""
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"{key}: expected a postgresql:// URL, got {_show(url)}")
-    if re.match(r"[a-z]+://[^/@?]*:[^/@?]+@", url) or re.search(r"[?&]password=", url):
-        # said without the URL: it would put the password on the terminal and in logs
-        raise ConfigError(
-            f"{key}: holds a password; put it in ledger.password_file or "
-            f"${LEDGER_PASSWORD_ENV} instead"
-        )
-
-
 
 
 def _parse_metrics(t: _Table) -> MetricsConfig:
@@ -373,6 +408,19 @@ def _parse_metrics(t: _Table) -> MetricsConfig:
             raise ConfigError(f'{t.key("listen")}: expected "host:port" or "", got {_show(listen)}')
     t.finish()
     return MetricsConfig(listen)
+
+
+def _parse_host(t: _Table) -> HostConfig:
+    name = t.string("name", "")
+    t.finish()
+    if not name:
+        return HostConfig(default_host_name())
+    if len(name) > MAX_HOST_NAME or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(
+            f"{t.key('name')}: expected a host name of at most {MAX_HOST_NAME} letters, digits, "
+            f"'.', '_' or '-', got {_show(name)}"
+        )
+    return HostConfig(name)
 
 
 def _parse_console(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ConsoleConfig:

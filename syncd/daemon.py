@@ -24,18 +24,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from syncd.api import ImageSearchClient
 from syncd.config import Config, LibraryConfig, load_config
 from syncd.console import console_for
 from syncd.errors import ConfigError, SyncdError
-from syncd.ledger.models import ITEM_PENDING, File, Item
+from syncd.ledger.backlog import items_by_state, pending_intents, vanished_waiting
+from syncd.ledger.hosts import join_ledger
 from syncd.ledger.report import StatusReport, ledger_status
 from syncd.ledger.schema import Ledger, open_ledger
 from syncd.logformat import LogFormat, configure_logging
 from syncd.metrics import Health, MetricsServer, MetricsSnapshot
-from syncd.paths import FILE_VANISHED, WalkFilter, printable_relpath
+from syncd.paths import WalkFilter, printable_relpath
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.scan.scanner import PathChanges, PathMove, ScanResult, scan_libraries, scan_paths
 from syncd.sdnotify import SystemdNotifier
@@ -352,6 +351,8 @@ class Daemon:
         try:
             new = load_config(self._config_file)
             _check_filters(new)
+            if self._pipeline is not None:
+                self._pipeline.join(new)  # a library another host owns is refused here
         except ConfigError as exc:
             log.error("config reload refused, the running config stays: %s", exc)
             return
@@ -503,6 +504,10 @@ class Pipeline:
             self._engine.stop(self._config.api.timeout)
             self._engine = None
 
+    def join(self, config: Config) -> None:
+        """Take the libraries ``config`` names (SPEC §9); HostRefused names their owner."""
+        join_ledger(self._ledger, config)
+
     def reconfigure(self, config: Config) -> None:
         """Workers read library roots and rules from their config: when those changed,
         restart them (in-flight calls end first; the ledger keeps every intent)."""
@@ -554,12 +559,8 @@ class Pipeline:
     def next_grace_end(self, config: Config) -> float | None:
         """Epoch seconds when the first vanished file's delete_grace ends, None if none waits."""
         with self._ledger.transaction() as session:
-            first = session.scalar(
-                select(func.min(File.vanished_at)).where(
-                    File.state == FILE_VANISHED, File.content_hash.is_not(None)
-                )
-            )
-        return None if first is None else float(first) + config.watch.delete_grace
+            first = vanished_waiting(session).first_at
+        return None if first is None else first + config.watch.delete_grace
 
     def wake(self) -> None:
         """New intents are in the ledger: workers start now."""
@@ -573,14 +574,7 @@ class Pipeline:
     def queue_depth(self) -> int:
         """Intents pending in the ledger."""
         with self._ledger.transaction() as session:
-            return int(
-                session.scalar(
-                    select(func.count())
-                    .select_from(Item)
-                    .where(Item.state == ITEM_PENDING, Item.op.is_not(None))
-                )
-                or 0
-            )
+            return pending_intents(session)
 
     def status(self, config: Config) -> StatusReport:
         """What `syncd status` would show."""
@@ -601,10 +595,7 @@ class Pipeline:
             )
         }  # fmt: skip
         with self._ledger.transaction() as session:
-            rows = session.execute(
-                select(Item.gallery, Item.state, func.count()).group_by(Item.gallery, Item.state)
-            ).tuples()
-            items = {(gallery, state): int(n) for gallery, state, n in rows}
+            items = items_by_state(session)
         engine = self._engine
         stats = engine.stats() if engine is not None else EngineStats({}, 0.0, None)
         return MetricsSnapshot(

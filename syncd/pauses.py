@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-from syncd.errors import ApiError, TokenError
+from syncd.errors import ApiError, DailyQuotaError, is_daily_quota, setup_advice
 
 #: the API's daily quota resets at midnight Beijing time
 QUOTA_TIMEZONE = timezone(timedelta(hours=8))
@@ -18,8 +18,6 @@ QUOTA_TIMEZONE = timezone(timedelta(hours=8))
 TOTAL_QUOTA_RETRY = 3600.0
 #: a gallery stopped by a setup error is tried again after this many seconds
 FATAL_RETRY = 300.0
-
-DAILY_QUOTA_CODE = 17
 
 
 def next_quota_reset(now: datetime) -> datetime:
@@ -45,7 +43,7 @@ class AccountPause:
     def describe(self) -> str:
         """One line for ``status``, the log and ``reconcile``."""
         local = self.until.astimezone(QUOTA_TIMEZONE).isoformat(timespec="seconds")
-        if self.code == DAILY_QUOTA_CODE:
+        if is_daily_quota(self.code):
             return (
                 f"daily request quota reached (error {self.code}): calls paused until {local}, "
                 "when the quota resets; after raising it in the Baidu console, `syncd retry` "
@@ -92,39 +90,11 @@ class AccountPause:
 
 def pause_for_quota(error: ApiError, now: datetime) -> AccountPause:
     """The pause a quota error (17 daily, 19 total) calls for, starting at ``now`` (aware)."""
-    if error.code == DAILY_QUOTA_CODE:
+    if isinstance(error, DailyQuotaError):
         until = next_quota_reset(now)
     else:
         until = now + timedelta(seconds=TOTAL_QUOTA_RETRY)
     return AccountPause(code=error.code, message=error.message, since=now, until=until)
-
-
-_ADVICE: dict[int, str] = {
-    3: "the endpoint does not offer this API: check api.endpoint",
-    6: "the application may not use the image-search API: enable it for this app in the Baidu console",
-    13: "no access token could be issued: check api.api_key and api.secret_key",
-    14: "authentication failed: check api.api_key, api.secret_key and api.auth",
-    15: "the application does not exist: check api.api_key against the Baidu console",
-    100: "the access token was refused: check api.api_key, api.secret_key and api.auth",
-    216102: "the endpoint does not serve this gallery: check api.endpoint and the library's gallery",
-    216110: "the application id does not exist: check api.api_key against the Baidu console",
-}
-
-
-def fatal_advice(gallery: str, error: ApiError) -> str:
-    """One line saying what is wrong with ``gallery`` and what the operator must fix."""
-    if error.code == 216017:
-        return (
-            f"gallery {gallery} is not initialized (error 216017): create the gallery in the "
-            "Baidu console (应用详情页 申请建库)"
-        )
-    if isinstance(error, TokenError):
-        return (
-            f"gallery {gallery}: a fresh access token was refused (error {error.code}): "
-            "check api.api_key, api.secret_key and api.auth"
-        )
-    advice = _ADVICE.get(error.code, "see the API's error table")
-    return f"gallery {gallery}: {error.message} (error {error.code}): {advice}"
 
 
 @dataclass(frozen=True)
@@ -176,7 +146,7 @@ def stop_for_setup_error(gallery: str, error: ApiError, now: datetime) -> Galler
         gallery=gallery,
         code=error.code,
         message=error.message,
-        advice=fatal_advice(gallery, error),
+        advice=setup_advice(gallery, error),
         since=now,
         retry_at=now + timedelta(seconds=FATAL_RETRY),
     )

@@ -41,6 +41,9 @@ class FaultConfig:
     #: fraction (0-1) of add calls that are made and whose answer is then lost (the
     #: connection drops after the item was added: a crash or a network cut at the worst time)
     lost_answer_rate: float = 0.0
+    #: answer 216681 without naming the existing item (as a proxy or an older API version
+    #: may): the client must find the item by searching
+    anonymous_exists: bool = False
 
 
 class TransientFault(enum.Enum):

@@ -253,6 +253,8 @@ class GalleryApp:
             result = self.operations.run(GALLERIES[name], op, params)  # type: ignore[index]
         except ApiError as refused:
             existing = refused.cont_sign if isinstance(refused, ItemExistsError) else None
+            if faults.anonymous_exists:
+                existing = None
             return _api_error(refused.code, refused.message, existing), f"error {refused.code}"
         if op == "add" and self._injector.lose_answer():
             raise _DropConnection

@@ -152,6 +152,9 @@ class Item(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
+    #: the gallery still holds an item of this image that syncd deleted: its add waits until
+    #: then, epoch seconds (schema v4; SPEC §2.6). Not a failure, not a retry after errors.
+    latency_until: Mapped[float | None] = mapped_column(Float)
     claim_owner: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)

@@ -2,8 +2,12 @@
 
 An intent is an item row whose ``op`` is set and whose ``state`` is "pending". A worker
 claims a few (atomically: one transaction marks them with its owner id and the time),
-makes the calls, and records each outcome. A claim older than ``stale_after`` seconds
-is taken to be a worker that died; its intents are claimed again. Recording a success
+makes the calls, and records each outcome. A claim is a lease: its holder renews it
+(:func:`renew_claims`) while the work runs, and one not renewed for ``stale_after`` seconds
+was left by a worker (or a whole host) that died; its intents are claimed again. On
+PostgreSQL, hosts claim side by side with ``SELECT … FOR UPDATE SKIP LOCKED``. An add needs
+the image's bytes, so a host claims only adds of which one of its libraries holds a live
+copy (SPEC §9.3); updates and deletes any host may claim. Recording a success
 stores what the gallery now has (``have_*``) and derives the next op from what it should
 have, so a file renamed while its add was in flight costs one update afterwards.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -27,7 +31,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     or_,
     select,
     update,
@@ -40,15 +43,17 @@ from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
     ITEM_SYNCED,
+    VERDICT_OK,
     Content,
     File,
     Item,
     Library,
-    Tombstone,
     format_tags,
     intent_op,
     parse_tags,
 )
+from syncd.ledger.tombstones import record_tombstones
+from syncd.paths import FILE_LIVE
 
 OPS: tuple[str, ...] = ("add", "update", "delete")
 
@@ -100,18 +105,67 @@ def _claimable() -> ColumnElement[bool]:
     )
 
 
-def next_due_at(session: Session, galleries: Sequence[str]) -> float | None:
-    """When the next unclaimed, unblocked intent of ``galleries`` is due (epoch s), or None."""
-    due = session.scalar(
-        select(func.min(Item.next_attempt_at)).where(
-            _unblocked_pending(), Item.claim_owner.is_(None), Item.gallery.in_(galleries)
+def _host_can_send() -> ColumnElement[bool]:
+    """An update or delete, or an add of which a library of host ``host`` (bound at
+    execution) holds a live copy: only a host with the bytes can send them (SPEC §9.3)."""
+    local_copy = (
+        select(Content.item_id)
+        .join(File, File.content_hash == Content.content_hash)
+        .join(Library, and_(Library.id == File.library_id, Library.gallery == Content.gallery))
+        .where(
+            Content.item_id == Item.id,
+            Library.host == bindparam("host", type_=String),
+            File.state == FILE_LIVE,
+            File.verdict == VERDICT_OK,
         )
+        .correlate(Item)
     )
+    return or_(Item.op != "add", exists(local_copy))
+
+
+def owner_prefix(host: str) -> str:
+    """The start of every claim owner of host ``host`` (``host:pid:random``)."""
+    return f"{host}:"
+
+
+def renew_claims(session: Session, owner: str, now: float) -> int:
+    """Renew every lease ``owner`` holds to ``now`` (seconds); returns how many."""
+    done = session.execute(
+        update(Item)
+        .where(Item.claim_owner == owner)
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
+
+
+def release_host_claims(session: Session, host: str) -> None:
+    """Give back the leases of every earlier process of host ``host`` (it holds the host's
+    sync lock now, so those processes are gone)."""
+    session.execute(
+        update(Item)
+        .where(Item.claim_owner.startswith(owner_prefix(host), autoescape=True))
+        .values(claim_owner=None, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def next_due_at(
+    session: Session, galleries: Sequence[str], host: str | None = None
+) -> float | None:
+    """When the next unclaimed, unblocked intent of ``galleries`` is due (epoch s), or None;
+    with ``host``, only intents that host can send."""
+    query = select(func.min(Item.next_attempt_at)).where(
+        _unblocked_pending(), Item.claim_owner.is_(None), Item.gallery.in_(galleries)
+    )
+    if host is not None:
+        query = query.where(_host_can_send())
+    due = session.scalar(query, {"host": host} if host is not None else {})
     return None if due is None else float(due)
 
 
 @functools.cache
-def _claim_statements(by_gallery: bool) -> tuple[Any, Update, Any]:
+def _claim_statements(by_gallery: bool, by_host: bool = False) -> tuple[Any, Update, Any]:
     """The three statements of a claim, built once: SQLAlchemy then finds them in its cache
     without walking them again (a third of a claim's CPU when rebuilt per call)."""
     due = (
@@ -119,10 +173,13 @@ def _claim_statements(by_gallery: bool) -> tuple[Any, Update, Any]:
         .where(_claimable(), Item.op.in_(bindparam("ops", expanding=True)))
         .order_by(Item.next_attempt_at, Item.id)
         .limit(bindparam("limit", type_=Integer))
+        # PostgreSQL: rows another host is claiming right now are skipped, not waited for
         .with_for_update(skip_locked=True)
     )
     if by_gallery:
         due = due.where(Item.gallery.in_(bindparam("galleries", expanding=True)))
+    if by_host:
+        due = due.where(_host_can_send())
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     mark = (
         update(Item)
@@ -143,6 +200,7 @@ def _claim_statements(by_gallery: bool) -> tuple[Any, Update, Any]:
             File.relpath,
             File.content_hash,
             Item.attempts,
+            Library.host,
         )
         .outerjoin(File, File.id == Item.source_file_id)
         .outerjoin(Library, Library.id == File.library_id)
@@ -161,14 +219,16 @@ def claim_due_intents(
     ops: Sequence[str] = OPS,
     galleries: Sequence[str] = (),
     stale_after: float = CLAIM_STALE_AFTER,
+    host: str | None = None,
 ) -> list[Intent]:
     """Claim up to ``limit`` due intents for ``owner`` (unique per worker) at ``now`` (s).
 
-    Due: pending, ``next_attempt_at <= now``, not claimed (or claimed more than
-    ``stale_after`` seconds ago), and not waiting for another item's add. Call inside a
-    transaction; the claim holds once it commits.
+    Due: pending, ``next_attempt_at <= now``, not claimed (or the lease not renewed for
+    ``stale_after`` seconds), and not waiting for another item's add. With ``host``, adds
+    only when a library of that host holds a live copy, and an add reads that copy. Call
+    inside a transaction; the claim holds once it commits.
     """
-    due, mark, claimed = _claim_statements(bool(galleries))
+    due, mark, claimed = _claim_statements(bool(galleries), host is not None)
     values: dict[str, Any] = {
         "now": now,
         "stale_before": now - stale_after,
@@ -178,6 +238,8 @@ def claim_due_intents(
     }
     if galleries:
         values["galleries"] = list(galleries)
+    if host is not None:
+        values["host"] = host
     # Core execution on the session's connection: the ORM's per-statement setup is most of
     # the cost of these small statements, and no ORM object is wanted
     session.flush()  # Core statements do not autoflush the session's pending changes
@@ -188,8 +250,21 @@ def claim_due_intents(
     values["ids"] = ids
     connection.execute(mark, values)
     rows = connection.execute(claimed, values)
-    return [
-        Intent(
+    intents: list[Intent] = []
+    for (
+        item_id,
+        gallery,
+        op,
+        cont_sign,
+        want_brief,
+        want_tags,
+        library,
+        relpath,
+        content_hash,
+        attempts,
+        source_host,
+    ) in rows:
+        intent = Intent(
             item_id,
             gallery,
             op or "",
@@ -201,19 +276,42 @@ def claim_due_intents(
             content_hash,
             attempts,
         )
-        for (
-            item_id,
-            gallery,
-            op,
-            cont_sign,
-            want_brief,
-            want_tags,
-            library,
-            relpath,
-            content_hash,
-            attempts,
-        ) in rows
-    ]
+        if host is not None and op == "add" and source_host != host:
+            # the brief names another host's copy (the oldest); this host sends its own
+            intent = _with_local_copy(connection, intent, host)
+        intents.append(intent)
+    return intents
+
+
+@functools.cache
+def _local_copy_statement() -> Any:
+    """The oldest live copy of an item held by a library of host ``host`` (built once)."""
+    return (
+        select(Library.name, File.relpath, File.content_hash)
+        .select_from(Content)
+        .join(File, File.content_hash == Content.content_hash)
+        .join(Library, and_(Library.id == File.library_id, Library.gallery == Content.gallery))
+        .where(
+            Content.item_id == bindparam("item_id", type_=Integer),
+            Library.host == bindparam("host", type_=String),
+            File.state == FILE_LIVE,
+            File.verdict == VERDICT_OK,
+        )
+        .order_by(File.first_seen_at, File.id)
+        .limit(1)
+    )
+
+
+def _with_local_copy(connection: Any, intent: Intent, host: str) -> Intent:
+    """``intent`` reading the copy a library of ``host`` holds (unchanged if none: the add
+    then fails as "no live file", and the planner's next look settles it)."""
+    row = connection.execute(
+        _local_copy_statement(), {"item_id": intent.item_id, "host": host}
+    ).first()
+    if row is None:
+        return intent
+    library, relpath, content_hash = row
+    return replace(intent, library=library, relpath=relpath, content_hash=content_hash)
 
 
 def release_claims(session: Session, owner: str) -> None:
@@ -230,6 +328,7 @@ _FINISHED_COLUMNS = (
     "updated_at",
     "error_code",
     "error_message",
+    "latency_until",
     "op",
     "attempts",
     "state",
@@ -263,6 +362,7 @@ def _finished(
         "updated_at": now,
         "error_code": None,
         "error_message": None,
+        "latency_until": None,
         "op": op,
         "attempts": 0,
         "state": ITEM_SYNCED if op is None else ITEM_PENDING,
@@ -419,14 +519,7 @@ def record_deleted(session: Session, item_ids: Sequence[int], owner: str, now: f
             content_hash = session.scalar(
                 select(Content.content_hash).where(Content.item_id == item.id).limit(1)
             )
-            session.execute(
-                insert(Tombstone).values(
-                    gallery=item.gallery,
-                    cont_sign=item.cont_sign,
-                    content_hash=content_hash,
-                    deleted_at=now,
-                )
-            )
+            record_tombstones(session, item.gallery, [item.cont_sign], content_hash, now)
         item.cont_sign = None
         item.have_brief = None
         item.have_tags = None
@@ -440,12 +533,13 @@ def record_failure(
     session: Session,
     item_id: int,
     owner: str,
-    code: int,
+    code: int | None,
     message: str,
     now: float,
     retry_at: float | None,
 ) -> None:
-    """A call for the item failed with API ``code``/``message`` (never a secret).
+    """A call for the item failed with API ``code``/``message`` (never a secret); ``code``
+    None: a reason of syncd's own (the file cannot be read, …).
 
     ``retry_at`` (seconds since the epoch) schedules another attempt (backoff); None marks
     the item failed until its file changes or ``syncd retry``.
@@ -459,6 +553,7 @@ def record_failure(
     item.attempts += 1
     item.error_code = code
     item.error_message = message
+    item.latency_until = None
     item.updated_at = now
     if retry_at is None:
         item.state = ITEM_FAILED
@@ -476,13 +571,6 @@ def retry_failed(session: Session, item_ids: Sequence[int], now: float) -> None:
             or_(Item.state == ITEM_FAILED, and_(Item.state == ITEM_PENDING, Item.op.is_not(None))),
         )
         .values(state=ITEM_PENDING, attempts=0, next_attempt_at=now)
-    )
-
-
-def item_for_cont_sign(session: Session, gallery: str, cont_sign: str) -> int | None:
-    """The ledger's item that holds ``cont_sign`` in ``gallery``, if any."""
-    return session.scalar(
-        select(Item.id).where(Item.gallery == gallery, Item.cont_sign == cont_sign)
     )
 
 
@@ -505,3 +593,39 @@ def merge_items(session: Session, from_item_id: int, into_item_id: int) -> None:
     session.execute(delete(Item).where(Item.id == from_item_id))
     for gallery in {g for g, _ in rows}:
         queue_contents(session, gallery, [h for g, h in rows if g == gallery])
+
+
+def requeue(session: Session, item_ids: Sequence[int], owner: str, at: float) -> None:
+    """Give the intents ``owner`` holds back, due at ``at`` (epoch s), without counting an
+    attempt (a rate or quota pause, a shutdown, a closed gallery)."""
+    session.execute(
+        update(Item)
+        .where(Item.id.in_(item_ids), Item.claim_owner == owner)
+        .values(claim_owner=None, claimed_at=None, next_attempt_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def wait_out_latency(session: Session, item_id: int, owner: str, until: float, why: str) -> None:
+    """The gallery still holds a copy of this image that syncd deleted lately: its add waits
+    until ``until`` (epoch s), when the deletion latency is over (SPEC §2.6)."""
+    session.execute(
+        update(Item)
+        .where(Item.id == item_id, Item.claim_owner == owner)
+        .values(
+            claim_owner=None,
+            claimed_at=None,
+            next_attempt_at=until,
+            latency_until=until,
+            error_code=None,
+            error_message=why,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def held_by(session: Session, item_ids: Sequence[int], owner: str) -> set[int]:
+    """Those of ``item_ids`` whose claim ``owner`` still holds."""
+    return set(
+        session.scalars(select(Item.id).where(Item.id.in_(item_ids), Item.claim_owner == owner))
+    )

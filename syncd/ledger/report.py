@@ -1,11 +1,11 @@
 """What the ledger can tell a person: the plan of pending intents, per-library status,
-and the small durable state (account pause, stopped galleries) kept in ``settings``.
+the account pause and stopped galleries (stored by ``syncd.ledger.settings``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +16,6 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
-    delete,
     func,
     null,
     or_,
@@ -24,7 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from syncd.ledger.dialect import insert_or_ignore
 from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
@@ -36,42 +34,10 @@ from syncd.ledger.models import (
     File,
     Item,
     Library,
-    Setting,
 )
+from syncd.ledger.settings import GALLERY_STOP_PREFIX, PAUSE_KEY, get_setting, settings_with_prefix
 from syncd.paths import FILE_HELD, FILE_LIVE, FILE_VANISHED, brief_path
-
-#: settings key of the account pause (JSON of syncd.sync.pause.AccountPause)
-PAUSE_KEY = "account_pause"
-#: settings key prefix of a gallery stopped by a setup error (JSON of GalleryStop)
-GALLERY_STOP_PREFIX = "gallery_stop:"
-
-
-# -- settings ---------------------------------------------------------------------------------
-
-
-def put_setting(session: Session, key: str, value: str, now: float) -> None:
-    """Store ``value`` (JSON text) under ``key``."""
-    session.execute(delete(Setting).where(Setting.key == key))
-    session.execute(insert_or_ignore(Setting).values(key=key, value=value, updated_at=now))
-
-
-def get_setting(session: Session, key: str) -> str | None:
-    """The text stored under ``key``, or None."""
-    return session.scalar(select(Setting.value).where(Setting.key == key))
-
-
-def delete_setting(session: Session, key: str) -> None:
-    """Forget ``key``."""
-    session.execute(delete(Setting).where(Setting.key == key))
-
-
-def settings_with_prefix(session: Session, prefix: str) -> dict[str, str]:
-    """key -> text of every setting whose key starts with ``prefix``."""
-    rows = session.execute(
-        select(Setting.key, Setting.value).where(Setting.key.startswith(prefix, autoescape=True))
-    )
-    return {key: value for key, value in rows}
-
+from syncd.pauses import AccountPause, GalleryStop
 
 # -- the plan ---------------------------------------------------------------------------------
 
@@ -277,6 +243,41 @@ def failed_files(session: Session, libraries: Sequence[str] = ()) -> list[PlanEn
     return sorted(entries, key=lambda e: (e.library, e.path))
 
 
+def failed_files_summary(session: Session, libraries: Collection[str], limit: int) -> PlanList:
+    """How many live files of ``libraries`` (names) are not synced for a reason, and the
+    first ``limit`` of them by library and path, as ``failed_files`` orders them.
+
+    Counted in SQL, and only those ``limit`` rows read: a no-change ``reconcile`` of a
+    library of refused files must not build one entry per file (SPEC §8).
+    """
+    total = 0
+    first: list[PlanEntry] = []
+    # unnamed queries: naming the libraries makes SQLite read every file row of them
+    for query in _failed_files_queries(session, ()):
+        rows = query.subquery()
+        counts: dict[str, int] = {
+            name: n
+            for name, n in session.execute(select(rows.c.name, func.count()).group_by(rows.c.name))
+        }
+        wanted = sum(n for name, n in counts.items() if name in libraries)
+        if not wanted:
+            continue
+        total += wanted
+        ordered = query.order_by(Library.name, File.relpath)
+        if all(name in libraries for name in counts):
+            ordered = ordered.limit(limit)
+        taken = 0
+        with session.execute(ordered) as result:
+            for row in result:
+                if taken == limit:
+                    break
+                if row[0] in libraries:
+                    first.append(_failure_entry(*row))
+                    taken += 1
+    first.sort(key=lambda e: (e.library, e.path))
+    return PlanList(total, first[:limit])
+
+
 # -- status -----------------------------------------------------------------------------------
 
 
@@ -305,6 +306,43 @@ class StatusReport:
     fatal: dict[str, Any] | None
     #: libraries the ledger holds that the config no longer names (their items stay)
     unconfigured: list[LibraryStatus] = field(default_factory=list)
+    #: every host that synced with this ledger (SPEC §9)
+    hosts: list[HostStatus] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """One host sharing the ledger: when it was last seen (seconds since the epoch), the
+    libraries it owns, and the API calls it sent in the last minute."""
+
+    name: str
+    last_seen: float
+    libraries: list[str]
+    calls_last_minute: int
+
+
+def host_status(session: Session, now: float) -> list[HostStatus]:
+    """Every host of the ledger (and owners of libraries that no host row names), by name."""
+    from syncd.ledger.models import CallLog, Host
+
+    seen = {name: float(last) for name, last in session.execute(select(Host.name, Host.last_seen))}
+    owned: dict[str, list[str]] = {}
+    for name, host in session.execute(
+        select(Library.name, Library.host).where(Library.host.is_not(None)).order_by(Library.name)
+    ):
+        owned.setdefault(host or "", []).append(name)
+    # a sliding minute: this minute's calls and the part of the last one still inside it
+    minute = int(now // 60)
+    share = 1.0 - (now / 60 - minute)
+    calls: dict[str, float] = {}
+    for host, at, n in session.execute(
+        select(CallLog.host, CallLog.minute, CallLog.calls).where(CallLog.minute >= minute - 1)
+    ):
+        calls[host] = calls.get(host, 0.0) + n * (1.0 if at == minute else share)
+    return [
+        HostStatus(name, seen.get(name, 0.0), owned.get(name, []), round(calls.get(name, 0.0)))
+        for name in sorted(set(seen) | set(owned))
+    ]
 
 
 def ledger_status(
@@ -322,7 +360,8 @@ def ledger_status(
         if name not in named
     ]
     kept = [line for line in gone if line.files or line.items or line.pending]
-    return StatusReport(lines, _pause(session, now), _stops(session), kept)
+    hosts = host_status(session, now)
+    return StatusReport(lines, _pause(session, now), _stops(session), kept, hosts)
 
 
 def empty_status(libraries: Sequence[tuple[str, str]]) -> StatusReport:
@@ -343,6 +382,7 @@ def status_document(
         "fatal": report.fatal,
         "unconfigured": [dataclasses.asdict(line) for line in report.unconfigured],
         "unsettled_adds": unsettled_adds,
+        "hosts": [dataclasses.asdict(host) for host in report.hosts],
     }
     if failures is not None:
         data["failed"] = [dataclasses.asdict(entry) for entry in failures]
@@ -392,8 +432,6 @@ def _library_status(session: Session, name: str, gallery: str) -> LibraryStatus:
 
 
 def _pause(session: Session, now: float) -> dict[str, Any] | None:
-    from syncd.sync.pause import AccountPause
-
     text = get_setting(session, PAUSE_KEY)
     if text is None:
         return None
@@ -407,8 +445,6 @@ def _pause(session: Session, now: float) -> dict[str, Any] | None:
 
 
 def _stops(session: Session) -> dict[str, Any] | None:
-    from syncd.sync.pause import GalleryStop
-
     stops: dict[str, Any] = {}
     for key, text in settings_with_prefix(session, GALLERY_STOP_PREFIX).items():
         gallery = key.removeprefix(GALLERY_STOP_PREFIX)

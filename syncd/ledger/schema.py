@@ -78,8 +78,10 @@ def _v2_to_v3(conn: Connection) -> None:
 
 def _v3_to_v4(conn: Connection) -> None:
     """v4: several hosts share a ledger: libraries name their host, hosts heartbeat, and
-    calls are counted per host and minute."""
+    calls are counted per host and minute; an add waiting out the gallery's deletion
+    latency says so in its own column."""
     conn.execute(text("ALTER TABLE libraries ADD COLUMN host VARCHAR(200)"))
+    conn.execute(text("ALTER TABLE items ADD COLUMN latency_until FLOAT"))
     metadata = MetaData()
     Table(
         "hosts",
@@ -103,6 +105,10 @@ def _v3_to_v4(conn: Connection) -> None:
 #: MIGRATIONS[n] upgrades a ledger at schema version n + 1 to n + 2
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
 assert len(MIGRATIONS) + 1 == SCHEMA_VERSION
+
+
+#: the session of one ledger transaction, as the other stages name it (they import no SQLAlchemy)
+LedgerSession = Session
 
 
 class Ledger:

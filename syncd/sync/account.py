@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from syncd.errors import ApiError
-from syncd.ledger.report import (
+from syncd.ledger.schema import Ledger
+from syncd.ledger.settings import (
     GALLERY_STOP_PREFIX,
     PAUSE_KEY,
     delete_setting,
@@ -19,8 +20,7 @@ from syncd.ledger.report import (
     put_setting,
     settings_with_prefix,
 )
-from syncd.ledger.schema import Ledger
-from syncd.sync.pause import AccountPause, GalleryStop, pause_for_quota, stop_for_setup_error
+from syncd.pauses import AccountPause, GalleryStop, pause_for_quota, stop_for_setup_error
 
 log = logging.getLogger("syncd.sync")
 
@@ -51,6 +51,8 @@ class AccountState:
         #: stops recorded before this process started: cleared by the first call that works
         self._inherited: set[str] = set()
         self._loaded_at = float("-inf")
+        #: stops recorded since then are another host's: they hold here too (SPEC §9.5)
+        self._started = clock()
 
     def refresh(self, max_age: float = REFRESH_AFTER) -> None:
         """While calls are held back, look in the ledger at most every ``max_age`` seconds
@@ -69,6 +71,47 @@ class AccountState:
                 self._pause = None
                 log.info("the quota pause was lifted")
             for gallery in [g for g in self._stops if GALLERY_STOP_PREFIX + g not in stopped]:
+                del self._stops[gallery]
+                log.info("the stop of gallery %s was lifted", gallery)
+
+    def follow(self) -> None:
+        """Take up what other hosts recorded in the ledger (SPEC §9.5): a quota pause, a
+        gallery stopped since this process started, a pause or stop lifted. The heartbeat
+        calls it every few seconds, so a 17 seen by one host pauses all."""
+        read_at = self._clock()
+        with self._ledger.transaction() as session:
+            text = get_setting(session, PAUSE_KEY)
+            stopped = settings_with_prefix(session, GALLERY_STOP_PREFIX)
+        now = self._clock()
+        pause = None
+        if text is not None:
+            try:
+                pause = AccountPause.from_json(text)
+            except (ValueError, KeyError, TypeError):
+                pause = None
+        stops: dict[str, GalleryStop] = {}
+        for key, value in stopped.items():
+            try:
+                stops[key.removeprefix(GALLERY_STOP_PREFIX)] = GalleryStop.from_json(value)
+            except (ValueError, KeyError, TypeError):
+                continue
+        with self._lock:
+            self._loaded_at = now
+            if pause is not None and pause.active(_utc(now)) and self._pause != pause:
+                if self._pause is None:
+                    log.warning("calls paused (recorded by another host): %s", pause.describe())
+                self._pause = pause
+            elif pause is None and self._pause is not None and (
+                self._pause.since.timestamp() < read_at  # not one recorded while we read
+            ):
+                self._pause = None
+                log.info("the quota pause was lifted")
+            for gallery, stop in stops.items():
+                fresh = stop.since.timestamp() >= self._started
+                if gallery not in self._stops and gallery not in self._inherited and fresh:
+                    self._stops[gallery] = stop
+                    log.error("%s (recorded by another host)", stop.advice)
+            for gallery in [g for g in self._stops if g not in stops]:
                 del self._stops[gallery]
                 log.info("the stop of gallery %s was lifted", gallery)
 

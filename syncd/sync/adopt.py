@@ -1,4 +1,8 @@
-"""What to do when an add answers 216681 "item exist" (SPEC §2.6), decided from a search.
+"""What to do when an add answers 216681 "item exist" (SPEC §2.6).
+
+The real API's answer names the item (``cont_sign``): :func:`decide_named_adoption`
+adopts it with no other call. An answer that does not name it is followed by a search
+with the image, and :func:`decide_adoption` chooses among the hits.
 
 The gallery already holds the image: a copy under other content, a previous install, a
 lost ledger, or an item syncd itself deleted less than the deletion latency ago (the API
@@ -33,10 +37,11 @@ class Hit(Protocol):
 
 @dataclass(frozen=True)
 class Adopt:
-    """Take over the gallery's item ``cont_sign`` (then update its brief/tags)."""
+    """Take over the gallery's item ``cont_sign`` (then update its brief/tags); ``brief``
+    as the gallery shows it, None when the answer did not say."""
 
     cont_sign: str
-    brief: str
+    brief: str | None
 
 
 @dataclass(frozen=True)
@@ -89,3 +94,18 @@ def decide_adoption(
     if ghosts:
         return AddAfter(when=max(ghosts) + window)
     return NoMatch()
+
+
+def decide_named_adoption(
+    cont_sign: str,
+    deleted_at: datetime | None,
+    now: datetime,
+    delete_latency: float,
+) -> Adopt | AddAfter:
+    """Adopt the item a 216681 answer names, unless syncd deleted that very item less than
+    ``delete_latency`` seconds before ``now`` (``deleted_at``, aware UTC): the gallery still
+    holds its ghost and takes the image again after the window (the tombstone rule wins)."""
+    window = timedelta(seconds=delete_latency)
+    if deleted_at is not None and now < deleted_at + window:
+        return AddAfter(when=deleted_at + window)
+    return Adopt(cont_sign=cont_sign, brief=None)

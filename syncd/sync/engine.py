@@ -1,7 +1,7 @@
 """The sync engine: ``api.concurrency`` workers turning the ledger's intents into calls.
 
 Workers claim due intents from the ledger (the queue), make the calls through the shared
-rate limiter and record each answer (``syncd.sync.workers``). Deletes of a gallery are
+rate limiter and record each answer (``syncd.sync.add``, ``update``, ``delete``). Deletes of a gallery are
 claimed a thousand at a time so they go out in as few calls as the API allows. An idle
 worker waits on a condition variable until the next intent is due or ``wake`` says new
 work is in the ledger; nothing polls in a loop.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -24,23 +23,36 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, func, select, update
-
 from syncd.api import ImageSearchClient
 from syncd.config import Config
-from syncd.errors import ITEM_EXISTS_CODE, SyncdError
-from syncd.ledger.models import ITEM_PENDING, File, Item
-from syncd.ledger.queue import Intent, claim_due_intents, next_due_at
+from syncd.errors import SyncdError
+from syncd.ledger.backlog import backlog, vanished_waiting
+from syncd.ledger.hosts import join_ledger
+from syncd.ledger.queue import (
+    Intent,
+    claim_due_intents,
+    next_due_at,
+    owner_prefix,
+    release_claims,
+    release_host_claims,
+)
 from syncd.ledger.schema import Ledger
-from syncd.paths import FILE_VANISHED
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
 from syncd.sync.account import AccountState
+from syncd.sync.add import run_add
+from syncd.sync.context import Stopping, SyncContext, Tally, Worker
+from syncd.sync.delete import run_deletes
+from syncd.sync.failures import back_off_unsettled, release
+from syncd.sync.heartbeat import Heartbeat
 from syncd.sync.inflight import AddSpool
+from syncd.sync.inflight_audit import audit_spool
 from syncd.sync.lock import SyncLock
-from syncd.sync.pause import AccountPause, GalleryStop
+from syncd.pauses import AccountPause, GalleryStop
 from syncd.sync.rate import RateLimiter
-from syncd.sync.workers import IntentRunner, Recorder, Stopping, SyncContext, Tally
+from syncd.sync.recorder import Recorder
+from syncd.sync.shared_rate import SharedRateLimiter
+from syncd.sync.update import run_update
 
 log = logging.getLogger("syncd.sync")
 
@@ -136,12 +148,15 @@ class SyncEngine:
         self._config = config
         self._galleries = list(galleries)
         self._clock = clock
-        self._lock = lock if lock is not None else SyncLock(ledger.path)
-        self._owner = f"{socket.gethostname()[:24]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lock = lock if lock is not None else SyncLock(ledger.path, config.host)
+        self._host = config.host.name
+        self._owner = f"{owner_prefix(self._host)}{os.getpid()}:{secrets.token_hex(4)}"
+        self._heartbeat: Heartbeat | None = None
         self._ctx = SyncContext(
             ledger=ledger,
             client=client,
-            limiter=limiter if limiter is not None else RateLimiter(config.api.qps),
+            # the account's rate, shared with every host of the ledger (SPEC §9.5)
+            limiter=limiter if limiter is not None else SharedRateLimiter(ledger, config.api.qps),
             account=AccountState(ledger, clock),
             libraries={lib.name: lib for lib in config.libraries},
             plan_rules=PlanRules.of(config),
@@ -150,7 +165,7 @@ class SyncEngine:
             in_flight=threading.BoundedSemaphore(max(1, config.api.concurrency)),
             clock=clock,
             tally=Tally(),
-            spool=AddSpool.beside(ledger.path),
+            spool=AddSpool.for_host(ledger.path, config.host),
         )
         self._ctx.recorder.on_commit = self.wake
         # a call the client repeats after renewing its token counts against api.qps too
@@ -175,17 +190,29 @@ class SyncEngine:
     # -- lifecycle ----------------------------------------------------------------------
 
     def _begin(self, retry_stops: bool) -> None:
-        """Take the ledger's sync lock and clean up after a process that died."""
+        """Take this host's sync lock, join the ledger (SPEC §9), clean up after a process
+        of this host that died, and start the heartbeat."""
         self._lock.acquire()
-        self._ctx.account = AccountState(self._ledger, self._clock, retry_stops=retry_stops)
-        self._ctx.account.load()
-        with self._ledger.transaction() as session:
-            # we hold the sync lock: any other claim was left by a process that is gone
-            session.execute(
-                update(Item)
-                .where(Item.claim_owner.is_not(None))
-                .values(claim_owner=None, claimed_at=None)
+        try:
+            join_ledger(self._ledger, self._config)
+            self._ctx.account = AccountState(self._ledger, self._clock, retry_stops=retry_stops)
+            self._ctx.account.load()
+            with self._ledger.transaction() as session:
+                # we hold the host's sync lock: its other claims were left by a dead process
+                release_host_claims(session, self._host)
+            self._heartbeat = Heartbeat(
+                self._ledger, self._host, self._owner, self._ctx.account, self._ctx.tally
             )
+            self._heartbeat.start()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _end_heartbeat(self) -> None:
+        """Stop the heartbeat (after the workers: their leases are renewed until then)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def _audit_spool(self) -> None:
         """Settle adds whose answers were lost (a crash, a timeout): ``syncd.sync.inflight``."""
@@ -195,7 +222,7 @@ class SyncEngine:
             self._last_audit = time.monotonic()
             galleries = self._ctx.account.open_galleries(self._galleries)
             if galleries:
-                IntentRunner(self._ctx, self._owner).audit_spool(galleries)
+                audit_spool(Worker(self._ctx, self._owner), galleries)
         except Stopping:
             pass
         except Exception:
@@ -235,6 +262,7 @@ class SyncEngine:
         for thread in self._threads:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             thread.join(left)
+        self._end_heartbeat()
         if not any(thread.is_alive() for thread in self._threads):
             self._release_own_claims()
         self._lock.release()
@@ -263,6 +291,7 @@ class SyncEngine:
             return self._report()
         finally:
             self._ctx.limiter.close()
+            self._end_heartbeat()
             self._release_own_claims()
             self._lock.release()
 
@@ -287,7 +316,7 @@ class SyncEngine:
     # -- the workers --------------------------------------------------------------------
 
     def _worker_main(self, index: int) -> None:
-        runner = IntentRunner(self._ctx, self._owner)
+        runner = Worker(self._ctx, self._owner)
         while True:
             try:
                 self._worker_loop(runner)
@@ -303,7 +332,7 @@ class SyncEngine:
                         return
                     self._cv.wait(ERROR_PAUSE)
 
-    def _worker_loop(self, runner: IntentRunner) -> None:
+    def _worker_loop(self, runner: Worker) -> None:
         while True:
             with self._cv:
                 if self._stopping or self._done:
@@ -350,7 +379,7 @@ class SyncEngine:
                     timeout = min(MAX_IDLE_WAIT, max(CONTENDED_WAIT, wake_at - now))
                 self._cv.wait(timeout)
 
-    def _next_work(self, runner: IntentRunner, galleries: Sequence[str]) -> _Work | None:
+    def _next_work(self, runner: Worker, galleries: Sequence[str]) -> _Work | None:
         """The next claimed work of this process; claims a batch from the ledger when none
         is left. Work of a gallery that may not be called now goes back to the ledger."""
         with self._claiming:
@@ -358,7 +387,7 @@ class SyncEngine:
                 work = self._claimed.popleft()
                 if work.gallery in galleries:
                     return work
-                runner.release(work.intents)
+                release(runner, work.intents)
             if not galleries:
                 return None
             batch = self._claim(galleries)
@@ -370,24 +399,24 @@ class SyncEngine:
                 self._cv.notify_all()
         return batch[0]
 
-    def _run(self, runner: IntentRunner, work: _Work) -> None:
+    def _run(self, runner: Worker, work: _Work) -> None:
         with self._cv:
             self._busy += 1
         try:
             if work.deletes:
-                runner.run_deletes(work.gallery, work.intents)
+                run_deletes(runner, work.gallery, work.intents)
             else:
                 for intent in work.intents:
                     if intent.op == "add":
-                        runner.run_add(intent)
+                        run_add(runner, intent)
                     else:
-                        runner.run_update(intent)
+                        run_update(runner, intent)
         except Stopping:
-            runner.release(work.intents)
+            release(runner, work.intents)
         except Exception:
             # one bad intent (or a ledger hiccup) must not end the service: back off and go on
             log.exception("sync worker: internal error on %d intent(s)", len(work.intents))
-            runner.back_off_unsettled(work.intents, "internal error (see the log)")
+            back_off_unsettled(runner, work.intents, "internal error (see the log)")
         finally:
             with self._cv:
                 self._busy -= 1
@@ -400,7 +429,9 @@ class SyncEngine:
         now = self._clock()
         size = CLAIM_PER_WORKER * max(1, self._config.api.concurrency)
         with self._ledger.transaction() as session:
-            intents = claim_due_intents(session, self._owner, now, limit=size, galleries=galleries)
+            intents = claim_due_intents(
+                session, self._owner, now, limit=size, galleries=galleries, host=self._host
+            )
             deletes: dict[str, list[Intent]] = {}
             for intent in intents:
                 if intent.op == "delete":
@@ -409,7 +440,7 @@ class SyncEngine:
                 if len(group) < MAX_DELETE_BATCH:
                     group += claim_due_intents(
                         session, self._owner, now, limit=MAX_DELETE_BATCH - len(group),
-                        ops=("delete",), galleries=[gallery],
+                        ops=("delete",), galleries=[gallery], host=self._host,
                     )  # fmt: skip
         work = [_Work(g, group, deletes=True) for g, group in deletes.items()]
         work += [_Work(i.gallery, [i], deletes=False) for i in intents if i.op != "delete"]
@@ -420,21 +451,17 @@ class SyncEngine:
         if not galleries:
             return None
         with self._ledger.transaction() as session:
-            return next_due_at(session, galleries)
+            return next_due_at(session, galleries, self._host)
 
     def _expire_grace(self) -> float | None:
         """Plan the deletes of vanished files whose delete_grace is over; when the next
         grace ends (epoch s). ``reconcile`` waits for graces that end within its horizon."""
         grace = self._config.watch.delete_grace
         with self._ledger.transaction() as session:
-            first = session.scalar(
-                select(func.min(File.vanished_at)).where(
-                    File.state == FILE_VANISHED, File.content_hash.is_not(None)
-                )
-            )
+            first = vanished_waiting(session).first_at
         if first is None:
             return None
-        ends = float(first) + grace
+        ends = first + grace
         if ends > self._clock() or not self._replanning.acquire(blocking=False):
             return ends
         try:
@@ -449,11 +476,7 @@ class SyncEngine:
     def _release_own_claims(self) -> None:
         self._claimed.clear()
         with self._ledger.transaction() as session:
-            session.execute(
-                update(Item)
-                .where(Item.claim_owner == self._owner)
-                .values(claim_owner=None, claimed_at=None)
-            )
+            release_claims(session, self._owner)
 
     # -- the report ---------------------------------------------------------------------
 
@@ -470,30 +493,13 @@ class SyncEngine:
             )
         grace = self._config.watch.delete_grace
         with self._ledger.transaction() as session:
-            pending, retrying, next_due = session.execute(
-                select(
-                    func.count(),
-                    # waiting out the deletion latency (216681) is normal, not a retry
-                    func.count(case((Item.error_code != ITEM_EXISTS_CODE, 1))),
-                    func.min(Item.next_attempt_at),
-                ).where(
-                    and_(
-                        Item.state == ITEM_PENDING,
-                        Item.op.is_not(None),
-                        Item.gallery.in_(self._galleries),
-                    )
-                )
-            ).one()
-            vanished, first_vanish = session.execute(
-                select(func.count(), func.min(File.vanished_at)).where(
-                    File.state == FILE_VANISHED, File.content_hash.is_not(None)
-                )
-            ).one()
-        report.pending = int(pending or 0)
-        report.retrying = int(retrying or 0)
-        report.next_due = None if next_due is None else float(next_due)
-        report.vanished_waiting = int(vanished or 0)
-        report.vanished_due = None if first_vanish is None else float(first_vanish) + grace
+            left = backlog(session, self._galleries)
+            vanished = vanished_waiting(session)
+        report.pending = left.pending
+        report.retrying = left.retrying
+        report.next_due = left.next_due
+        report.vanished_waiting = vanished.files
+        report.vanished_due = None if vanished.first_at is None else vanished.first_at + grace
         if self._ctx.spool is not None:
             report.lost_adds = self._ctx.spool.count()
         report.pause = self._ctx.account.pause()

@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.config import HostConfig
+
 log = logging.getLogger("syncd.sync")
 
 #: the suffix of spooled adds; a file still being written has ``.tmp`` after it
@@ -50,6 +52,11 @@ class AddSpool:
     def beside(cls, ledger_path: Path) -> AddSpool:
         """The spool of the ledger at ``ledger_path``."""
         return cls(ledger_path.with_name(ledger_path.name + ".inflight"))
+
+    @classmethod
+    def for_host(cls, ledger_path: Path, host: HostConfig) -> AddSpool:
+        """The spool of ``host`` (hosts sharing a ledger keep their own, SPEC §9)."""
+        return cls(host.local_path(ledger_path, ".inflight"))
 
     def _path(self, gallery: str, content_hash: str) -> Path:
         return self.directory / f"{gallery}-{content_hash}{SUFFIX}"

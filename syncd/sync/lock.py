@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from syncd.config import HostConfig
 from syncd.errors import SyncdError
 
 
@@ -23,8 +24,13 @@ class LedgerBusy(SyncdError):
 class SyncLock:
     """The exclusive sync lock of the ledger at ``ledger_path`` (``<ledger>.lock``)."""
 
-    def __init__(self, ledger_path: Path) -> None:
-        self.path = ledger_path.with_name(ledger_path.name + ".lock")
+    def __init__(self, ledger_path: Path, host: HostConfig | None = None) -> None:
+        # one lock per host: hosts sharing a ledger sync side by side (SPEC §9)
+        self.path = (
+            ledger_path.with_name(ledger_path.name + ".lock")
+            if host is None
+            else host.local_path(ledger_path, ".lock")
+        )
         self._fd: int | None = None
 
     @property

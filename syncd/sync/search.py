@@ -10,14 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import and_, select
-from sqlalchemy.orm import Session
-
 from syncd.api import SearchHit
 from syncd.config import Config
-from syncd.ledger.models import VERDICT_OK, Content, File, Item, Library, Tombstone
+from syncd.ledger.items import HitState, item_paths
 from syncd.ledger.schema import open_ledger
-from syncd.paths import FILE_LIVE, printable_relpath
+from syncd.paths import printable_relpath
 from syncd.protocol import RN_MAX, GalleryName
 from syncd.scan.prepare import prepare_image
 from syncd.scan.scanner import select_libraries
@@ -88,56 +85,17 @@ def _with_paths(
         with ledger.transaction() as session:
             found = []
             for gallery, hit in hits:
-                known, paths = _paths_of(session, gallery, hit.cont_sign, libraries, roots)
-                if known is None:
+                state, rows = item_paths(session, gallery, hit.cont_sign, libraries)
+                if state is HitState.DELETED:
                     continue  # deleted by syncd: the gallery still shows it for a while
-                if only_these and known and not paths:
+                if only_these and state is HitState.HELD and not rows:
                     continue
+                # shown to people and in JSON: undecodable bytes as \xNN (printable_relpath)
+                paths = [
+                    printable_relpath(str(roots[lib] / relpath) if lib in roots else relpath)
+                    for lib, relpath in rows
+                ]
                 found.append(Found(hit.score, hit.cont_sign, hit.brief, gallery, paths))
             return found
     finally:
         ledger.close()
-
-
-def _paths_of(
-    session: Session,
-    gallery: str,
-    cont_sign: str,
-    libraries: Sequence[str],
-    roots: dict[str, Path],
-) -> tuple[bool | None, list[str]]:
-    """(True: the ledger holds the item, False: it does not know it, None: it deleted it;
-    the live local paths of the item within ``libraries``)."""
-    item = session.scalars(
-        select(Item).where(Item.gallery == gallery, Item.cont_sign == cont_sign)
-    ).one_or_none()
-    if item is None:
-        deleted = session.scalar(
-            select(Tombstone.id)
-            .where(Tombstone.gallery == gallery, Tombstone.cont_sign == cont_sign)
-            .limit(1)
-        )
-        return (None if deleted is not None else False), []
-    if not item.want_present:
-        return None, []
-    rows = session.execute(
-        select(Library.name, File.relpath)
-        .join(Library, File.library_id == Library.id)
-        .join(
-            Content,
-            and_(Content.gallery == Library.gallery, Content.content_hash == File.content_hash),
-        )
-        .where(
-            Content.item_id == item.id,
-            File.state == FILE_LIVE,
-            File.verdict == VERDICT_OK,
-            Library.name.in_(libraries),
-        )
-        .order_by(File.first_seen_at, Library.name, File.relpath)
-    )
-    # shown to people and in JSON: undecodable bytes as \xNN (printable_relpath)
-    paths = [
-        printable_relpath(str(roots[lib] / relpath) if lib in roots else relpath)
-        for lib, relpath in rows
-    ]
-    return True, paths

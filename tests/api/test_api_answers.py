@@ -34,7 +34,7 @@ def test_every_error_code_of_the_document_raises_its_class(code: int) -> None:
     body = json.dumps({"error_code": code, "error_msg": "msg", "log_id": 42}).encode()
     with pytest.raises(ApiError) as info:
         decode_answer(200, body)
-    assert type(info.value) is ERROR_TABLE[code][0]
+    assert type(info.value) is ERROR_TABLE[code].cls
     assert (info.value.code, info.value.message, info.value.log_id) == (code, "msg", 42)
 
 

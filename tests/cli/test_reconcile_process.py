@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from imagegen import make_image
 
 from syncd.cli import cli
-from syncd.ledger.report import PAUSE_KEY, put_setting
 from syncd.ledger.schema import open_ledger
-from syncd.sync.pause import AccountPause
+from syncd.ledger.settings import PAUSE_KEY, put_setting
+from syncd.pauses import AccountPause
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 

@@ -14,9 +14,8 @@ from sqlalchemy import select, update
 
 from syncd.gallery.server import GalleryServer
 from syncd.ledger.models import Item
-from syncd.ledger.report import PAUSE_KEY, put_setting
-from syncd.ledger.schema import open_ledger
-from syncd.sync.pause import AccountPause, next_quota_reset
+from syncd.ledger.settings import PAUSE_KEY, put_setting
+from syncd.pauses import AccountPause, next_quota_reset
 
 from .site import Site
 
@@ -64,9 +63,23 @@ def test_rebuilt_ledger_creates_no_duplicates_and_rights_every_brief(site: Site)
     assert {item.cont_sign for item in site.items()} == before
     site.assert_mirrors_disk()
     calls = site.calls()
-    assert calls["add"] == 8 and calls["search"] == 8  # each add answered 216681, adopted
-    assert calls["update"] == 8
+    # each add answered 216681 naming the item, adopted from the answer: no search
+    assert calls == {"add": 8, "update": 8}
     assert "8 adopted" in result.out
+
+
+def test_a_216681_that_names_no_item_is_adopted_through_a_search(site: Site) -> None:
+    populate(site, 4)
+    assert site.syncd("reconcile").code == 0
+    before = {item.cont_sign for item in site.items()}
+    site.forget_ledger()
+    site.server.faults.anonymous_exists = True
+    site.server.reset_counts()
+    result = site.syncd("reconcile")
+    assert result.code == 0, result
+    assert {item.cont_sign for item in site.items()} == before
+    site.assert_mirrors_disk()
+    assert site.calls() == {"add": 4, "search": 4, "update": 4}
 
 
 def test_uninitialized_gallery_exits_3_with_one_line_saying_what_to_do(site: Site) -> None:
@@ -151,8 +164,9 @@ def test_image_deleted_lately_is_added_again_after_the_deletion_latency(
         server.reset_counts()
         result = site.syncd("reconcile")
         assert result.code == 0, result
-        # refused while the gallery still held the deleted item, then added after the window
-        assert site.calls() == {"add": 2, "search": 1}
+        # refused while the gallery still held the deleted item (its 216681 names the item
+        # syncd deleted: no search), then added after the window
+        assert site.calls() == {"add": 2}
         site.assert_mirrors_disk()
     finally:
         server.stop()

@@ -187,8 +187,8 @@ def test_status_shows_a_pause_and_a_stopped_gallery(world: World) -> None:
     from datetime import UTC, datetime, timedelta
 
     from syncd.errors import error_for
-    from syncd.ledger.report import GALLERY_STOP_PREFIX, PAUSE_KEY, put_setting
-    from syncd.sync.pause import pause_for_quota, stop_for_setup_error
+    from syncd.ledger.settings import GALLERY_STOP_PREFIX, PAUSE_KEY, put_setting
+    from syncd.pauses import pause_for_quota, stop_for_setup_error
 
     now = datetime.now(UTC)
     with world.ledger.transaction() as session:

@@ -11,10 +11,10 @@ from ledgers import LedgerChoice
 from sqlalchemy import select
 
 from ledger.world import Call, World
+from syncd.ledger.items import item_for_cont_sign
 from syncd.ledger.models import Item, Tombstone
 from syncd.ledger.queue import (
     claim_due_intents,
-    item_for_cont_sign,
     merge_items,
     record_added,
     record_deleted,

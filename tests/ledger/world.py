@@ -27,6 +27,7 @@ from syncd.ledger.queue import (
 )
 from syncd.ledger.schema import Ledger, open_ledger
 from syncd.paths import brief_path
+from syncd.plan.driver import PlanRules, plan_pending
 from syncd.scan.scanner import (
     LibraryScan,
     PathChanges,
@@ -54,8 +55,8 @@ def toml_config(
     max_delete_fraction: float = 1.0,
     settle: float = 0.0,
     extra: str = "",
-) -> Path:
     ledger: LedgerChoice | None = None,
+) -> Path:
     """Write a config file for ``libraries`` (name, gallery, optional rules) under tmp_path;
     the ledger is ``ledger`` (SQLite at ./data/ledger.db by default)."""
     lines = [
@@ -94,8 +95,8 @@ class World:
         self,
         tmp_path: Path,
         libraries: list[dict[str, object]] | None = None,
-        **config: float | str,
         ledger: LedgerChoice | None = None,
+        **config: float | str,
     ) -> None:
         libraries = libraries or [{"name": "photos", "gallery": "similar"}]
         self.tmp_path = tmp_path
@@ -135,7 +136,9 @@ class World:
     def scan(self, after: float = 0.0, **kwargs: object) -> ScanResult:
         """Scan every library ``after`` seconds after the previous scan's clock."""
         self.clock = max(self.clock + after, time.time())
-        return scan_libraries(self.ledger, self.config, now=self.clock, **kwargs)  # type: ignore[arg-type]
+        result = scan_libraries(self.ledger, self.config, now=self.clock, **kwargs)  # type: ignore[arg-type]
+        plan_pending(self.ledger, PlanRules.of(self.config), self.clock)
+        return result
 
     def scan_paths(
         self,
@@ -152,6 +155,7 @@ class World:
         self.clock = max(self.clock + after, time.time())
         changes = [PathChanges(library, files, subtrees, vanished)]
         result = scan_paths(self.ledger, self.config, changes, moves=moves, now=self.clock)
+        plan_pending(self.ledger, PlanRules.of(self.config), self.clock)
         return next(lib for lib in result.libraries if lib.name == library)
 
     def sync(self, max_rounds: int = 10) -> list[Call]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from syncd.errors import BadRequestError, FatalSetupError, ItemMissingError, TransientError
+from syncd.errors import BadRequestError, GalleryNotCreatedError, ItemMissingError, TransientError
 from syncd.sync.batching import DeleteOutcome, delete_in_batches
 
 
@@ -71,7 +71,7 @@ def test_transient_error_puts_the_batch_on_retry_and_goes_on() -> None:
 
 def test_setup_error_stops_every_remaining_batch() -> None:
     def refused(batch: Sequence[str]) -> None:
-        raise FatalSetupError(216017, "not initialized")
+        raise GalleryNotCreatedError(216017, "not initialized")
 
     seen: list[DeleteOutcome] = []
     outcome = delete_in_batches(signs(2100), refused, on_settled=seen.append)

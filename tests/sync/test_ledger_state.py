@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from syncd.errors import FatalSetupError, QuotaError
-from syncd.ledger.report import PAUSE_KEY, delete_setting, get_setting, put_setting
+from syncd.errors import DailyQuotaError, GalleryNotCreatedError, TotalQuotaError
 from syncd.ledger.schema import Ledger, open_ledger
+from syncd.ledger.settings import PAUSE_KEY, delete_setting, get_setting, put_setting
 from syncd.sync.account import AccountState
 from syncd.sync.lock import LedgerBusy, SyncLock
-from syncd.sync.workers import Record, Recorder
+from syncd.sync.recorder import Record, Recorder
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_one_bad_answer_does_not_lose_the_others_of_its_group(ledger: Ledger) ->
 def test_quota_pause_is_stored_and_seen_by_the_next_process(ledger: Ledger) -> None:
     clock = Clock()
     first = AccountState(ledger, clock)
-    pause = first.on_quota(QuotaError(17, "Open api daily request limit reached"))
+    pause = first.on_quota(DailyQuotaError(17, "Open api daily request limit reached"))
     assert first.open_galleries(["same_hq"]) == []
     later = AccountState(ledger, clock)
     later.load()
@@ -76,7 +76,7 @@ def test_quota_pause_is_stored_and_seen_by_the_next_process(ledger: Ledger) -> N
 def test_lapsed_pause_is_cleared_by_the_first_call_that_works(ledger: Ledger) -> None:
     clock = Clock()
     state = AccountState(ledger, clock)
-    pause = state.on_quota(QuotaError(19, "Open api total request limit reached"))
+    pause = state.on_quota(TotalQuotaError(19, "Open api total request limit reached"))
     clock.now = pause.until.timestamp() + 1
     assert state.open_galleries(["similar"]) == ["similar"]
     state.on_success("similar")
@@ -86,7 +86,7 @@ def test_lapsed_pause_is_cleared_by_the_first_call_that_works(ledger: Ledger) ->
 def test_pause_lifted_by_another_process_is_noticed(ledger: Ledger) -> None:
     clock = Clock()
     state = AccountState(ledger, clock)
-    state.on_quota(QuotaError(17, "daily"))
+    state.on_quota(DailyQuotaError(17, "daily"))
     with ledger.transaction() as session:
         delete_setting(session, PAUSE_KEY)
     clock.now += 60
@@ -101,7 +101,7 @@ def test_stopped_gallery_is_retried_after_a_few_minutes_in_the_service_only(
     service = AccountState(ledger, clock, retry_stops=True)
     one_shot = AccountState(ledger, clock, retry_stops=False)
     for state in (service, one_shot):
-        state.on_setup_error("product", FatalSetupError(216017, "not initialized"))
+        state.on_setup_error("product", GalleryNotCreatedError(216017, "not initialized"))
         assert state.open_galleries(["product", "similar"]) == ["similar"]
     clock.now += 600
     assert service.open_galleries(["product"]) == ["product"]

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from syncd.errors import FatalSetupError, QuotaError, TokenError
-from syncd.sync.pause import (
+from syncd.errors import (
+    DailyQuotaError,
+    FatalSetupError,
+    GalleryNotCreatedError,
+    TokenError,
+    TotalQuotaError,
+    setup_advice,
+)
+from syncd.pauses import (
     AccountPause,
     GalleryStop,
-    fatal_advice,
     next_quota_reset,
     pause_for_quota,
     stop_for_setup_error,
@@ -18,7 +24,7 @@ from syncd.sync.pause import (
 def test_daily_quota_pause_lasts_until_midnight_beijing_time() -> None:
     # 15:30 UTC is 23:30 in UTC+8: the quota resets half an hour later
     now = datetime(2024, 5, 1, 15, 30, tzinfo=UTC)
-    pause = pause_for_quota(QuotaError(17, "Open api daily request limit reached"), now)
+    pause = pause_for_quota(DailyQuotaError(17, "Open api daily request limit reached"), now)
     assert pause.until == datetime(2024, 5, 1, 16, 0, tzinfo=UTC)
     assert pause.active(now)
     assert not pause.active(pause.until)
@@ -33,19 +39,19 @@ def test_quota_reset_after_midnight_beijing_is_the_next_day() -> None:
 
 def test_total_quota_pause_is_probed_again_after_an_hour() -> None:
     now = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
-    pause = pause_for_quota(QuotaError(19, "Open api total request limit reached"), now)
+    pause = pause_for_quota(TotalQuotaError(19, "Open api total request limit reached"), now)
     assert pause.until == now + timedelta(hours=1)
     assert "hourly" in pause.describe()
 
 
 def test_pause_survives_the_ledger_round_trip() -> None:
     now = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
-    pause = pause_for_quota(QuotaError(17, "daily"), now)
+    pause = pause_for_quota(DailyQuotaError(17, "daily"), now)
     assert AccountPause.from_json(pause.to_json()) == pause
 
 
 def test_uninitialized_gallery_names_the_console_step() -> None:
-    advice = fatal_advice("similar", FatalSetupError(216017, "not initialized"))
+    advice = setup_advice("similar", GalleryNotCreatedError(216017, "not initialized"))
     assert advice == (
         "gallery similar is not initialized (error 216017): create the gallery in the "
         "Baidu console (应用详情页 申请建库)"
@@ -54,7 +60,7 @@ def test_uninitialized_gallery_names_the_console_step() -> None:
 
 
 def test_refused_fresh_token_points_at_the_keys() -> None:
-    advice = fatal_advice("same_hq", TokenError(110, "Access token invalid or no longer valid"))
+    advice = setup_advice("same_hq", TokenError(110, "Access token invalid or no longer valid"))
     assert "api.api_key" in advice and "110" in advice
 
 

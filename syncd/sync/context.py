@@ -1,0 +1,142 @@
+"""What every sync worker shares, and the one wrapper every API call goes through.
+
+``SyncContext`` holds the ledger, the client, the shared rate limiter, the account's
+pause and stops, and the facts of the config an operation needs; ``Worker`` is one
+worker's view of it (its claim owner id) with the call wrapper. The jobs are beside this
+module: ``add`` (with 216681 adoption), ``update``, ``delete``, ``failures`` (what an error
+means for the intents), ``inflight_audit`` (adds whose answers were lost).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from syncd.api import ImageSearchClient
+from syncd.config import LibraryConfig
+from syncd.errors import ApiError, RateError
+from syncd.ledger.queue import Intent
+from syncd.ledger.schema import Ledger
+from syncd.paths import printable_relpath
+from syncd.plan.driver import PlanRules, plan_pending
+from syncd.sync.account import AccountState
+from syncd.sync.backoff import retry_delay
+from syncd.sync.inflight import AddSpool
+from syncd.sync.rate import RateLimiter
+from syncd.sync.recorder import Recorder
+
+T = TypeVar("T")
+
+
+class Stopping(Exception):
+    """The engine is shutting down: leave the claimed work to the next start."""
+
+
+@dataclass
+class Tally:
+    """What this process's workers did (thread-safe through ``lock``)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: (operation, "ok" or error class name) -> calls
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    added: int = 0
+    adopted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    last_success: float | None = None
+
+    def bump(self, what: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``what`` (added, adopted, updated, deleted, failed)."""
+        with self.lock:
+            setattr(self, what, getattr(self, what) + n)
+
+    @property
+    def settled(self) -> int:
+        """Intents done so far: added, adopted, updated, deleted or failed."""
+        with self.lock:
+            return self.added + self.adopted + self.updated + self.deleted + self.failed
+
+    def call(self, op: str, result: str, when: float | None = None) -> None:
+        """Count one call of ``op`` answered with ``result``."""
+        with self.lock:
+            self.calls[(op, result)] += 1
+            if when is not None:
+                self.last_success = when
+
+
+@dataclass
+class SyncContext:
+    """What every worker shares: ledger, client, limiter, account state, config facts."""
+
+    ledger: Ledger
+    client: ImageSearchClient
+    limiter: RateLimiter
+    account: AccountState
+    libraries: Mapping[str, LibraryConfig]
+    #: the tag rules and delete_grace the planner runs with
+    plan_rules: PlanRules
+    #: seconds the gallery keeps a deleted item (and refuses to re-add it)
+    delete_latency: float
+    recorder: Recorder
+    #: at most ``api.concurrency`` calls in flight; more workers than that keep it full
+    in_flight: threading.BoundedSemaphore
+    clock: Callable[[], float] = time.time
+    tally: Tally = field(default_factory=Tally)
+    rng: random.Random = field(default_factory=random.Random)
+    #: images of adds whose answers are not recorded yet (None: not kept)
+    spool: AddSpool | None = None
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One worker: the shared context and the owner id its claims carry."""
+
+    ctx: SyncContext
+    owner: str
+
+    def call(self, gallery: str, op: str, send: Callable[[], T]) -> T:
+        """One API call: wait for a free call slot and the shared rate, make it, feed the
+        answer back (rate errors slow the shared rate; a success lifts a gallery's stop).
+        Raises Stopping when the engine shuts down before the call went out."""
+        ctx = self.ctx
+        with ctx.in_flight:
+            if not ctx.limiter.acquire():
+                raise Stopping
+            try:
+                result = send()
+            except ApiError as error:
+                ctx.tally.call(op, type(error).__name__)
+                if isinstance(error, RateError):
+                    ctx.limiter.on_rate_error()
+                raise
+        now = ctx.clock()
+        ctx.tally.call(op, "ok", now)
+        ctx.limiter.on_success()
+        ctx.account.on_success(gallery)
+        return result
+
+    def backoff(self, intent: Intent, now: float) -> float:
+        """When ``intent`` is tried again after its next failure (epoch s, with jitter)."""
+        return now + retry_delay(intent.attempts + 1, self.ctx.rng)
+
+    def replan(self, now: float) -> None:
+        """Plan the contents a merge queued (the merged item's brief names its oldest copy)."""
+        plan_pending(self.ctx.ledger, self.ctx.plan_rules, now)
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (API messages and OS errors may hold newlines)."""
+    return " ".join(text.split())
+
+
+def where(intent: Intent) -> str:
+    """The library and path an intent is about, for log lines (the item when no file)."""
+    if intent.library and intent.relpath:
+        return f"{intent.library}/{printable_relpath(intent.relpath)}"
+    return f"{intent.gallery} item {intent.cont_sign or intent.item_id}"

@@ -1,0 +1,144 @@
+"""The rate limiter of a ledger shared by several hosts (SPEC §9.5): ``api.qps`` is the
+account's, so every host paces its calls on one schedule kept in the ledger.
+
+Each host books a fraction of a second of consecutive call slots at a time
+(``syncd.ledger.account.take_slots``) and its workers spend them in order; a rate error
+slows the one schedule down for every host. A host alone gets the whole rate; three hosts
+share it. Slots are wall-clock times (hosts keep their clocks in sync with NTP).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from syncd.ledger.account import slow_down, take_slots
+from syncd.ledger.schema import Ledger
+from syncd.sync.rate import RateLimiter
+
+log = logging.getLogger("syncd.sync")
+
+#: seconds of calls booked per visit to the ledger: small, so hosts interleave finely
+GRANT_SECONDS = 0.25
+#: a booked slot missed by more than this many intervals is given up (another host's calls
+#: sit next to it: using it late would bunch calls up)
+LATE_SLOTS = 1.0
+#: seconds to wait before trying the ledger again when it could not be reached
+LEDGER_RETRY = 1.0
+
+
+class SharedRateLimiter(RateLimiter):
+    """Paces this host's calls on the account's schedule in ``ledger``.
+
+    ``qps``, ``floor``, ``decrease`` and ``reaction`` mean what they mean for
+    :class:`RateLimiter`; recovery runs in time (``syncd.ledger.account.RECOVERY_SECONDS``),
+    not per call. ``clock``: seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        qps: float,
+        *,
+        floor: float = 0.5,
+        decrease: float = 0.5,
+        reaction: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(qps, floor=floor, decrease=decrease, reaction=reaction, clock=clock)
+        self._ledger = ledger
+        self._slots: deque[float] = deque()
+        #: held by the one thread booking slots in the ledger
+        self._booking = threading.Lock()
+        self._ledger_failing = False
+
+    def reserve(self) -> float:
+        """The next booked slot (seconds since the epoch), booking more when none is left."""
+        slot = self._next_slot_or_none()
+        while slot is None:
+            self._book()
+            slot = self._next_slot_or_none()
+            if slot is None and self.closed:
+                return self._clock()
+        return slot
+
+    def acquire(self) -> bool:
+        """Wait for this host's next call slot; False (at once) when the limiter is closed."""
+        while True:
+            if self.closed:
+                return False
+            slot = self._next_slot_or_none()
+            if slot is not None:
+                break
+            self._book()
+        with self._cond:
+            while not self._closed:
+                remaining = slot - self._clock()
+                if remaining <= 0:
+                    return True
+                self._cond.wait(remaining)
+            return False
+
+    def _next_slot_or_none(self) -> float | None:
+        """Pop the next usable slot; slots missed by far are dropped."""
+        with self._cond:
+            late = self._clock() - LATE_SLOTS / self._rate
+            while self._slots and self._slots[0] < late:
+                self._slots.popleft()
+            if not self._slots:
+                return None
+            slot = self._slots.popleft()
+            low = not self._slots
+        if low:
+            # book the next ones while this caller waits for its slot: no gap at the seam
+            threading.Thread(target=self._book, name="syncd-rate-book", daemon=True).start()
+        return slot
+
+    def _book(self) -> None:
+        """Book slots in the ledger (one thread at a time; the others find them queued)."""
+        with self._booking:
+            with self._cond:
+                if self._slots or self._closed:
+                    return
+            try:
+                with self._ledger.transaction() as session:
+                    grant = take_slots(session, self._ceiling, GRANT_SECONDS, self._clock())
+            except Exception as exc:
+                if not self._ledger_failing:
+                    log.warning("the ledger cannot book calls now (%s); calls wait for it",
+                                type(exc).__name__)  # fmt: skip
+                self._ledger_failing = True
+                with self._cond:
+                    self._cond.wait(LEDGER_RETRY)
+                return
+            if self._ledger_failing:
+                log.info("the ledger books calls again")
+                self._ledger_failing = False
+            with self._cond:
+                self._rate = grant.rate
+                self._slots.extend(grant.slots)
+                self._cond.notify_all()
+
+    def on_rate_error(self) -> None:
+        """An answer said "too many calls" (4, 18): slow every host down at once."""
+        now = self._clock()
+        try:
+            with self._ledger.transaction() as session:
+                rate = slow_down(
+                    session, self._ceiling, now,
+                    factor=self._decrease, floor=self._floor, reaction=self._reaction,
+                )  # fmt: skip
+        except Exception:
+            log.warning("the ledger cannot record a rate error now; slowing down here only")
+            super().on_rate_error()
+            return
+        with self._cond:
+            self._rate = rate
+            # slots booked at the old rate would come too fast now
+            self._slots.clear()
+
+    def on_success(self) -> None:
+        """Recovery runs on the shared schedule's clock: nothing to do per call."""
