@@ -19,10 +19,14 @@ Rules, from the API document's limits (``syncd.protocol``):
   with the longest side at most 4096 px; with ``"skip"`` they are rejected. A JPEG is
   decoded with libjpeg's DCT scaling (``draft``) at the smallest 1/2, 1/4 or 1/8 scale
   still at least the target size, so a 100-megapixel photo is never decoded in full.
-- Other formats Pillow reads with a real signature (WebP, TIFF, AVIF, JPEG 2000, PPM,
-  QOI, ICO) are converted to JPEG, first frame only. Transparency is flattened onto
-  white; 16-bit samples are scaled to 8 bits; CMYK becomes RGB. Re-encoded images keep
-  only the EXIF orientation tag (not GPS or other metadata) and an RGB/grey ICC profile.
+- Other formats Pillow reads with a real signature (WebP, TIFF, HEIC/HEIF through
+  ``pillow-heif``, AVIF, JPEG 2000, PPM, QOI, ICO) are converted to JPEG, first frame only.
+  Transparency is flattened onto white; 16-bit samples are scaled to 8 bits; CMYK becomes
+  RGB. A converted image is turned upright (its EXIF orientation applied; HEIF's own
+  rotation and mirroring are applied by libheif), since the gallery never sees the
+  source's tag. A downscaled JPEG/PNG/BMP/GIF keeps its pixels' orientation and only the
+  EXIF orientation tag, as it would have been sent byte for byte within the limits.
+  Re-encoded images keep no other metadata (GPS, camera) and only an RGB/grey ICC profile.
 - Rejected (``ImageRejected`` with a one-line ``reason``): empty files, non-images,
   corrupt or truncated files, images under 15 px on the shortest side (or that would
   be after scaling down), decompression bombs over ``MAX_PIXELS``, and images whose
@@ -48,7 +52,7 @@ import warnings
 from dataclasses import dataclass
 from typing import IO, Final, Literal
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 
 from syncd.errors import SyncdError
 from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
@@ -85,10 +89,21 @@ _SEND_AS: Final = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "BMP": "BMP", "G
 #: formats opened at all: each has a real signature (no guessing on arbitrary bytes), and
 #: none runs an external program (EPS and PDF would start Ghostscript)
 _WANTED_FORMATS: Final = (
-    "JPEG", "PNG", "GIF", "BMP", "MPO", "WEBP", "TIFF", "AVIF", "JPEG2000", "PPM", "QOI", "ICO",
+    "JPEG", "PNG", "GIF", "BMP", "MPO", "WEBP", "TIFF", "AVIF", "HEIF", "JPEG2000", "PPM", "QOI",
+    "ICO",
 )  # fmt: skip
 _JPEG_LIKE: Final = ("JPEG", "MPO")
 _EXIF_ORIENTATION: Final = 0x0112
+#: EXIF orientation -> the transpose that turns the pixels upright (as ImageOps.exif_transpose)
+_UPRIGHT: Final = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _BOMB_RE: Final = re.compile(r"\((\d+) pixels\)")
 
 
@@ -130,9 +145,19 @@ class PreparedImage:
 
 @functools.cache
 def _readable_formats() -> tuple[str, ...]:
-    """The wanted formats this Pillow build registers (loads all plugins once)."""
+    """The wanted formats this Pillow build reads, in the order they are tried (loads all
+    plugins and registers pillow-heif's HEIF opener, once, on the first image opened)."""
     Image.init()
-    return tuple(name for name in _WANTED_FORMATS if name in Image.OPEN)
+    # after init: AVIF files with a generic "mif1" brand must reach Pillow's AVIF first
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener(thumbnails=False)
+    # a Pillow without libavif registers AVIF but identifies nothing with it
+    return tuple(
+        name
+        for name in _WANTED_FORMATS
+        if name in Image.OPEN and (name != "AVIF" or features.check("avif"))
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -148,7 +173,7 @@ def _decode_failure(fmt: str, exc: Exception) -> ImageRejected:
     if isinstance(exc, Image.DecompressionBombError):
         return _bomb(exc)
     text = _one_line(exc)
-    if "truncat" in text.lower() or isinstance(exc, EOFError):
+    if "truncat" in text.lower() or "end of file" in text.lower() or isinstance(exc, EOFError):
         return ImageRejected(f"truncated {fmt} ({text})")
     return ImageRejected(f"corrupt {fmt} ({text})")
 
@@ -167,9 +192,29 @@ def _open_image(source: IO[bytes]) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise _bomb(exc) from None
     except UnidentifiedImageError:
-        raise ImageRejected("not an image (cannot identify image file)") from None
+        raise _unidentified(source) from None
     except Exception as exc:  # header parsers raise many kinds on crafted input
         raise ImageRejected(f"corrupt image header ({_one_line(exc)})") from None
+
+
+def _unidentified(source: IO[bytes]) -> ImageRejected:
+    """The rejection for a file no reader took: corrupt (with its reader's complaint) when it
+    carries a wanted format's signature, such as a cut HEIC or AVIF; else not an image."""
+    try:
+        source.seek(0)
+        prefix = source.read(16)
+        for name in _readable_formats():
+            factory, accept = Image.OPEN[name]
+            if accept is None or accept(prefix) is not True:
+                continue
+            source.seek(0)
+            try:
+                factory(source, "").close()
+            except Exception as exc:  # the reader's complaint is the reason
+                return _decode_failure(name, exc)
+    except OSError:
+        pass  # the plain answer below is still true
+    return ImageRejected("not an image (cannot identify image file)")
 
 
 def _fit(width: int, height: int) -> tuple[int, int]:
@@ -307,13 +352,18 @@ def _check_integrity(img: Image.Image, fmt: str) -> None:
         raise _decode_failure(fmt, exc) from None
 
 
-def _orientation_exif(img: Image.Image) -> bytes:
-    """An EXIF block holding only the source's orientation tag, or b"" when upright."""
+def _orientation(img: Image.Image) -> int:
+    """The source's EXIF orientation (2..8), or 1 when upright, untagged or unreadable."""
     try:
         orientation = img.getexif().get(_EXIF_ORIENTATION)
     except Exception:  # a broken EXIF block is not worth rejecting the image for
-        return b""
-    if not isinstance(orientation, int) or not 2 <= orientation <= 8:
+        return 1
+    return orientation if isinstance(orientation, int) and 2 <= orientation <= 8 else 1
+
+
+def _orientation_exif(orientation: int) -> bytes:
+    """An EXIF block holding only the orientation tag, or b"" when upright."""
+    if orientation == 1:
         return b""
     exif = Image.Exif()
     exif[_EXIF_ORIENTATION] = orientation
@@ -358,7 +408,6 @@ def _reencode(img: Image.Image, info: ImageInfo, *, allow_shrink: bool) -> Prepa
     """Decode (at reduced scale where the format allows), scale to fit, encode as JPEG."""
     fmt = info.format
     target = _fit(info.width, info.height)
-    exif = _orientation_exif(img)
     source_mode = img.mode
     icc = img.info.get("icc_profile")
     try:
@@ -366,14 +415,20 @@ def _reencode(img: Image.Image, info: ImageInfo, *, allow_shrink: bool) -> Prepa
             img.draft("RGB", target)
         decoded = img.size
         img.load()
+        # read after loading: some plugins (TIFF in Pillow 11+) turn the pixels upright on load
+        orientation = _orientation(img)
         frame: Image.Image = img
         if frame.mode in ("P", "PA", "1") or frame.mode.startswith("I") or frame.mode == "F":
             frame = _to_output_mode(frame)  # these modes do not resample well (or at all)
         if frame.size != target:
             frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
         frame = _to_output_mode(frame)
+        # a converted image is made upright; a downscaled one keeps the tag it would be sent with
+        if info.action == "convert" and orientation != 1:
+            frame = frame.transpose(_UPRIGHT[orientation])
     except Exception as exc:  # decoders raise many kinds on corrupt data
         raise _decode_failure(fmt, exc) from None
+    exif = b"" if info.action == "convert" else _orientation_exif(orientation)
     space = {"RGB": "RGB", "RGBA": "RGB", "L": "L"}.get(source_mode)
     if not isinstance(icc, bytes) or space != frame.mode:
         icc = None  # a CMYK or palette profile would misdescribe the converted pixels

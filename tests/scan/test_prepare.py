@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image
 
@@ -22,7 +24,7 @@ from syncd.scan.prepare import (
     prepare_image,
 )
 
-from .corpus import HUGE_JPEG_SIZE, Corpus
+from .corpus import HUGE_JPEG_SIZE, Corpus, picture
 
 
 def assert_sendable(prepared: PreparedImage) -> Image.Image:
@@ -92,6 +94,83 @@ def test_other_readable_formats_become_jpeg_of_the_same_size(
             np.asarray(source.convert("RGB"), float) - np.asarray(image.convert("RGB"), float)
         )
     assert diff.mean() < 6  # the same picture, give or take JPEG artefacts
+
+
+#: EXIF orientation 6: the stored pixels are shown turned 90 degrees clockwise
+ROTATE_CLOCKWISE = 6
+
+
+def sideways(path: Path, upright: Image.Image, fmt: str) -> None:
+    """Write ``upright`` as a camera held sideways does: its pixels turned a quarter
+    anticlockwise, tagged ``ROTATE_CLOCKWISE`` (HEIF stores that as its own rotation)."""
+    pillow_heif.register_heif_opener()  # to write HEIC; syncd registers it itself to read
+    exif = Image.Exif()
+    exif[0x0112] = ROTATE_CLOCKWISE
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, fmt, exif=exif.tobytes(), quality=90)
+
+
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of two same-size pictures, per RGB sample (0..255)."""
+    assert a.size == b.size
+    return float(
+        np.abs(np.asarray(a.convert("RGB"), float) - np.asarray(b.convert("RGB"), float)).mean()
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "source_format"),
+    [
+        ("IMG_0001.HEIC", "HEIF", "HEIF"),
+        ("photo.heif", "HEIF", "HEIF"),
+        ("photo.avif", "AVIF", "AVIF"),
+        ("photo.webp", "WEBP", "WEBP"),
+        ("photo.tiff", "TIFF", "TIFF"),
+    ],
+)
+def test_converted_photos_are_jpeg_turned_upright_by_their_orientation(
+    tmp_path: Path, name: str, fmt: str, source_format: str
+) -> None:
+    upright = picture(31, (300, 200))
+    path = tmp_path / name
+    sideways(path, upright, fmt)
+    info = inspect_image(path)
+    assert (info.format, info.action) == (source_format, "convert")
+    prepared = prepare_image(path)
+    assert (prepared.format, prepared.converted) == ("JPEG", True)
+    image = assert_sendable(prepared)
+    assert image.size == (300, 200)  # as a person sees it, not as stored
+    assert image.getexif().get(0x0112) is None  # upright: no tag left to turn it again
+    assert mean_difference(image, upright) < 6
+
+
+def test_a_converted_photo_over_the_limits_is_scaled_and_turned_upright(tmp_path: Path) -> None:
+    upright = picture(32, (5000, 3000))
+    path = tmp_path / "big.webp"  # the path every converted format takes; WebP encodes fast
+    sideways(path, upright, "WEBP")
+    image = assert_sendable(prepare_image(path))
+    assert image.size == (4096, 2458)
+    assert mean_difference(image, upright.resize(image.size)) < 8
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "reason"),
+    [
+        ("cut.heic", "HEIF", r"^(truncated|corrupt) HEIF \("),
+        ("cut.avif", "AVIF", r"^(truncated|corrupt) AVIF \("),
+    ],
+)
+def test_a_cut_phone_photo_is_refused_with_one_line(
+    tmp_path: Path, name: str, fmt: str, reason: str
+) -> None:
+    whole = tmp_path / f"whole.{fmt.lower()}"
+    sideways(whole, picture(33, (300, 200)), fmt)
+    path = tmp_path / name
+    path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    for call in (inspect_image, prepare_image):
+        with pytest.raises(ImageRejected) as caught:
+            call(path)
+        assert re.match(reason, caught.value.reason), caught.value.reason
+        assert "\n" not in caught.value.reason and len(caught.value.reason) <= 200
 
 
 def test_a_16_bit_tiff_is_scaled_to_8_bits_not_clipped(corpus: Corpus) -> None:
