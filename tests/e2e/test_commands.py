@@ -174,3 +174,29 @@ def test_reconcile_against_a_gallery_that_keeps_failing_exits_1(site: Site) -> N
     assert "waiting: 1 calls" in result.out
     site.server.faults.transient_rate = 0.0
     assert site.items() == []
+
+
+def test_reconcile_names_the_first_ten_failed_files_by_path_and_counts_the_rest(
+    tmp_path: Path, gallery_server: GalleryServer, ledger_choice: LedgerChoice
+) -> None:
+    site = Site(tmp_path, gallery_server, ledger=ledger_choice, extra_libraries=("scans",))
+    site.write("good.jpg", 1)
+    for n in range(7):
+        (site.root / f"notes{6 - n}.jpg").write_text(f"not a picture {n}")
+    for n in range(5):
+        (tmp_path / "scans" / f"page{n}.jpg").write_text(f"not a scan {n}")
+    result = site.syncd("reconcile")
+    assert result.code == 1, result
+    failed = result.out[result.out.index("failed:") :].splitlines()
+    reason = "not an image (cannot identify image file)"
+    assert failed == [
+        "failed: 12 files",
+        *(f"  photos/notes{n}.jpg: {reason}" for n in range(7)),
+        *(f"  scans/page{n}.jpg: {reason}" for n in range(3)),
+        "  … and 2 more (syncd status --failed)",
+    ]
+    # a reconcile of one library says only its own
+    result = site.syncd("reconcile", "--library", "scans")
+    assert result.code == 1, result
+    failed = result.out[result.out.index("failed:") :].splitlines()
+    assert failed == ["failed: 5 files", *(f"  scans/page{n}.jpg: {reason}" for n in range(5))]
