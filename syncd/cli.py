@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from syncd import __version__
+from syncd.speedups import import_for_good
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -170,7 +171,7 @@ def reconcile_command(
 
     # the walk runs in a child while this process imports the ledger's modules (SPEC §8)
     with start_walks(config, libraries) as walks:
-        _import_for_good("syncd.plan.dryrun" if dry_run else "syncd.sync.reconcile")
+        import_for_good("syncd.plan.dryrun" if dry_run else "syncd.sync.reconcile")
         if not dry_run:
             raise SystemExit(_reconcile_and_sync(config, libraries, allow_mass_delete, walks))
         from syncd.plan.dryrun import dry_run as scan_dry_run
@@ -188,26 +189,6 @@ def reconcile_command(
         finally:
             ledger.close()
     _print_dry_run(result)
-
-
-def _import_for_good(module: str) -> None:
-    """Import ``module``, keeping what the import makes out of garbage collection for good.
-
-    Modules live as long as the process: collecting while SQLAlchemy's objects are made,
-    then walking them again in each full collection and at exit, costs a no-change
-    ``reconcile`` about 0.1 s (SPEC §8).
-    """
-    import gc
-    import importlib
-
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        importlib.import_module(module)
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 @cli.command("status")

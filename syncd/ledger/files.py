@@ -6,9 +6,7 @@ Each write queues the contents it touches for the planner in the same transactio
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -31,8 +29,6 @@ from syncd.ledger.dialect import stream_rows
 from syncd.ledger.intents import queue_contents
 from syncd.ledger.models import VERDICT_OK, VERDICT_SKIPPED, File, Library
 from syncd.ledger.schema import Ledger
-
-# the walk and the ledger compare one number per file: one definition of it (SPEC §2.10)
 from syncd.paths import (
     FILE_HELD,
     FILE_LIVE,
@@ -42,6 +38,9 @@ from syncd.paths import (
     file_identity,
     file_signature,
 )
+
+# the walk and the ledger compare one number per file: one definition of it (SPEC §2.10)
+from syncd.speedups import collector_paused
 
 _MASK64 = (1 << 64) - 1
 #: the signature of a row that must be looked at again whatever the disk says
@@ -150,7 +149,7 @@ def load_index(ledger: Ledger, library_id: int, under: Sequence[str] | None = No
     sendable = (File.state == FILE_LIVE) & File.content_hash.is_not(None)
     mine = File.library_id == library_id
     vanished: set[bytes] = set()
-    with ledger.engine.connect() as conn, _collector_paused():
+    with ledger.engine.connect() as conn, collector_paused():
         cursor = stream_rows(
             conn, select(File.relpath, File.size, File.mtime_ns, File.inode).where(mine, sendable)
         )
@@ -170,20 +169,6 @@ def load_index(ledger: Ledger, library_id: int, under: Sequence[str] | None = No
             else:
                 signatures[bytes(path)] = NO_SIGNATURE
     return LedgerIndex(signatures, vanished)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No garbage collection inside: a bulk read makes a million rows and no cycle, and
-    each collection while they are made would walk them all again."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _load_index_under(ledger: Ledger, library_id: int, under: Sequence[str]) -> LedgerIndex:

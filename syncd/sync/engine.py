@@ -37,6 +37,7 @@ from syncd.ledger.queue import (
     release_host_claims,
 )
 from syncd.ledger.schema import Ledger
+from syncd.pauses import AccountPause, GalleryStop
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
 from syncd.sync.account import AccountState
@@ -48,7 +49,6 @@ from syncd.sync.heartbeat import Heartbeat
 from syncd.sync.inflight import AddSpool
 from syncd.sync.inflight_audit import audit_spool
 from syncd.sync.lock import SyncLock
-from syncd.pauses import AccountPause, GalleryStop
 from syncd.sync.rate import RateLimiter
 from syncd.sync.recorder import Recorder
 from syncd.sync.shared_rate import SharedRateLimiter
@@ -111,11 +111,6 @@ class SyncReport:
     lost_adds: int = 0
     pause: AccountPause | None = None
     stops: dict[str, GalleryStop] = field(default_factory=dict)
-
-    @property
-    def total_calls(self) -> int:
-        """Every call made, whatever the answer."""
-        return sum(self.calls.values())
 
 
 @dataclass(frozen=True)
