@@ -1,0 +1,134 @@
+"""The sync engine's own decisions, against the real local gallery over loopback and a real
+SQLite ledger: how it claims and batches, backs off, adopts, and leaves no claim behind.
+
+(The end-to-end runs of ``syncd reconcile`` are in tests/e2e; these drive ``SyncEngine``
+directly, so each decision is seen with the calls it cost.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import GALLERY_API_KEY, GALLERY_SECRET_KEY
+from ledger.world import World
+from sqlalchemy import select
+
+from syncd.api import ImageSearchClient
+from syncd.gallery.faults import FaultConfig
+from syncd.gallery.server import GalleryServer
+from syncd.ledger.models import ITEM_SYNCED, Item
+from syncd.sync.engine import SyncEngine, SyncReport
+from syncd.sync.rate import RateLimiter
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path, [{"name": "photos", "gallery": "similar"}], delete_grace=0.0)
+    yield w
+    w.close()
+
+
+def sync(
+    world: World, server: GalleryServer, qps: float = 1000.0, horizon: float = 2.0
+) -> SyncReport:
+    """One ``run_until_idle`` of a real engine against ``server``: it works until nothing
+    is due within ``horizon`` seconds (the world's clock runs a little ahead of time)."""
+    config = replace(world.config, api=replace(world.config.api, qps=qps, concurrency=4))
+    client = ImageSearchClient(
+        server.url, api_key=GALLERY_API_KEY, secret_key=GALLERY_SECRET_KEY, concurrency=4
+    )
+    try:
+        engine = SyncEngine(world.ledger, client, config, limiter=RateLimiter(qps))
+        return engine.run_until_idle(horizon=horizon)
+    finally:
+        client.close()
+
+
+def api_calls(server: GalleryServer) -> dict[str, int]:
+    """Calls the gallery answered, by operation (the token call left out)."""
+    counts: dict[str, int] = {}
+    for (_gallery, op), n in server.call_counts().items():
+        counts[op] = counts.get(op, 0) + n
+    return counts
+
+
+def items(world: World) -> list[Item]:
+    with world.ledger.transaction() as session:
+        return list(session.scalars(select(Item)))
+
+
+def test_each_new_image_costs_one_add_and_no_claim_is_left(
+    world: World, gallery_server: GalleryServer
+) -> None:
+    for n in range(6):
+        world.write(f"{n}.jpg", n)
+    world.scan()
+    report = sync(world, gallery_server)
+    assert (report.added, report.failed, report.pending) == (6, 0, 0)
+    assert api_calls(gallery_server) == {"add": 6}
+    rows = items(world)
+    assert all(i.state == ITEM_SYNCED and i.cont_sign for i in rows)
+    assert all(i.claim_owner is None and i.claimed_at is None for i in rows)
+
+
+def test_deletes_are_claimed_together_and_sent_in_one_call(
+    world: World, gallery_server: GalleryServer
+) -> None:
+    for n in range(31):  # one stays: an empty root deletes nothing (SPEC §2.8)
+        world.write(f"{n}.jpg", n)
+    world.scan()
+    sync(world, gallery_server)
+    for n in range(30):
+        world.remove(f"{n}.jpg")
+    world.scan(after=1)
+    gallery_server.reset_counts()
+    report = sync(world, gallery_server)
+    assert report.deleted == 30
+    assert api_calls(gallery_server) == {"delete": 1}
+    assert len(items(world)) == 1
+
+
+def test_a_transient_error_backs_the_item_off_and_the_report_says_so(
+    world: World, gallery_server: GalleryServer
+) -> None:
+    world.write("a.jpg", 1)
+    world.scan()
+    gallery_server.faults = FaultConfig(transient_rate=1.0)
+    report = sync(world, gallery_server, horizon=0.0)
+    assert (report.added, report.pending, report.retrying) == (0, 1, 1)
+    [item] = items(world)
+    assert item.attempts >= 1 and item.error_code is not None
+    assert item.next_attempt_at > world.clock and item.claim_owner is None
+    gallery_server.faults = FaultConfig()
+    with world.ledger.transaction() as session:
+        session.get(Item, item.id).next_attempt_at = 0.0  # type: ignore[union-attr]
+    assert sync(world, gallery_server).added == 1
+
+
+def test_an_image_the_gallery_already_holds_is_adopted_from_the_answer(
+    world: World, gallery_server: GalleryServer
+) -> None:
+    world.write("a.jpg", 1)
+    world.scan()
+    sync(world, gallery_server)
+    [before] = items(world)
+    # a lost ledger: the same file is new to a fresh one
+    world.ledger.close()
+    for path in Path(world.config.ledger.path).parent.glob("ledger.db*"):
+        if path.is_file():
+            path.unlink()
+    fresh = World(world.tmp_path, [{"name": "photos", "gallery": "similar"}], delete_grace=0.0)
+    try:
+        fresh.scan()
+        gallery_server.reset_counts()
+        report = sync(fresh, gallery_server)
+        assert (report.adopted, report.updated) == (1, 1)
+        # the 216681 answer named the item: no search
+        assert api_calls(gallery_server) == {"add": 1, "update": 1}
+        [after] = items(fresh)
+        assert after.cont_sign == before.cont_sign and after.state == ITEM_SYNCED
+    finally:
+        fresh.close()
