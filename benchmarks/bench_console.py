@@ -177,7 +177,7 @@ def search_times(folder: Path, pictures: int, runs: int) -> Result:
         path.write_bytes(make_image(seed, size=(160, 120)))
     outcome = CliRunner().invoke(cli, ["reconcile", "-c", str(config_path)])
     if outcome.exit_code != 0:
-        raise SystemExit(f"reconcile failed: {outcome.output}")
+        raise SystemExit(f"reconcile failed ({outcome.exit_code}): {outcome.output} {outcome.exception!r}")
     config = load_config(config_path)
     times = []
     with ConsoleServer(config) as server, sync_playwright() as playwright:
