@@ -8,6 +8,7 @@ applied, kept in a cache bounded in bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -78,6 +79,15 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+@functools.cache
+def _register_openers() -> None:
+    """Let Pillow read what the scan reads: HEIC/HEIF phone photos too (once)."""
+    Image.init()
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener(thumbnails=False)
+
+
 def make_thumbnail(fd: int) -> bytes:
     """JPEG bytes of the image on ``fd`` (closed here), EXIF orientation applied, at most
     ``THUMB_SIDE`` pixels a side. Raises NoThumbnail for what is not a readable image."""
@@ -85,6 +95,7 @@ def make_thumbnail(fd: int) -> bytes:
         if os.fstat(handle.fileno()).st_size > MAX_SOURCE_BYTES:
             raise NotAnImage("too large to preview")
         data = handle.read(MAX_SOURCE_BYTES + 1)
+    _register_openers()
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_PIXELS:
