@@ -188,7 +188,7 @@ def reconcile_command(
             )
         finally:
             ledger.close()
-    _print_dry_run(result)
+    _print_dry_run(result, config)
 
 
 @cli.command("status")
@@ -210,7 +210,10 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
         ledger = open_ledger_or_exit(config, create=False)
         try:
             with ledger.transaction() as session:
-                report = ledger_status(session, libraries, time.time())
+                report = ledger_status(
+                    session, libraries, time.time(),
+                    qps=config.api.qps, daily_budget=config.api.daily_budget,
+                )  # fmt: skip
                 failures = failed_files(session) if failed else []
         finally:
             ledger.close()
@@ -271,7 +274,7 @@ def print_scan(scan: ScanResult) -> None:
             click.echo(f"  skipped {printable_relpath(skipped.relpath)}: {skipped.reason}")
 
 
-def _print_dry_run(result: DryRun) -> None:
+def _print_dry_run(result: DryRun, config: Config) -> None:
     from syncd.paths import printable_relpath
 
     print_scan(result.scan)
@@ -286,6 +289,7 @@ def _print_dry_run(result: DryRun) -> None:
     ]
     counts = ", ".join(f"{part.count} {name.split(',')[0]}" for name, part in sections)
     click.echo(f"plan: {counts}")
+    _print_plan_cost(plan.adds.count, plan.updates.count, plan.deletes.count, config)
     for name, part in sections:
         if not part.count:
             continue
@@ -300,6 +304,26 @@ def _print_dry_run(result: DryRun) -> None:
             click.echo(f"--allow-mass-delete would let {plan.held_deletes.count} held deletes go")
         else:
             click.echo("held deletes go only with `syncd reconcile --allow-mass-delete`")
+
+
+def _print_plan_cost(adds: int, updates: int, deletes: int, config: Config) -> None:
+    """The calls a plan needs by operation, how long they take at ``api.qps``, and how many
+    days at ``api.daily_budget`` when one is set."""
+    from syncd.estimate import CallPlan, delete_calls, for_people
+
+    cost = CallPlan(adds, updates, deletes, delete_calls(deletes))
+    if not cost.calls:
+        click.echo("calls: none")
+        return
+    line = (
+        f"calls: {cost.calls} ({cost.adds} adds, {cost.updates} updates, "
+        f"{cost.delete_calls} delete calls); about {for_people(cost.seconds(config.api.qps))} "
+        f"at api.qps = {config.api.qps:g}"
+    )
+    if config.api.daily_budget:
+        days = cost.days(config.api.daily_budget)
+        line += f"; {days} day{'s' if days != 1 else ''} at api.daily_budget = {config.api.daily_budget}"
+    click.echo(line)
 
 
 def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> None:
@@ -333,11 +357,32 @@ def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> Non
             f"not in the config: library {gone.name} ({gone.gallery}), {gone.files} files; "
             f"its {gone.items} items stay in the gallery and are no longer synced"
         )
+    _print_queue(report)
     _print_hosts(report)
     if failures is not None:
         click.echo(f"failed files ({len(failures)}):")
         for entry in failures:
             click.echo(f"  {entry.library}/{printable_relpath(entry.path)}: {entry.detail}")
+
+
+def _print_queue(report: StatusReport) -> None:
+    """The calls queued and when they should be done; the daily budget when set."""
+    from syncd.estimate import for_people
+
+    queue, budget = report.queue, report.budget
+    if queue is not None and queue.calls and queue.rate > 0:
+        how = "the recent rate" if queue.rate_from == "recent" else "api.qps"
+        click.echo(
+            f"queued: {queue.calls} calls ({queue.adds} adds, {queue.updates} updates, "
+            f"{queue.delete_calls} delete calls for {queue.deletes} items); done in about "
+            f"{for_people(queue.calls / queue.rate)} at {queue.rate:.1f} calls/s ({how}), "
+            f"by {queue.done_at}"
+        )
+    if budget is not None:
+        click.echo(
+            f"budget: {budget.used} of {budget.limit} calls used today; resets at "
+            f"{budget.resets_at}"
+        )
 
 
 def _print_hosts(report: StatusReport) -> None:
@@ -383,6 +428,10 @@ def _reconcile_and_sync(
         click.echo(str(exc), err=True)
         return EXIT_API
     _print_reconcile(result)
+    if result.budget_spent is not None:
+        # the operator's own cap, not an API condition: the rest goes tomorrow
+        click.echo(result.budget_spent, err=True)
+        return EXIT_FAILED
     if result.fatal is not None:
         click.echo(result.fatal, err=True)
         return EXIT_API
@@ -392,7 +441,7 @@ def _reconcile_and_sync(
 
 
 def _sync_progress_bar(due: int) -> Callable[[int], None]:
-    bar = click.progressbar(length=max(due, 1), label="syncing", file=sys.stderr)
+    bar = click.progressbar(length=max(due, 1), label="syncing", file=sys.stderr, show_eta=True)
     shown = [0]
 
     def tell(settled: int) -> None:

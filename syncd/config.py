@@ -40,6 +40,8 @@ class ApiConfig:
     concurrency: int = 4
     timeout: float = 30.0
     ca_bundle: str = ""
+    #: calls per day (00:00 UTC+8 to the next), all hosts together; 0 = no cap
+    daily_budget: int = 0
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,7 @@ def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
     qps = t.number("qps", d.qps, above=0.0)
     concurrency = t.integer("concurrency", d.concurrency, least=1)
     timeout = t.number("timeout", d.timeout, above=0.0)
+    daily_budget = t.integer("daily_budget", d.daily_budget, least=0)
     ca_bundle = t.string("ca_bundle", d.ca_bundle)
     if ca_bundle:
         ca_path = base_dir / ca_bundle
@@ -291,6 +294,7 @@ def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
         concurrency,
         timeout,
         ca_bundle,
+        daily_budget,
     )
 
 

@@ -34,15 +34,13 @@ from syncd.ledger.report import StatusReport, ledger_status
 from syncd.ledger.schema import Ledger, open_ledger
 from syncd.logformat import LogFormat, configure_logging
 from syncd.metrics import Health, MetricsServer, MetricsSnapshot
-from syncd.paths import WalkFilter, printable_relpath
+from syncd.paths import LookAgain, WalkFilter, printable_relpath
 from syncd.plan.driver import PlanRules, plan_pending
-from syncd.scan.scanner import PathChanges, PathMove, ScanResult, scan_libraries, scan_paths
+from syncd.scan.scanner import ScanResult, scan_paths
 from syncd.sdnotify import SystemdNotifier
 from syncd.sync.endpoint import open_client
 from syncd.sync.engine import EngineStats, SyncEngine
 from syncd.watch.aggregator import (
-    LibraryChanges,
-    MoveHint,
     SettleAggregator,
     SettledBatch,
     WatchRoot,
@@ -253,28 +251,21 @@ class Daemon:
                 self._guarded(self._replan)
 
     def _apply(self, batch: SettledBatch) -> None:
-        """Scan what settled (full rescans first), then wake the workers."""
-        full = [
-            c.library for c in batch.libraries if c.full_rescan and c.library in self._libraries
-        ]
-        partial = [c for c in batch.libraries if not c.full_rescan and c.library in self._libraries]
-        for changes in partial:
-            _log_changes(changes)
-        if full:
-            self._guarded(self._scan, full)
-        partial = [c for c in partial if c.library not in full]
-        if partial:
-            # a library scanned whole needs no move hint
-            moves = [m for m in batch.moves if not {m.src_library, m.dst_library} & set(full)]
-            self._guarded(self._scan_changes, partial, moves)
+        """Scan what settled (a full_rescan look scans its library whole), then wake the workers."""
+        looks = [look for look in batch if look.library in self._libraries]
+        for look in looks:
+            _log_changes(look)
+        if looks:
+            self._guarded(self._scan_changes, looks)
 
-    def _scan(self, names: list[str]) -> None:
+    def _scan_changes(self, looks: list[LookAgain]) -> None:
         assert self._pipeline is not None
-        self._after_scan(self._pipeline.scan(self._config, names, self._stop))
-
-    def _scan_changes(self, changes: list[LibraryChanges], moves: Sequence[MoveHint]) -> None:
-        assert self._pipeline is not None
-        self._after_scan(self._pipeline.scan_changes(self._config, changes, moves, self._stop))
+        result = self._pipeline.scan_changes(self._config, looks, self._stop)
+        for lib in result.libraries:
+            if lib.settling_paths:
+                # looked at again once quiet: the work thread never sleeps on a writer
+                self._agg.look_again_when_quiet(LookAgain(lib.name, tuple(lib.settling_paths)))
+        self._after_scan(result)
 
     def _after_scan(self, result: ScanResult) -> None:
         assert self._pipeline is not None
@@ -447,17 +438,14 @@ def _poll_interval(settle: float) -> float:
     return min(10.0, max(1.0, settle))
 
 
-def _log_changes(changes: LibraryChanges) -> None:
-    """One line per settled path (a folder counts once), at most _LOGGED_PATHS a batch."""
-    lines = (
-        [f"{printable_relpath(rel)} changed" for rel in changes.files]
-        + [f"{printable_relpath(rel)}/ appeared or changed" for rel in changes.subtrees]
-        + [f"{printable_relpath(rel)} vanished" for rel in changes.vanished]
-    )
-    for line in lines[:_LOGGED_PATHS]:
-        log.info("library %s: %s", changes.library, line)
-    if len(lines) > _LOGGED_PATHS:
-        log.info("library %s: … and %d more paths", changes.library, len(lines) - _LOGGED_PATHS)
+def _log_changes(look: LookAgain) -> None:
+    """One line per settled path (a folder counts once), at most _LOGGED_PATHS a batch; the
+    scan's own line says what each turned out to be."""
+    for rel in look.paths[:_LOGGED_PATHS]:
+        log.info("library %s: %s settled", look.library, printable_relpath(rel))
+    if len(look.paths) > _LOGGED_PATHS:
+        more = len(look.paths) - _LOGGED_PATHS
+        log.info("library %s: … and %d more paths settled", look.library, more)
 
 
 # ---------------------------------------------------------------------------------------
@@ -518,37 +506,19 @@ class Pipeline:
             self.close()
             self.start()
 
-    def scan(self, config: Config, names: Sequence[str], stopping: threading.Event) -> ScanResult:
-        """Scan these libraries into the ledger and plan their intents (thread: work).
-
-        Raises ScanInterrupted when `stopping` is set during the walk (nothing recorded)."""
-
-        now = time.time()
-        result = scan_libraries(
-            self._ledger, config, names, now=now,
-            progress=lambda _lib, _known: _StopCheck(stopping),
-        )  # fmt: skip
-        plan_pending(self._ledger, PlanRules.of(config), now)
-        return result
-
     def scan_changes(
-        self,
-        config: Config,
-        changes: Sequence[LibraryChanges],
-        moves: Sequence[MoveHint],
-        stopping: threading.Event,
+        self, config: Config, looks: Sequence[LookAgain], stopping: threading.Event
     ) -> ScanResult:
-        """Scan only what settled: a stat per file, a walk per folder, the ledger's rows
-        there follow the disk (thread: work). Raises ScanInterrupted like `scan`."""
+        """Scan what settled and plan the intents (thread: work): a stat per path, a walk
+        per folder, a whole library for a full_rescan look; the ledger's rows there follow
+        the disk. Files still being written are left in ``settling_paths``, not waited for.
+
+        Raises ScanInterrupted when `stopping` is set during a walk."""
         now = time.time()
         result = scan_paths(
-            self._ledger,
-            config,
-            [PathChanges(c.library, c.files, c.subtrees, c.vanished) for c in changes],
-            moves=[PathMove(m.src_library, m.src, m.dst_library, m.dst) for m in moves],
-            now=now,
+            self._ledger, config, looks, now=now,
             progress=lambda _lib, _known: _StopCheck(stopping),
-        )
+        )  # fmt: skip
         plan_pending(self._ledger, PlanRules.of(config), now)
         return result
 
@@ -580,7 +550,10 @@ class Pipeline:
         """What `syncd status` would show."""
         libs = [(lib.name, lib.gallery) for lib in config.libraries]
         with self._ledger.transaction() as session:
-            return ledger_status(session, libs, time.time())
+            return ledger_status(
+                session, libs, time.time(),
+                qps=config.api.qps, daily_budget=config.api.daily_budget,
+            )  # fmt: skip
 
     def snapshot(self, config: Config) -> MetricsSnapshot:
         """Ledger and call numbers for /metrics."""
@@ -606,6 +579,9 @@ class Pipeline:
             queue_depth=self.queue_depth(),
             rate=stats.rate,
             last_success=stats.last_success,
+            budget_used=None if report.budget is None else report.budget.used,
+            budget_limit=None if report.budget is None else report.budget.limit,
+            budget_paused=bool(report.paused and report.paused.get("budget")),
         )
 
     def problem(self, config: Config) -> str:

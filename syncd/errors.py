@@ -70,6 +70,14 @@ class DailyQuotaError(QuotaError):
     """The daily quota is spent (17): calls wait until it resets at 00:00 UTC+8."""
 
 
+class BudgetSpentError(DailyQuotaError):
+    """syncd's own daily budget (``api.daily_budget``) is spent: no call goes out until it
+    resets at 00:00 UTC+8, as after error 17. Raised before a call, never answered by the
+    API (code 0)."""
+
+    kind = "budget"
+
+
 class TotalQuotaError(QuotaError):
     """The total quota is spent (19): calls wait, probed again every hour."""
 

@@ -47,6 +47,11 @@ class MetricsSnapshot:
     last_success: float | None = None
     #: library -> "inotify" | "polling" | "missing"
     watch_modes: Mapping[str, str] = field(default_factory=dict)
+    #: the daily budget's calls spent today and its limit; None when there is no cap
+    budget_used: int | None = None
+    budget_limit: int | None = None
+    #: 1 while calls are paused because the daily budget is spent
+    budget_paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,20 @@ def _families(snap: MetricsSnapshot) -> Iterator[Metric]:
             "Unix time of the last successful API call.",
             value=snap.last_success,
         )
+    if snap.budget_limit is not None:
+        yield GaugeMetricFamily(
+            "syncd_budget_used_calls",
+            "Calls spent from today's budget (api.daily_budget), all hosts.",
+            value=snap.budget_used or 0,
+        )
+        yield GaugeMetricFamily(
+            "syncd_budget_limit_calls", "Calls per day api.daily_budget allows.",
+            value=snap.budget_limit,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "syncd_budget_paused", "1 while calls wait because the daily budget is spent.",
+            value=1 if snap.budget_paused else 0,
+        )  # fmt: skip
     modes = GaugeMetricFamily(
         "syncd_watch_mode", "How each library root is watched (1 = this mode).",
         labels=["library", "mode"],

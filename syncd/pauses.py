@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-from syncd.errors import ApiError, DailyQuotaError, is_daily_quota, setup_advice
+from syncd.errors import ApiError, BudgetSpentError, DailyQuotaError, is_daily_quota, setup_advice
 
 #: the API's daily quota resets at midnight Beijing time
 QUOTA_TIMEZONE = timezone(timedelta(hours=8))
@@ -35,6 +35,8 @@ class AccountPause:
     message: str
     since: datetime
     until: datetime
+    #: True: syncd's own daily budget (``api.daily_budget``) is spent, not the API's quota
+    budget: bool = False
 
     def active(self, now: datetime) -> bool:
         """Whether calls must still wait at ``now``."""
@@ -43,6 +45,11 @@ class AccountPause:
     def describe(self) -> str:
         """One line for ``status``, the log and ``reconcile``."""
         local = self.until.astimezone(QUOTA_TIMEZONE).isoformat(timespec="seconds")
+        if self.budget:
+            return (
+                f"{self.message}: calls paused until {local}, when the budget resets; "
+                "raise api.daily_budget and run `syncd retry` to resume at once"
+            )
         if is_daily_quota(self.code):
             return (
                 f"daily request quota reached (error {self.code}): calls paused until {local}, "
@@ -63,6 +70,7 @@ class AccountPause:
                 "message": self.message,
                 "since": self.since.isoformat(),
                 "until": self.until.isoformat(),
+                "budget": self.budget,
             }
         )
 
@@ -75,6 +83,7 @@ class AccountPause:
             message=str(data["message"]),
             since=datetime.fromisoformat(data["since"]),
             until=datetime.fromisoformat(data["until"]),
+            budget=bool(data.get("budget", False)),
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -84,6 +93,7 @@ class AccountPause:
             "message": self.message,
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
+            "budget": self.budget,
             "reason": self.describe(),
         }
 
@@ -92,6 +102,8 @@ def pause_for_quota(error: ApiError, now: datetime) -> AccountPause:
     """The pause a quota error (17 daily, 19 total) calls for, starting at ``now`` (aware)."""
     if isinstance(error, DailyQuotaError):
         until = next_quota_reset(now)
+        if isinstance(error, BudgetSpentError):
+            return AccountPause(error.code, error.message, now, until, budget=True)
     else:
         until = now + timedelta(seconds=TOTAL_QUOTA_RETRY)
     return AccountPause(code=error.code, message=error.message, since=now, until=until)

@@ -35,6 +35,7 @@ from syncd.console.security import (
     token_matches,
 )
 from syncd.console.thumbs import NotAnImage, NoThumbnail, ThumbnailCache
+from syncd.ledger.browse import FileLocation
 
 log = logging.getLogger("syncd.console")
 
@@ -323,7 +324,10 @@ class ConsoleApp:
         libraries = [(lib.name, lib.gallery) for lib in self.config.libraries]
         if self.reader.exists():
             with self.reader.reading() as session:
-                report = ledger_status(session, libraries, time.time())
+                report = ledger_status(
+                    session, libraries, time.time(),
+                    qps=self.config.api.qps, daily_budget=self.config.api.daily_budget,
+                )  # fmt: skip
         else:
             report = empty_status(libraries)
         unsettled = AddSpool.beside(self.config.ledger.path).count()
@@ -402,7 +406,6 @@ class ConsoleApp:
     def _retry(self, fields: Any) -> Any:
         """``syncd retry`` for one file (``file``: its id), a ``library``, or all."""
         from syncd.errors import ConfigError
-        from syncd.ledger.browse import file_by_id
         from syncd.ledger.schema import LedgerError
         from syncd.sync.retry import retry_failures
 
@@ -411,14 +414,7 @@ class ConsoleApp:
         names: list[str] = []
         paths: list[Path] = []
         if raw_id:
-            file_id = _parse_id(str(raw_id))
-            location = None
-            if self.reader.exists():
-                with self.reader.reading() as session:
-                    location = file_by_id(session, file_id)
-            lib = self._library(location.library) if location is not None else None
-            if location is None or lib is None:
-                raise _Refused(404, "no such file on this host")
+            location, lib = self._located(str(raw_id))
             names, paths = [lib.name], [Path(os.path.abspath(lib.root)) / location.relpath]
         elif library is not None:
             if self._library(library) is None:
@@ -560,17 +556,7 @@ class ConsoleApp:
     # -- thumbnails and static files ----------------------------------------------------
 
     def _thumb(self, request: Request, access: Access) -> Response:
-        from syncd.ledger.browse import file_by_id
-
-        raw = _arg(request, "raw")
-        file_id = _parse_id(raw)
-        location = None
-        if self.reader.exists():
-            with self.reader.reading() as session:
-                location = file_by_id(session, file_id)
-        lib = self._library(location.library) if location is not None else None
-        if location is None or lib is None:
-            raise _Refused(404, "no such file on this host")
+        location, lib = self._located(_arg(request, "raw"))
         etag = ThumbnailCache.etag_of(location)
         if etag in request.headers.get("If-None-Match", ""):
             response = Response(status=304)
@@ -601,6 +587,21 @@ class ConsoleApp:
         return response.make_conditional(request)
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _located(self, raw_id: str) -> tuple[FileLocation, LibraryConfig]:
+        """The live file of the id a request gave, and its library in this host's config;
+        400 for an id that is not one, 404 for a file the ledger or this host lacks."""
+        from syncd.ledger.browse import file_by_id
+
+        file_id = _parse_id(raw_id)
+        location = None
+        if self.reader.exists():
+            with self.reader.reading() as session:
+                location = file_by_id(session, file_id)
+        lib = self._library(location.library) if location is not None else None
+        if location is None or lib is None:
+            raise _Refused(404, "no such file on this host")
+        return location, lib
 
     def _library(self, name: str) -> LibraryConfig | None:
         return next((lib for lib in self.config.libraries if lib.name == name), None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from syncd.estimate import CallPlan, delete_calls
 from syncd.ledger.models import ITEM_PENDING, File, Item
 from syncd.paths import FILE_VANISHED
 
@@ -79,6 +80,24 @@ def backlog(session: Session, galleries: Sequence[str]) -> Backlog:
 def backing_off() -> ColumnElement[bool]:
     """An intent waiting on a backoff after errors (not on the deletion latency, §2.6)."""
     return and_(_pending(None), Item.attempts > 0, Item.latency_until.is_(None))
+
+
+def queued_calls(session: Session, galleries: Sequence[str] | None = None) -> CallPlan:
+    """The calls the pending intents of ``galleries`` (all when None) need."""
+    adds = updates = deletes = calls = 0
+    for _gallery, op, count in session.execute(
+        select(Item.gallery, Item.op, func.count()).where(_pending(galleries)).group_by(
+            Item.gallery, Item.op
+        )
+    ):
+        if op == "add":
+            adds += count
+        elif op == "update":
+            updates += count
+        else:
+            deletes += count
+            calls += delete_calls(count)
+    return CallPlan(adds, updates, deletes, calls)
 
 
 def items_by_state(session: Session) -> dict[tuple[str, str], int]:

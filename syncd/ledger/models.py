@@ -8,7 +8,8 @@ plan_queue  contents whose files changed, waiting for the planner (durable acros
 tombstones  items syncd deleted (the gallery keeps them searchable for a while)
 settings  small key/value state: the account pause, galleries stopped by setup errors
 hosts     the syncd processes sharing this ledger, with a heartbeat (SPEC §9)
-call_log  API calls sent, per host and minute: the console's chart, the daily budget
+call_log  API calls sent, per host and minute: the console's chart, each host's rate
+budget_days  calls spent from the daily budget, per quota day
 
 Times are seconds since the epoch (float). Paths are stored as bytes (UTF-8 with
 surrogateescape), so names that are not valid UTF-8 round-trip exactly.
@@ -228,6 +229,15 @@ class CallLog(Base):
     #: whole minutes since the epoch (UTC)
     minute: Mapped[int] = mapped_column(Integer, primary_key=True)
     calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BudgetDay(Base):
+    """Calls spent from the daily budget (``api.daily_budget``) on one quota day, all hosts
+    together (schema v4). ``day``: the date in UTC+8, when the API's quota day starts."""
+
+    __tablename__ = "budget_days"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def intent_op(

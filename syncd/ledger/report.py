@@ -23,6 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from syncd.ledger.backlog import queued_calls
+from syncd.ledger.budget import budget_used
+from syncd.ledger.calls import calls_since
 from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
@@ -37,7 +40,7 @@ from syncd.ledger.models import (
 )
 from syncd.ledger.settings import GALLERY_STOP_PREFIX, PAUSE_KEY, get_setting, settings_with_prefix
 from syncd.paths import FILE_HELD, FILE_LIVE, FILE_VANISHED, brief_path
-from syncd.pauses import AccountPause, GalleryStop
+from syncd.pauses import QUOTA_TIMEZONE, AccountPause, GalleryStop, next_quota_reset
 
 # -- the plan ---------------------------------------------------------------------------------
 
@@ -308,6 +311,71 @@ class StatusReport:
     unconfigured: list[LibraryStatus] = field(default_factory=list)
     #: every host that synced with this ledger (SPEC §9)
     hosts: list[HostStatus] = field(default_factory=list)
+    #: the calls the pending intents need, and when they should be done
+    queue: QueueStatus | None = None
+    #: the daily budget (``api.daily_budget``), None when there is no cap
+    budget: BudgetStatus | None = None
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """The calls queued (SPEC §6 ``status``) and when they should be done: at the rate of
+    the last minutes when calls flow, else at ``api.qps``."""
+
+    calls: int
+    adds: int
+    updates: int
+    deletes: int
+    delete_calls: int
+    #: calls per second the estimate assumes, and where it comes from ("recent" or "api.qps")
+    rate: float
+    rate_from: str
+    #: ISO time when the queue should be empty (None: nothing queued, or no rate known)
+    done_at: str | None
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """The daily budget: calls spent today (quota day, UTC+8) of ``limit``, and when it
+    resets (ISO time)."""
+
+    used: int
+    limit: int
+    resets_at: str
+
+
+#: minutes of calls the status's "current rate" is measured over
+RATE_WINDOW_MINUTES = 5
+
+
+def queue_status(session: Session, now: float, qps: float) -> QueueStatus:
+    """The calls queued for every gallery and an estimate of when they are done."""
+    plan = queued_calls(session)
+    minute = int(now // 60)
+    recent = calls_since(session, minute - RATE_WINDOW_MINUTES) - calls_since(session, minute)
+    rate, source = recent / (RATE_WINDOW_MINUTES * 60), "recent"
+    if rate <= 0:
+        rate, source = qps, "api.qps"
+    done_at = None
+    if plan.calls and rate > 0:
+        done_at = _iso(now + plan.seconds(rate))
+    return QueueStatus(
+        plan.calls, plan.adds, plan.updates, plan.deletes, plan.delete_calls, rate, source,
+        done_at,
+    )  # fmt: skip
+
+
+def budget_status(session: Session, now: float, limit: int) -> BudgetStatus | None:
+    """Today's use of a daily budget of ``limit`` calls (None when ``limit`` is 0)."""
+    if limit <= 0:
+        return None
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.astimezone(QUOTA_TIMEZONE).date().isoformat()
+    return BudgetStatus(budget_used(session, day), limit, next_quota_reset(moment).isoformat())
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -346,10 +414,16 @@ def host_status(session: Session, now: float) -> list[HostStatus]:
 
 
 def ledger_status(
-    session: Session, libraries: Sequence[tuple[str, str]], now: float
+    session: Session,
+    libraries: Sequence[tuple[str, str]],
+    now: float,
+    *,
+    qps: float = 0.0,
+    daily_budget: int = 0,
 ) -> StatusReport:
     """Status of the ``(name, gallery)`` libraries (config order) at ``now`` (seconds), and
-    of the libraries the ledger still holds that are not among them."""
+    of the libraries the ledger still holds that are not among them; the calls queued (an
+    estimate at ``qps`` when no call went out lately) and the daily budget when set."""
     lines = [_library_status(session, name, gallery) for name, gallery in libraries]
     named = {name for name, _ in libraries}
     gone = [
@@ -361,7 +435,15 @@ def ledger_status(
     ]
     kept = [line for line in gone if line.files or line.items or line.pending]
     hosts = host_status(session, now)
-    return StatusReport(lines, _pause(session, now), _stops(session), kept, hosts)
+    return StatusReport(
+        lines,
+        _pause(session, now),
+        _stops(session),
+        kept,
+        hosts,
+        queue_status(session, now, qps),
+        budget_status(session, now, daily_budget),
+    )
 
 
 def empty_status(libraries: Sequence[tuple[str, str]]) -> StatusReport:
@@ -383,6 +465,8 @@ def status_document(
         "unconfigured": [dataclasses.asdict(line) for line in report.unconfigured],
         "unsettled_adds": unsettled_adds,
         "hosts": [dataclasses.asdict(host) for host in report.hosts],
+        "queue": None if report.queue is None else dataclasses.asdict(report.queue),
+        "budget": None if report.budget is None else dataclasses.asdict(report.budget),
     }
     if failures is not None:
         data["failed"] = [dataclasses.asdict(entry) for entry in failures]

@@ -99,6 +99,12 @@ def _v3_to_v4(conn: Connection) -> None:
         Column("minute", Integer, primary_key=True),
         Column("calls", Integer, nullable=False),
     )
+    Table(
+        "budget_days",
+        metadata,
+        Column("day", String(10), primary_key=True),
+        Column("used", Integer, nullable=False),
+    )
     metadata.create_all(conn)
 
 

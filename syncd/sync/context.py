@@ -26,6 +26,7 @@ from syncd.paths import printable_relpath
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.sync.account import AccountState
 from syncd.sync.backoff import retry_delay
+from syncd.sync.budget import DailyBudget
 from syncd.sync.inflight import AddSpool
 from syncd.sync.rate import RateLimiter
 from syncd.sync.recorder import Recorder
@@ -91,6 +92,8 @@ class SyncContext:
     rng: random.Random = field(default_factory=random.Random)
     #: images of adds whose answers are not recorded yet (None: not kept)
     spool: AddSpool | None = None
+    #: ``api.daily_budget`` (None: no cap)
+    budget: DailyBudget | None = None
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,16 @@ class Worker:
     owner: str
 
     def call(self, gallery: str, op: str, send: Callable[[], T]) -> T:
-        """One API call: wait for a free call slot and the shared rate, make it, feed the
-        answer back (rate errors slow the shared rate; a success lifts a gallery's stop).
-        Raises Stopping when the engine shuts down before the call went out."""
+        """One API call: wait for a free call slot, the shared rate and the daily budget,
+        make it, feed the answer back (rate errors slow the shared rate; a success lifts a
+        gallery's stop). Raises Stopping when the engine shuts down before the call went
+        out, BudgetSpentError when the day's budget is spent (nothing sent)."""
         ctx = self.ctx
         with ctx.in_flight:
             if not ctx.limiter.acquire():
                 raise Stopping
+            if ctx.budget is not None:
+                ctx.budget.spend()  # BudgetSpentError: nothing was sent
             try:
                 result = send()
             except ApiError as error:

@@ -42,6 +42,7 @@ from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
 from syncd.sync.account import AccountState
 from syncd.sync.add import run_add
+from syncd.sync.budget import DailyBudget
 from syncd.sync.context import Stopping, SyncContext, Tally, Worker
 from syncd.sync.delete import run_deletes
 from syncd.sync.failures import back_off_unsettled, release
@@ -161,6 +162,11 @@ class SyncEngine:
             clock=clock,
             tally=Tally(),
             spool=AddSpool.for_host(ledger.path, config.host),
+            budget=(
+                DailyBudget(ledger, config.api.daily_budget, clock)
+                if config.api.daily_budget
+                else None
+            ),
         )
         self._ctx.recorder.on_commit = self.wake
         # a call the client repeats after renewing its token counts against api.qps too

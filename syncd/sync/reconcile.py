@@ -13,6 +13,7 @@ from syncd.ledger.backlog import pending_intents, vanished_waiting
 from syncd.ledger.hosts import join_ledger
 from syncd.ledger.report import PlanList, failed_files_summary
 from syncd.ledger.schema import Ledger, open_ledger
+from syncd.pauses import AccountPause
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES
 from syncd.scan.ahead import WalkAhead
@@ -20,7 +21,6 @@ from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries, sele
 from syncd.sync.account import AccountState
 from syncd.sync.inflight import AddSpool
 from syncd.sync.lock import SyncLock
-from syncd.pauses import AccountPause
 
 if TYPE_CHECKING:
     # the engine and the client (requests, the embedded server) are imported only when a
@@ -43,6 +43,12 @@ class ReconcileResult:
     failures: PlanList = field(default_factory=PlanList)
     #: with nothing to sync: the account pause in force (the sync's report says it otherwise)
     pause: AccountPause | None = None
+
+    @property
+    def budget_spent(self) -> str | None:
+        """The line saying the daily budget is spent (calls resume the next quota day)."""
+        pause = self.pause if self.sync is None else self.sync.pause
+        return pause.describe() if pause is not None and pause.budget else None
 
     @property
     def fatal(self) -> str | None:

@@ -76,6 +76,7 @@ class Site:
         extra_libraries: tuple[str, ...] = (),
         rules: tuple[tuple[str, tuple[int, ...]], ...] = (),
         ledger: LedgerChoice | None = None,
+        daily_budget: int = 0,
     ) -> None:
         self.tmp_path = tmp_path
         self.server = server
@@ -93,6 +94,7 @@ class Site:
             f"qps = {qps}",
             f"concurrency = {concurrency}",
             "timeout = 10.0",
+            f"daily_budget = {daily_budget}",
             "[ledger]",
             *self.ledger_choice.toml_lines("./state"),
             "[watch]",
