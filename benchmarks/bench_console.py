@@ -20,18 +20,9 @@ from _common import Result, bench_parser, report, tests_on_path
 
 PAGE_TARGET_MS = 200.0
 SEARCH_TARGET_MS = 1000.0
-PASSWORD = "bench-console-password"
+#: Debian's Chromium (as the console's browser tests launch it)
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+PASSWORD = "bench-console-password"
 
 
 def write_config(folder: Path, libraries: list[str], endpoint: str = "embedded") -> Path:
@@ -163,6 +154,7 @@ def page_times(url: str, paths: list[str], runs: int) -> list[Result]:
 def search_times(folder: Path, pictures: int, runs: int) -> Result:
     """Image chosen on the search page -> hits (with thumbnail) shown, in Chromium."""
     from click.testing import CliRunner
+    from console.browser import CHROMIUM_ARGS
     from imagegen import make_image
     from playwright.sync_api import sync_playwright
 

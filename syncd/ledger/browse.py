@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.config import LedgerConfig
@@ -105,17 +105,12 @@ def failed_files(session: Session, library: str | None = None, limit: int = 500)
             _unindexed(File.state) == FILE_LIVE,
         )
     )
-    calls = (
-        select(File.id, Library.name, File.relpath, Item.error_code, Item.error_message)
-        .select_from(Item)
-        .join(Content, Content.item_id == Item.id)
-        .join(File, File.content_hash == Content.content_hash)
-        .join(Library, and_(File.library_id == Library.id, Library.gallery == Content.gallery))
-        .where(
-            Item.state == ITEM_FAILED,
-            _unindexed(File.state) == FILE_LIVE,
-            _unindexed(File.verdict) == VERDICT_OK,
-        )
+    calls = _files_of_items(
+        File.id, Library.name, File.relpath, Item.error_code, Item.error_message
+    ).where(
+        Item.state == ITEM_FAILED,
+        _unindexed(File.state) == FILE_LIVE,
+        _unindexed(File.verdict) == VERDICT_OK,
     )
     if library is not None:
         refused = refused.where(Library.name == library)
@@ -130,6 +125,17 @@ def failed_files(session: Session, library: str | None = None, limit: int = 500)
         rows = session.execute(query.order_by(Library.name, File.relpath).limit(left))
         files += [FailedFile(fid, lib, rel, describe(a, b)) for fid, lib, rel, a, b in rows]
     return FailurePage(total, files)
+
+
+def _files_of_items(*columns: Any) -> Select[Any]:
+    """``columns`` of items joined to the files that hold them (by content and gallery)."""
+    return (
+        select(*columns)
+        .select_from(Item)
+        .join(Content, Content.item_id == Item.id)
+        .join(File, File.content_hash == Content.content_hash)
+        .join(Library, and_(File.library_id == Library.id, Library.gallery == Content.gallery))
+    )
 
 
 def _unindexed(column: Any) -> Any:
@@ -233,11 +239,7 @@ def files_of_item(
     """The live files of ``libraries`` whose content is the item ``cont_sign`` of
     ``gallery``, oldest first (the brief names the first)."""
     rows = session.execute(
-        select(File.id, Library.name, File.relpath)
-        .select_from(Item)
-        .join(Content, Content.item_id == Item.id)
-        .join(File, File.content_hash == Content.content_hash)
-        .join(Library, and_(File.library_id == Library.id, Library.gallery == Content.gallery))
+        _files_of_items(File.id, Library.name, File.relpath)
         .where(
             Item.gallery == gallery,
             Item.cont_sign == cont_sign,

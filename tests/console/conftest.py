@@ -9,6 +9,8 @@ recorded for the chart. The console's password is ``PASSWORD``.
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +71,27 @@ def build_site(tmp_path: Path, gallery: GalleryServer, *, password: bool = True)
     finally:
         ledger.close()
     return site
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_listening(process: subprocess.Popen[str], port: int, seconds: float = 60) -> None:
+    """Return once ``process`` accepts connections on loopback ``port``; fail with its
+    stderr if it exits first, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, f"nothing listens on port {port}"
+            time.sleep(0.2)
 
 
 @pytest.fixture

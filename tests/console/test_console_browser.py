@@ -18,19 +18,9 @@ from sqlalchemy import select
 from syncd.ledger.browse import LedgerReader
 from syncd.ledger.models import File
 
+from .browser import CHROMIUM, CHROMIUM_ARGS
 from .conftest import KEPT, PASSWORD, PICTURES, World
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 #: what the screenshots show in place of the test's temporary folder
 SHOWN_ROOT = "/srv/images"

@@ -5,30 +5,22 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
 from syncd.gallery.server import GalleryServer
 
-from .conftest import PASSWORD, build_site
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from .conftest import PASSWORD, build_site, free_port, wait_until_listening
 
 
 def test_syncd_run_serves_the_console_while_it_syncs(
     tmp_path: Path, gallery_server: GalleryServer
 ) -> None:
     site = build_site(tmp_path, gallery_server)
-    port = _free_port()
+    port = free_port()
     text = site.config.read_text(encoding="utf-8")
     site.config.write_text(text.replace("127.0.0.1:0", f"127.0.0.1:{port}"), encoding="utf-8")
     expected = json.loads(site.syncd("status", "--json").out)
@@ -39,17 +31,8 @@ def test_syncd_run_serves_the_console_while_it_syncs(
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = requests.get(
-                    f"{url}/api/status", headers={"Authorization": f"Bearer {PASSWORD}"}
-                )
-                break
-            except requests.ConnectionError:
-                assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
-                assert time.monotonic() < deadline, "the console did not start"
-                time.sleep(0.2)
+        wait_until_listening(daemon, port)
+        answer = requests.get(f"{url}/api/status", headers={"Authorization": f"Bearer {PASSWORD}"})
         assert answer.status_code == 200
         assert [lib["name"] for lib in answer.json()["libraries"]] == ["photos"]
         assert answer.json()["libraries"][0]["held_deletes"] == expected["libraries"][0][

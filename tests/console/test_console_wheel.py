@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import requests
 
+from .conftest import free_port, wait_until_listening
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_syncd_console_installed_from_the_wheel_serves_its_pages(tmp_path: Path) -> None:
@@ -65,7 +59,7 @@ def test_syncd_console_installed_from_the_wheel_serves_its_pages(tmp_path: Path)
         '[[library]]\nname = "photos"\nroot = "./photos"\ngallery = "same_hq"\n',
         encoding="utf-8",
     )
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
     server = subprocess.Popen(
         [str(venv / "bin" / "syncd"), "console", "-c", str(config)]
@@ -77,15 +71,8 @@ def test_syncd_console_installed_from_the_wheel_serves_its_pages(tmp_path: Path)
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = requests.get(f"{url}/", headers={"Accept": "text/html"}, timeout=5)
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                assert time.monotonic() < deadline, "syncd console did not start"
-                time.sleep(0.2)
+        wait_until_listening(server, port)
+        page = requests.get(f"{url}/", headers={"Accept": "text/html"}, timeout=5)
         assert page.status_code == 200
         assert "<h1>Overview</h1>" in page.text
         assert "photos" in page.text
