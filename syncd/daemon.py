@@ -349,11 +349,13 @@ class Daemon:
             return
         self._notifier.reloading()
         old = self._config
-        for section in ("api", "ledger", "metrics"):
+        for section in ("api", "ledger", "metrics", "console"):
             if getattr(new, section) != getattr(old, section):
                 log.warning("config reload: [%s] changes take effect after a restart", section)
         # sections that need a restart keep their running values
-        new = replace(new, api=old.api, ledger=old.ledger, metrics=old.metrics)
+        new = replace(
+            new, api=old.api, ledger=old.ledger, metrics=old.metrics, console=old.console
+        )
         self._config = new
         self._agg.set_settle(new.watch.settle)
         watch_changed = (new.watch.ignore, new.watch.polling) != (

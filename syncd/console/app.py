@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import mimetypes
 import os
 import tempfile
@@ -421,7 +422,9 @@ class ConsoleApp:
                 raise _Refused(404, "no such library in the config")
             names = [library]
         try:
-            return retry_failures(self.config, names, paths)
+            result = retry_failures(self.config, names, paths)
+            self.status_cache.invalidate()
+            return result
         except (ConfigError, LedgerError) as exc:
             raise _Refused(409, str(exc).splitlines()[0]) from None
 
@@ -463,6 +466,7 @@ class ConsoleApp:
                 )
         finally:
             ledger.close()
+        self.status_cache.invalidate()
         log.warning(
             "console: library %s: %d held deletes let go; the next sync pass deletes them",
             name,
@@ -664,6 +668,12 @@ class StatusCache:
         finally:
             with self._lock:
                 self._refreshing = None
+
+    def invalidate(self) -> None:
+        """Something changed the ledger here (retry, release): the next request reads anew
+        (in the background when reads are slow)."""
+        with self._lock:
+            self._taken_at = -math.inf
 
     def close(self) -> None:
         """Wait for a background read in progress."""
