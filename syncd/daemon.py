@@ -521,7 +521,9 @@ class Pipeline:
             self._ledger, config, looks, now=now,
             progress=lambda _lib, _known: _StopCheck(stopping),
         )  # fmt: skip
-        plan_pending(self._ledger, PlanRules.of(config), now)
+        # what the watcher saw a person do goes ahead of a scan's backlog (SPEC §2.11)
+        live = not any(look.full_rescan for look in looks)
+        plan_pending(self._ledger, PlanRules.of(config), now, live=live)
         return result
 
     def replan(self, config: Config) -> None:

@@ -21,6 +21,8 @@ class FileFact:
     state: str
     first_seen_at: float
     vanished_at: float | None = None
+    #: the file's mtime (ns): the bulk lane sends the newest files first (SPEC §2.11)
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)

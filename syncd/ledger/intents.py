@@ -15,10 +15,13 @@ from sqlalchemy.orm import Session
 
 from syncd.ledger.dialect import insert_or_ignore
 from syncd.ledger.facts import DesiredItem, FileFact, ItemFact, Plan, Transition
+from syncd.ledger.hosts import hold_planning_lock
 from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
     ITEM_SYNCED,
+    LANE_BULK,
+    LANE_LIVE,
     VERDICT_OK,
     Content,
     File,
@@ -119,6 +122,7 @@ class PlanFacts:
 def next_plan_batch(session: Session, chunk: int) -> PlanBatch | None:
     """Up to ``chunk`` queued contents of one gallery, successors (new contents) first;
     None when the queue is empty."""
+    hold_planning_lock(session)  # several hosts: one plans at a time
     successors = select(PlanQueue.successor_hash).where(PlanQueue.successor_hash.is_not(None))
     rows = list(
         session.scalars(
@@ -157,7 +161,9 @@ def load_plan_facts(session: Session, batch: PlanBatch) -> PlanFacts:
             )
         )
     )
-    items = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(item_ids)))}
+    # locked: a worker recording an answer for one of them waits, and is waited for
+    locked = select(Item).where(Item.id.in_(item_ids)).order_by(Item.id).with_for_update()
+    items = {i.id: i for i in session.scalars(locked)}
     contents: dict[int, set[str]] = {i: set() for i in items}
     for item_id, content_hash in session.execute(
         select(Content.item_id, Content.content_hash).where(Content.item_id.in_(item_ids))
@@ -165,8 +171,8 @@ def load_plan_facts(session: Session, batch: PlanBatch) -> PlanFacts:
         contents[item_id].add(content_hash)
     all_hashes = set(batch.contents).union(*contents.values())
     files = [
-        FileFact(fid, lib, relpath, h or "", state, first_seen, vanished_at)
-        for fid, lib, relpath, h, state, first_seen, vanished_at in session.execute(
+        FileFact(fid, lib, relpath, h or "", state, first_seen, vanished_at, mtime_ns)
+        for fid, lib, relpath, h, state, first_seen, vanished_at, mtime_ns in session.execute(
             select(
                 File.id,
                 Library.name,
@@ -175,6 +181,7 @@ def load_plan_facts(session: Session, batch: PlanBatch) -> PlanFacts:
                 File.state,
                 File.first_seen_at,
                 File.vanished_at,
+                File.mtime_ns,
             )
             .join(Library, File.library_id == Library.id)
             .where(
@@ -198,11 +205,36 @@ def load_plan_facts(session: Session, batch: PlanBatch) -> PlanFacts:
     return PlanFacts(items, item_facts, files)
 
 
+@dataclass(frozen=True)
+class Lane:
+    """The lane new intents of a planner run wait in (SPEC §2.11), and their order in it."""
+
+    lane: int
+    now: float
+    #: file id -> mtime (ns) of the files the plan read
+    mtimes: Mapping[int, int]
+
+    def order_key(self, source_file_id: int | None) -> float:
+        """Live: the oldest change first; bulk: the newest file first (a delete, with no
+        file, goes ahead: it is cheap)."""
+        if self.lane == LANE_LIVE:
+            return self.now
+        mtime = self.mtimes.get(source_file_id or -1)
+        return -(mtime / 1e9) if mtime else -self.now
+
+
 def write_plan(
-    session: Session, gallery: str, facts: PlanFacts, plan: Plan, now: float, stats: ReplanStats
+    session: Session,
+    gallery: str,
+    facts: PlanFacts,
+    plan: Plan,
+    now: float,
+    stats: ReplanStats,
+    lane: int = LANE_BULK,
 ) -> None:
     """Write the planner's answer for one batch: file rows that expired or moved, new
-    items, changed intents, and which intent waits for which add."""
+    items, changed intents (in ``lane``), and which intent waits for which add."""
+    queued = Lane(lane, now, {f.file_id: f.mtime_ns for f in facts.files})
     gone = plan.expired_file_ids + [m.vanished_file_id for m in plan.moves]
     if gone:
         session.execute(delete(File).where(File.id.in_(gone)))
@@ -212,20 +244,22 @@ def write_plan(
             [{"id": m.heir_file_id, "first_seen_at": m.first_seen_at} for m in plan.moves],
         )
     new = [d for d in plan.items if d.item_id is None]
-    _insert_items(session, gallery, new, now)
+    _insert_items(session, gallery, new, queued)
     stats.new_items += len(new)
     items = facts.rows
     kept = [
         d
         for d in plan.items
-        if d.item_id is not None and _apply_desired(session, items[d.item_id], d, now, stats)
+        if d.item_id is not None
+        and _apply_desired(session, items[d.item_id], d, queued, stats)
     ]
     _resolve_waits(session, gallery, kept, items)
 
 
-def _insert_items(session: Session, gallery: str, new: Sequence[DesiredItem], now: float) -> None:
+def _insert_items(session: Session, gallery: str, new: Sequence[DesiredItem], lane: Lane) -> None:
     if not new:
         return
+    now = lane.now
     ids = session.scalars(
         insert(Item).returning(Item.id, sort_by_parameter_order=True),
         [
@@ -240,6 +274,8 @@ def _insert_items(session: Session, gallery: str, new: Sequence[DesiredItem], no
                 "attempts": 0,
                 "next_attempt_at": now,
                 "updated_at": now,
+                "lane": lane.lane,
+                "order_key": lane.order_key(d.source_file_id),
             }
             for d in new
         ],
@@ -255,9 +291,11 @@ def _insert_items(session: Session, gallery: str, new: Sequence[DesiredItem], no
 
 
 def _apply_desired(
-    session: Session, item: Item, desired: DesiredItem, now: float, stats: ReplanStats
+    session: Session, item: Item, desired: DesiredItem, lane: Lane, stats: ReplanStats
 ) -> bool:
-    """Write ``desired`` into ``item``; False when the item row was dropped."""
+    """Write ``desired`` into ``item``; False when the item row was dropped. New work waits
+    in ``lane``; work already pending keeps its place unless the live lane takes it."""
+    now = lane.now
     tags = format_tags(desired.tags)
     want_changed = (item.want_present, item.want_brief, item.want_tags) != (
         desired.present,
@@ -280,7 +318,11 @@ def _apply_desired(
     item.source_file_id = desired.source_file_id
     item.updated_at = now
     stats.changed_items += 1
+    was_pending = item.state == ITEM_PENDING and item.op is not None
     set_intent(item, op, now, fresh_want=want_changed)
+    if item.op is not None and (not was_pending or lane.lane < item.lane):
+        item.lane = lane.lane
+        item.order_key = lane.order_key(item.source_file_id)
     return True
 
 

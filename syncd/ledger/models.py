@@ -28,6 +28,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -51,6 +52,10 @@ ItemState = Literal["pending", "synced", "failed"]
 ITEM_PENDING: Final = "pending"
 ITEM_SYNCED: Final = "synced"
 ITEM_FAILED: Final = "failed"
+
+#: the lanes of the work queue (SPEC §2.11): fresh changes first, a scan's backlog beside
+LANE_LIVE: Final = 0
+LANE_BULK: Final = 1
 
 
 class RelPath(TypeDecorator[str]):
@@ -128,6 +133,8 @@ class Item(Base):
     __table_args__ = (
         UniqueConstraint("gallery", "cont_sign", name="uq_items_gallery_cont_sign"),
         Index("ix_items_due", "state", "next_attempt_at"),
+        # schema v4: claims take the live lane first, each lane in its order (SPEC §2.11)
+        Index("ix_items_lane", "state", "lane", "order_key"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     gallery: Mapped[str] = mapped_column(String(16))
@@ -156,6 +163,12 @@ class Item(Base):
     #: the gallery still holds an item of this image that syncd deleted: its add waits until
     #: then, epoch seconds (schema v4; SPEC §2.6). Not a failure, not a retry after errors.
     latency_until: Mapped[float | None] = mapped_column(Float)
+    #: which lane the intent waits in (schema v4, SPEC §2.11): LANE_LIVE for what the watcher
+    #: saw a person do, LANE_BULK for a scan's backlog
+    lane: Mapped[int] = mapped_column(SmallInteger, default=1)
+    #: the order within the lane, smallest first: the bulk lane's newest files first (minus
+    #: the file's mtime), the live lane's oldest change first (when it was planned)
+    order_key: Mapped[float] = mapped_column(Float, default=0.0)
     claim_owner: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)

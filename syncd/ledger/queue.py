@@ -165,13 +165,16 @@ def next_due_at(
 
 
 @functools.cache
-def _claim_statements(by_gallery: bool, by_host: bool = False) -> tuple[Any, Update, Any]:
+def _claim_statements(
+    by_gallery: bool, by_host: bool = False, by_lane: bool = False
+) -> tuple[Any, Update, Any]:
     """The three statements of a claim, built once: SQLAlchemy then finds them in its cache
     without walking them again (a third of a claim's CPU when rebuilt per call)."""
     due = (
         select(Item.id)
         .where(_claimable(), Item.op.in_(bindparam("ops", expanding=True)))
-        .order_by(Item.next_attempt_at, Item.id)
+        # the live lane first, each lane in its own order (SPEC §2.11)
+        .order_by(Item.lane, Item.order_key, Item.id)
         .limit(bindparam("limit", type_=Integer))
         # PostgreSQL: rows another host is claiming right now are skipped, not waited for
         .with_for_update(skip_locked=True)
@@ -180,6 +183,8 @@ def _claim_statements(by_gallery: bool, by_host: bool = False) -> tuple[Any, Upd
         due = due.where(Item.gallery.in_(bindparam("galleries", expanding=True)))
     if by_host:
         due = due.where(_host_can_send())
+    if by_lane:
+        due = due.where(Item.lane == bindparam("lane", type_=Integer))
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     mark = (
         update(Item)
@@ -205,7 +210,7 @@ def _claim_statements(by_gallery: bool, by_host: bool = False) -> tuple[Any, Upd
         .outerjoin(File, File.id == Item.source_file_id)
         .outerjoin(Library, Library.id == File.library_id)
         .where(Item.id.in_(ids), Item.claim_owner == bindparam("owner"), Item.claimed_at == _NOW)
-        .order_by(Item.next_attempt_at, Item.id)
+        .order_by(Item.lane, Item.order_key, Item.id)
     )
     return due, mark, claimed
 
@@ -220,15 +225,17 @@ def claim_due_intents(
     galleries: Sequence[str] = (),
     stale_after: float = CLAIM_STALE_AFTER,
     host: str | None = None,
+    lane: int | None = None,
 ) -> list[Intent]:
     """Claim up to ``limit`` due intents for ``owner`` (unique per worker) at ``now`` (s).
 
     Due: pending, ``next_attempt_at <= now``, not claimed (or the lease not renewed for
     ``stale_after`` seconds), and not waiting for another item's add. With ``host``, adds
-    only when a library of that host holds a live copy, and an add reads that copy. Call
-    inside a transaction; the claim holds once it commits.
+    only when a library of that host holds a live copy, and an add reads that copy. With
+    ``lane``, only intents waiting in that lane. The live lane comes first, then each lane
+    in its order (SPEC §2.11). Call inside a transaction; the claim holds once it commits.
     """
-    due, mark, claimed = _claim_statements(bool(galleries), host is not None)
+    due, mark, claimed = _claim_statements(bool(galleries), host is not None, lane is not None)
     values: dict[str, Any] = {
         "now": now,
         "stale_before": now - stale_after,
@@ -238,6 +245,8 @@ def claim_due_intents(
     }
     if galleries:
         values["galleries"] = list(galleries)
+    if lane is not None:
+        values["lane"] = lane
     if host is not None:
         values["host"] = host
     # Core execution on the session's connection: the ORM's per-statement setup is most of
@@ -321,6 +330,10 @@ def release_claims(session: Session, owner: str) -> None:
     )
 
 
+#: _LOCKED_READ: an answer is recorded from the item row as it is now, locked (``SELECT …
+#: FOR UPDATE`` on PostgreSQL): a planner rewriting what the item should be meanwhile, on
+#: this host or another, is waited for, so neither writes from a stale row
+
 #: the columns _finished sets
 _FINISHED_COLUMNS = (
     "claim_owner",
@@ -402,7 +415,7 @@ def record_added(
 ) -> None:
     """The item is in the gallery as ``cont_sign`` with ``brief``/``tags`` (None: unknown,
     e.g. an adopted item: an update follows)."""
-    item = session.get(Item, item_id)
+    item = session.get(Item, item_id, with_for_update=True)  # see _LOCKED_READ
     if item is None:
         return
     item.cont_sign = cont_sign
@@ -439,7 +452,7 @@ def _record_adds_statements() -> tuple[Any, Any]:
         Item.claimed_at,
         Item.next_attempt_at,
         Item.wait_for_item_id,
-    ).where(Item.id.in_(bindparam("ids", expanding=True)))
+    ).where(Item.id.in_(bindparam("ids", expanding=True))).order_by(Item.id).with_for_update()
     table = cast(Table, Item.__table__)
     record = (
         update(table)
@@ -500,7 +513,7 @@ def record_updated(
     session: Session, item_id: int, owner: str, brief: str, tags: tuple[int, ...], now: float
 ) -> None:
     """The gallery's item now carries ``brief`` and ``tags``."""
-    item = session.get(Item, item_id)
+    item = session.get(Item, item_id, with_for_update=True)  # see _LOCKED_READ
     if item is None:
         return
     item.have_brief = brief
@@ -514,7 +527,8 @@ def record_deleted(session: Session, item_ids: Sequence[int], owner: str, now: f
     Each leaves a tombstone; an item that should still be there (its file came back
     meanwhile) is added again, the others are forgotten.
     """
-    for item in session.scalars(select(Item).where(Item.id.in_(item_ids))):
+    locked = select(Item).where(Item.id.in_(item_ids)).order_by(Item.id).with_for_update()
+    for item in session.scalars(locked):
         if item.cont_sign is not None:
             content_hash = session.scalar(
                 select(Content.content_hash).where(Content.item_id == item.id).limit(1)
@@ -544,7 +558,7 @@ def record_failure(
     ``retry_at`` (seconds since the epoch) schedules another attempt (backoff); None marks
     the item failed until its file changes or ``syncd retry``.
     """
-    item = session.get(Item, item_id)
+    item = session.get(Item, item_id, with_for_update=True)  # see _LOCKED_READ
     if item is None:
         return
     if item.claim_owner == owner:

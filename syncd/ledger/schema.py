@@ -79,9 +79,12 @@ def _v2_to_v3(conn: Connection) -> None:
 def _v3_to_v4(conn: Connection) -> None:
     """v4: several hosts share a ledger: libraries name their host, hosts heartbeat, and
     calls are counted per host and minute; an add waiting out the gallery's deletion
-    latency says so in its own column."""
+    latency says so in its own column; intents wait in a live lane or the bulk one."""
     conn.execute(text("ALTER TABLE libraries ADD COLUMN host VARCHAR(200)"))
     conn.execute(text("ALTER TABLE items ADD COLUMN latency_until FLOAT"))
+    conn.execute(text("ALTER TABLE items ADD COLUMN lane SMALLINT NOT NULL DEFAULT 1"))
+    conn.execute(text("ALTER TABLE items ADD COLUMN order_key FLOAT NOT NULL DEFAULT 0"))
+    conn.execute(text("CREATE INDEX ix_items_lane ON items (state, lane, order_key)"))
     metadata = MetaData()
     Table(
         "hosts",

@@ -21,6 +21,7 @@ from syncd.ledger.intents import (
     queue_expired_vanished,
     write_plan,
 )
+from syncd.ledger.models import LANE_BULK, LANE_LIVE
 from syncd.ledger.schema import Ledger
 from syncd.plan.planner import plan_gallery
 
@@ -40,10 +41,13 @@ class PlanRules:
 
 
 def plan_pending(
-    ledger: Ledger, rules: PlanRules, now: float, chunk: int = PLAN_CHUNK
+    ledger: Ledger, rules: PlanRules, now: float, chunk: int = PLAN_CHUNK, *, live: bool = False
 ) -> ReplanStats:
     """Plan every queued content (and every vanished file past its grace) into item
-    intents, ``chunk`` contents per transaction; ``now`` in seconds since the epoch."""
+    intents, ``chunk`` contents per transaction; ``now`` in seconds since the epoch.
+
+    ``live``: the changes are what the watcher saw a person do; their intents go ahead of a
+    scan's backlog (SPEC §2.11), which waits in the bulk lane, newest file first."""
     stats = ReplanStats()
     with ledger.transaction() as session:
         queue_expired_vanished(session, now, rules.delete_grace)
@@ -62,6 +66,8 @@ def plan_pending(
                 now,
                 rules.delete_grace,
             )
-            write_plan(session, batch.gallery, facts, plan, now, stats)
+            write_plan(
+                session, batch.gallery, facts, plan, now, stats, LANE_LIVE if live else LANE_BULK
+            )
             stats.planned_contents += len(batch.contents)
             drop_planned(session, batch)

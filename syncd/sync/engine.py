@@ -28,6 +28,7 @@ from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.ledger.backlog import backlog, vanished_waiting
 from syncd.ledger.hosts import join_ledger
+from syncd.ledger.models import LANE_BULK, LANE_LIVE
 from syncd.ledger.queue import (
     Intent,
     claim_due_intents,
@@ -73,6 +74,22 @@ SPARE_WORKERS = 2
 CLAIM_PER_WORKER = 8
 #: seconds between two audits of lost adds by the service (also one at each start)
 AUDIT_EVERY = 600.0
+#: seconds of calls at api.qps one claim takes at most: what a fresh change may wait behind
+CLAIM_SECONDS = 0.5
+
+
+def claim_size(qps: float, concurrency: int) -> int:
+    """Intents claimed at a time: enough to keep ``concurrency`` calls in flight, at most
+    CLAIM_PER_WORKER per worker, and no more than CLAIM_SECONDS of calls at ``qps``, so a
+    fresh change never waits behind a long claimed batch (SPEC §2.11)."""
+    workers = max(1, concurrency)
+    return max(workers, min(CLAIM_PER_WORKER * workers, int(qps * CLAIM_SECONDS)))
+
+
+def bulk_share(size: int) -> int:
+    """Of a claim of ``size``, what the bulk lane keeps when the live lane is busy: a
+    quarter, at least one (none of a claim of one: the next claim has its turn)."""
+    return max(1, size // 4) if size > 1 else 0
 
 
 @dataclass(frozen=True)
@@ -428,11 +445,18 @@ class SyncEngine:
         """Claim a batch of due intents: each add or update is one work, the deletes of a
         gallery (topped up to 1000) are one."""
         now = self._clock()
-        size = CLAIM_PER_WORKER * max(1, self._config.api.concurrency)
+        size = claim_size(self._config.api.qps, self._config.api.concurrency)
         with self._ledger.transaction() as session:
+            # fresh changes first, but the bulk lane keeps a share of every claim (§2.11)
             intents = claim_due_intents(
-                session, self._owner, now, limit=size, galleries=galleries, host=self._host
-            )
+                session, self._owner, now, limit=max(1, size - bulk_share(size)),
+                galleries=galleries, host=self._host, lane=LANE_LIVE,
+            )  # fmt: skip
+            if len(intents) < size:
+                intents += claim_due_intents(
+                    session, self._owner, now, limit=size - len(intents),
+                    galleries=galleries, host=self._host, lane=LANE_BULK,
+                )  # fmt: skip
             deletes: dict[str, list[Intent]] = {}
             for intent in intents:
                 if intent.op == "delete":

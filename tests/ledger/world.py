@@ -20,18 +20,17 @@ from sqlalchemy import select
 from syncd.config import Config, load_config
 from syncd.ledger.models import File, Item, Library
 from syncd.ledger.queue import (
+    AddedItem,
     claim_due_intents,
-    record_added,
+    record_adds,
     record_deleted,
     record_updated,
 )
 from syncd.ledger.schema import Ledger, open_ledger
-from syncd.paths import brief_path
+from syncd.paths import LookAgain, brief_path
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.scan.scanner import (
     LibraryScan,
-    PathChanges,
-    PathMove,
     ScanResult,
     scan_libraries,
     scan_paths,
@@ -147,15 +146,16 @@ class World:
         vanished: Sequence[str] = (),
         *,
         library: str = "photos",
-        moves: Sequence[PathMove] = (),
         after: float = 0.0,
     ) -> LibraryScan:
         """A targeted scan of these paths of ``library`` (as the daemon makes for what
-        settled), ``after`` seconds after the previous scan's clock; that library's result."""
+        settled), ``after`` seconds after the previous scan's clock; that library's result.
+        The three kinds only say what the test did: the scan reads what each path is now."""
         self.clock = max(self.clock + after, time.time())
-        changes = [PathChanges(library, files, subtrees, vanished)]
-        result = scan_paths(self.ledger, self.config, changes, moves=moves, now=self.clock)
-        plan_pending(self.ledger, PlanRules.of(self.config), self.clock)
+        look = LookAgain(library, (*files, *subtrees, *vanished))
+        result = scan_paths(self.ledger, self.config, [look], now=self.clock)
+        # the watcher saw these: the live lane, as the daemon plans them
+        plan_pending(self.ledger, PlanRules.of(self.config), self.clock, live=True)
         return next(lib for lib in result.libraries if lib.name == library)
 
     def sync(self, max_rounds: int = 10) -> list[Call]:
@@ -164,18 +164,14 @@ class World:
         for _ in range(max_rounds):
             with self.ledger.transaction() as session:
                 intents = claim_due_intents(session, "test-engine", self.clock, limit=10_000)
+                # adds are recorded as the workers' group commit does (record_adds)
+                added: list[AddedItem] = []
                 for intent in intents:
                     if intent.op == "add":
                         self._next_sign += 1
                         sign = f"sign-{self._next_sign}"
-                        record_added(
-                            session,
-                            intent.item_id,
-                            "test-engine",
-                            sign,
-                            intent.brief,
-                            intent.tags,
-                            self.clock,
+                        added.append(
+                            AddedItem(intent.item_id, sign, intent.brief, intent.tags, self.clock)
                         )
                         calls.append(Call("add", brief_path(intent.brief) or "", intent.gallery))
                     elif intent.op == "update":
@@ -194,6 +190,7 @@ class World:
                         path = brief_path(item.have_brief or "") or ""
                         record_deleted(session, [intent.item_id], "test-engine", self.clock)
                         calls.append(Call("delete", path, intent.gallery))
+                record_adds(session, added, "test-engine")
             if not intents:
                 return calls
         raise AssertionError(f"intents still due after {max_rounds} rounds: {calls}")
