@@ -1,11 +1,18 @@
 """The sync stage: the ledger's intents -> API calls, with the fewest calls the API allows.
 
-- ``plan``: the planner (pure): disk facts -> what the gallery should hold;
-- ``engine``: ``SyncEngine``, the workers (service: start/stop/wake; reconcile:
-  run_until_idle); ``workers``: one intent's calls and the recording of their answers;
-- ``rate`` (shared AIMD pacing), ``backoff`` (per-intent retry delays), ``batching``
-  (deletes of up to 1000), ``adopt`` (216681), ``pause`` + ``account`` (quota pauses,
-  stopped galleries), ``lock`` (one syncing process per ledger);
-- ``endpoint`` (the configured or embedded gallery), ``reconcile`` (reconcile, retry,
-  check), ``search`` (``syncd search``).
+- ``engine``: ``SyncEngine``, the workers (service: start/stop/wake; ``reconcile``:
+  run_until_idle), claiming live-lane work first;
+- the jobs, one module each: ``add`` (with 216681 adoption, decided by ``adopt``),
+  ``update``, ``delete`` (batches of 1000, ``batching``), ``failures`` (what an error
+  means for the intents), ``inflight`` + ``inflight_audit`` (the spool of sent adds and
+  the settling of those whose answers were lost); ``context`` (the one call wrapper) and
+  ``recorder`` (group commit of the answers);
+- the account: ``rate`` / ``shared_rate`` (pacing, shared by every host), ``budget``
+  (``api.daily_budget``), ``account`` (quota pauses and stopped galleries), ``backoff``,
+  ``heartbeat`` (this host's sign of life and leases), ``lock`` (one syncing process per
+  host);
+- the one-shot commands: ``reconcile``, ``retry``, ``check``, ``search``; ``endpoint``
+  (the configured or the embedded gallery).
+
+No SQL here: every query is a named function of ``syncd.ledger``.
 """
