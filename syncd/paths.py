@@ -7,6 +7,8 @@
   the printable one-line form for logs and messages.
 - **File states** as the ledger keeps them, and the **brief** that names a file in the
   gallery (SPEC §5), written by the planner and read back by status and search.
+- **The watch-to-scan hand-off** (``LookAgain``) and the one settle rule (``seconds_until_quiet``,
+  SPEC §4) the watcher and the scan both apply.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
 _GLOB_FLAGS: Final = re.DOTALL
@@ -50,6 +53,34 @@ def file_identity(dev: int, inode: int, size: int, mtime_ns: int) -> FileIdentit
     """A file's identity (SPEC §2.2): a file moved on one filesystem keeps it, so the scan
     knows its content without reading it again. Dev and inode as unsigned 64-bit."""
     return (dev & _MASK64, inode & _MASK64, size, mtime_ns)
+
+
+# -- the watch-to-scan hand-off -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookAgain:
+    """Paths of one library to look at again: the watcher's only output, the targeted scan's
+    only input. Relative to the library root with ``/`` separators; what each path is now
+    (file, folder, gone) is for the scan to read from the disk. ``full_rescan``: the whole
+    library (overflow, root back, observer failure, start-up)."""
+
+    library: str
+    paths: tuple[str, ...] = ()
+    full_rescan: bool = False
+
+
+def seconds_until_quiet(mtime_ns: int, now: float, settle: float) -> float:
+    """Seconds (>= 0) until a file last modified at ``mtime_ns`` (ns since the epoch) has been
+    quiet for ``settle`` seconds, at wall time ``now`` (seconds since the epoch); 0 when it
+    already has (SPEC §4).
+
+    An mtime ahead of ``now`` (kept from a camera whose clock runs ahead, or set by another
+    host's clock) counts as quiet: waiting would hold the file until that date, and the
+    watcher still waits for its events to stop.
+    """
+    age = now - mtime_ns / 1e9
+    return settle - age if 0 <= age < settle else 0.0
 
 
 # -- paths ------------------------------------------------------------------------------------
@@ -333,14 +364,30 @@ class WalkFilter:
         prune = self.exclude.prune_dir
         return prune is not None and prune(relpath) is not None
 
-    def accepts(self, relpath: str) -> bool:
-        """Whether a file at ``relpath`` belongs to the library (for watcher events)."""
-        parts = relpath.split("/")
-        if any(self.ignores_name(part) for part in parts):
+    def hides_dir(self, relpath: str) -> bool:
+        """Whether the walk never enters the directory ``relpath`` (relative to the root):
+        an ignored name on the way, or an exclude that prunes it or a folder above it.
+        False for the root ("")."""
+        if not relpath:
             return False
-        return not any(self.prunes_dir("/".join(parts[:i])) for i in range(1, len(parts))) and (
-            self.takes_file(relpath, parts[-1])
+        parts = relpath.split("/")
+        return any(self.ignores_name(part) for part in parts) or any(
+            self.prunes_dir("/".join(parts[:i])) for i in range(1, len(parts) + 1)
         )
+
+    def accepts(self, relpath: str) -> bool:
+        """Whether a file at ``relpath`` belongs to the library, as the walk would take it."""
+        folder, _, name = relpath.rpartition("/")
+        return (
+            not self.ignores_name(name)
+            and not self.hides_dir(folder)
+            and self.takes_file(relpath, name)
+        )
+
+    def accepts_path(self, relpath: str, is_dir: bool) -> bool:
+        """Whether a path the watcher names is the library's business: a file the walk would
+        take, or a folder it would enter."""
+        return not self.hides_dir(relpath) if is_dir else self.accepts(relpath)
 
 
 # -- the brief ------------------------------------------------------------------------------

@@ -10,9 +10,12 @@ unless the root is missing, unreadable or empty (no deletes, SPEC §2.8), and a 
 that vanishes too much of a library holds those deletes. The planner then turns the
 queued contents into item intents.
 
-``scan_libraries`` walks whole libraries; ``scan_paths`` looks only at the paths the
-watcher saw settle (a stat per file, a walk per folder) and compares them with the
-ledger's rows at and below those paths, under the same rules.
+``scan_libraries`` walks whole libraries (the one-shot commands: files still being
+written are waited for a few rounds); ``scan_paths`` looks only at the paths the watcher
+handed over (``LookAgain``: a stat per path, a walk per folder) and compares them with the
+ledger's rows at and below those paths, under the same rules; it waits for no writer but
+reports the files still being written (``LibraryScan.settling_paths``) for the watcher to
+hand back once they are quiet (SPEC §4).
 """
 
 from __future__ import annotations
@@ -46,11 +49,13 @@ from syncd.ledger.models import VERDICT_OK, VERDICT_REJECTED, VERDICT_SKIPPED
 from syncd.ledger.schema import Ledger
 from syncd.paths import (
     FileIdentity,
+    LookAgain,
     WalkFilter,
     encode_relpath,
     file_identity,
     file_signature,
     printable_relpath,
+    seconds_until_quiet,
 )
 from syncd.scan.ahead import WalkAhead
 from syncd.scan.walk import (
@@ -75,6 +80,8 @@ HASH_WORKERS = 4
 KEEP_SKIPPED = 100
 #: rounds of waiting for files still being written before leaving them to the next scan
 SETTLE_ROUNDS = 3
+#: files still being written named one per log line in a scan; the rest are counted
+KEEP_SETTLING_LOGGED = 20
 #: walked entries between two progress updates
 TICK_ENTRIES = 1000
 
@@ -113,8 +120,10 @@ class LibraryScan:
     released: int = 0
     rejected: int = 0
     unreadable: int = 0
-    #: files still being written (quiet for less than watch.settle): left for the next scan
+    #: files still being written (quiet for less than watch.settle): not recorded yet
     settling: int = 0
+    #: their paths, relative to the root: for the watcher to hand back once they are quiet
+    settling_paths: list[str] = field(default_factory=list)
     skipped_count: int = 0
     skipped: list[SkippedEntry] = field(default_factory=list)
     #: files the ledger knew that could not be looked at: neither seen nor vanished
@@ -132,32 +141,6 @@ class ScanResult:
     """What a scan of some libraries recorded (``syncd.plan.driver`` plans it next)."""
 
     libraries: list[LibraryScan]
-
-
-@dataclass(frozen=True)
-class PathChanges:
-    """Paths of one library to look at again, relative to its root with ``/`` separators.
-
-    The three kinds say what the watcher saw; the scan asks the disk what each path is now.
-    """
-
-    library: str
-    #: files to stat (and read when changed)
-    files: Sequence[str] = ()
-    #: folders to walk
-    subtrees: Sequence[str] = ()
-    #: paths gone from the disk: the ledger's rows there and below vanish
-    vanished: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
-class PathMove:
-    """A move the watcher saw (a hint: its source is looked at too)."""
-
-    src_library: str
-    src: str
-    dst_library: str
-    dst: str
 
 
 def scan_libraries(
@@ -207,9 +190,12 @@ def scan_library(
     allow_mass_delete: bool = False,
     progress: ProgressFactory | None = None,
     walks: WalkAhead | None = None,
+    *,
+    wait_for_writers: bool = True,
 ) -> LibraryScan:
     """Scan one whole library into the ledger (see the module docstring); ``now`` in seconds.
-    Its walk is taken from ``walks`` when that has one, else done here."""
+    Its walk is taken from ``walks`` when that has one, else done here. Files still being
+    written are waited for a few rounds, or with ``wait_for_writers=False`` only reported."""
     with ledger.transaction() as session:
         row = ensure_library(session, lib)
     result = LibraryScan(lib.name, lib.gallery)
@@ -219,7 +205,7 @@ def scan_library(
     index = load_index(ledger, row.id)
     known_files = len(index.signatures)
     tick = progress(lib, known_files) if progress is not None else None
-    recorder = _Recorder(ledger, config, lib, row, index, result, now)
+    recorder = _Recorder(ledger, config, lib, row, index, result, now, wait_for_writers)
     try:
         walk = walks.take(lib, config.watch) if walks is not None else None
         if walk is None:
@@ -254,30 +240,28 @@ def scan_library(
 def scan_paths(
     ledger: Ledger,
     config: Config,
-    changes: Sequence[PathChanges],
+    looks: Sequence[LookAgain],
     *,
-    moves: Sequence[PathMove] = (),
     now: float | None = None,
     progress: ProgressFactory | None = None,
 ) -> ScanResult:
-    """Look again at these paths only (what settled in the watcher), record them.
+    """Look again at these paths only (what settled in the watcher), record them; a
+    ``full_rescan`` look scans its library whole.
 
-    Each path is what the disk says it is now: a file is stat'ed, a folder walked, and the
-    ledger's rows at and below it follow (new, changed, unchanged, vanished), under the
-    rules of a full scan. The source of each move hint is looked at too. A library whose
-    root is missing or unreadable vanishes nothing. A library that follows symlinks, or
-    that would be left without files, is scanned whole instead (a symlink may lead
-    anywhere in the root; an empty root sends no deletes). Libraries the config does not
-    have are skipped. ``now`` (seconds since the epoch) defaults to the clock.
+    Each path is what the disk says it is now (one lstat): a file is compared, a folder
+    walked, a gone path vanishes, and the ledger's rows at and below it follow (new,
+    changed, unchanged, vanished), under the rules of a full scan. A library whose root
+    is missing or unreadable vanishes nothing. A library that follows symlinks, or that
+    would be left without files, is scanned whole instead (a symlink may lead anywhere in
+    the root; an empty root sends no deletes). Files still being written are not waited
+    for: they are left unrecorded in ``LibraryScan.settling_paths``. Libraries the config
+    does not have are skipped. ``now`` (seconds since the epoch) defaults to the clock.
     """
     started = time.time() if now is None else now
     wanted: dict[str, list[str]] = {}
-    for change in changes:
-        paths = wanted.setdefault(change.library, [])
-        paths += [*change.files, *change.subtrees, *change.vanished]
-    for move in moves:
-        wanted.setdefault(move.src_library, []).append(move.src)
-        wanted.setdefault(move.dst_library, []).append(move.dst)
+    for look in looks:
+        paths = wanted.setdefault(look.library, [])
+        paths += [""] if look.full_rescan else look.paths
     results = [
         scan_library_paths(ledger, config, lib, wanted[lib.name], started, progress)
         for lib in config.libraries
@@ -298,7 +282,7 @@ def scan_library_paths(
     :func:`scan_paths`. ``now`` in seconds since the epoch."""
     targets = _outermost(paths)
     if lib.follow_symlinks or "" in targets:
-        return scan_library(ledger, config, lib, now, progress=progress)
+        return scan_library(ledger, config, lib, now, progress=progress, wait_for_writers=False)
     with ledger.transaction() as session:
         row = ensure_library(session, lib)
     result = LibraryScan(lib.name, lib.gallery)
@@ -310,7 +294,7 @@ def scan_library_paths(
         return result
     index = load_index(ledger, row.id, under=targets)
     tick = progress(lib, len(index.signatures)) if progress is not None else None
-    recorder = _Recorder(ledger, config, lib, row, index, result, now)
+    recorder = _Recorder(ledger, config, lib, row, index, result, now, wait_for_writers=False)
     try:
         flt = WalkFilter.for_library(lib, config.watch)
         entries = _entries_at(os.fspath(lib.root), root_fd, targets, flt, config)
@@ -326,7 +310,9 @@ def scan_library_paths(
             files_now = count_files(session, row.id)
         if files_now <= len(gone):
             # nothing would be left: only a walk of the whole root can tell an empty root
-            whole = scan_library(ledger, config, lib, now, progress=progress)
+            whole = scan_library(
+                ledger, config, lib, now, progress=progress, wait_for_writers=False
+            )
             whole.hashed += result.hashed
             whole.reused += result.reused
             return whole
@@ -372,7 +358,7 @@ def _entries_at_path(
 ) -> Iterator[FileEntry | SkippedEntry]:
     """What a full walk yields at and below ``rel``: nothing when it is gone or hidden."""
     parts = rel.split("/")
-    if _hidden(flt, parts[:-1]) or flt.ignores_name(parts[-1]):
+    if flt.hides_dir(rel.rpartition("/")[0]) or flt.ignores_name(parts[-1]):
         return
     try:
         st = _lstat_below(root_fd, parts)
@@ -384,7 +370,7 @@ def _entries_at_path(
         yield SkippedEntry(rel, f"cannot stat: {exc.strerror}", True)
         return
     if stat.S_ISDIR(st.st_mode):
-        if not _hidden(flt, parts):
+        if not flt.hides_dir(rel):
             yield from _walk_below(root, rel, flt, every_name)
     elif not flt.accepts(rel):
         return
@@ -429,18 +415,10 @@ def _walk_below(
                 yield FileEntry(path, entry.size, entry.mtime_ns, entry.inode, entry.dev)
         elif isinstance(entry, SkippedEntry):
             if entry.unreadable:
-                if not _hidden(flt, path.split("/")):
+                if not flt.hides_dir(path):
                     yield SkippedEntry(path, entry.reason, True)
             elif flt.accepts(path):
                 yield SkippedEntry(path, entry.reason)
-
-
-def _hidden(flt: WalkFilter, folders: Sequence[str]) -> bool:
-    """Whether the full walk never enters the folder ``folders`` (an ignored name on the
-    way, or a folder the excludes prune); False for the root (no parts)."""
-    return any(flt.ignores_name(part) for part in folders) or any(
-        flt.prunes_dir("/".join(folders[:i])) for i in range(1, len(folders) + 1)
-    )
 
 
 def _log_scan(lib: LibraryConfig, result: LibraryScan, where: str) -> None:
@@ -539,7 +517,8 @@ def _compare(
 
 class _Recorder:
     """Hashes, judges and records the new and changed files a scan hands it, in batches;
-    files modified less than ``watch.settle`` ago wait until they are quiet (SPEC §4)."""
+    files modified less than ``watch.settle`` ago are kept back (SPEC §4): waited for a few
+    rounds when ``wait_for_writers``, else reported in ``settling_paths``."""
 
     def __init__(
         self,
@@ -550,6 +529,7 @@ class _Recorder:
         index: LedgerIndex,
         result: LibraryScan,
         now: float,
+        wait_for_writers: bool,
     ) -> None:
         self._ledger = ledger
         self._lib = lib
@@ -558,18 +538,27 @@ class _Recorder:
         self._result = result
         self._now = now
         self._settle = config.watch.settle
-        self._quiet_since_ns = int((now - config.watch.settle) * 1e9)
+        self._wait = wait_for_writers
         self._unsettled: list[FileEntry] = []
 
     def look(self, entries: list[FileEntry]) -> None:
         """Record changed files, keeping back those still being written."""
-        quiet = self._quiet_since_ns
-        self._record([e for e in entries if e.mtime_ns <= quiet])
-        self._unsettled.extend(e for e in entries if e.mtime_ns > quiet)
+        # the later of the two clocks: a file written during the scan is young, not from
+        # the future (which counts as quiet)
+        now = max(self._now, time.time())
+        quiet: list[FileEntry] = []
+        for entry in entries:
+            writing = seconds_until_quiet(entry.mtime_ns, now, self._settle) > 0
+            (self._unsettled if writing else quiet).append(entry)
+        self._record(quiet)
 
     def finish(self) -> None:
-        """Record the files kept back once they have settled."""
+        """Record the files kept back once they have settled (or report them)."""
         if not self._unsettled:
+            return
+        if not self._wait:
+            _report_settling(self._lib, self._unsettled, self._result)
+            self._unsettled = []
             return
         settled = _wait_until_settled(self._lib, self._unsettled, self._settle, self._result)
         self._unsettled = []
@@ -599,14 +588,15 @@ def _wait_until_settled(
     lib: LibraryConfig, waiting: list[FileEntry], settle: float, result: LibraryScan
 ) -> list[FileEntry]:
     """Files modified less than ``settle`` seconds ago, once each has been quiet that long
-    (SPEC §4). Files still changing after a few rounds are left for the next scan.
+    (SPEC §4), for the one-shot commands, which have no watcher to look again later. Files
+    still changing after a few rounds are left for the next scan.
     """
     ready: list[FileEntry] = []
     for _ in range(SETTLE_ROUNDS):
         if not waiting:
             break
-        newest = max(e.mtime_ns for e in waiting) / 1e9
-        time.sleep(min(settle, max(0.0, newest + settle - time.time())))
+        now = time.time()
+        time.sleep(max(seconds_until_quiet(e.mtime_ns, now, settle) for e in waiting))
         still: list[FileEntry] = []
         for entry in waiting:
             try:
@@ -616,12 +606,21 @@ def _wait_until_settled(
             again = FileEntry(entry.relpath, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
             (ready if again == entry else still).append(again)
         waiting = still
-    result.settling = len(waiting)
-    for entry in waiting:
+    _report_settling(lib, waiting, result)
+    return ready
+
+
+def _report_settling(lib: LibraryConfig, waiting: list[FileEntry], result: LibraryScan) -> None:
+    """Note the files still being written in the result (not recorded: a later look reads them)."""
+    result.settling += len(waiting)
+    result.settling_paths += [entry.relpath for entry in waiting]
+    for entry in waiting[:KEEP_SETTLING_LOGGED]:
         _log.info(
             "library %s: %s is still being written", lib.name, printable_relpath(entry.relpath)
         )
-    return ready
+    if len(waiting) > KEEP_SETTLING_LOGGED:
+        more = len(waiting) - KEEP_SETTLING_LOGGED
+        _log.info("library %s: … and %d more files still being written", lib.name, more)
 
 
 def _look_at(

@@ -3,11 +3,12 @@
 Events are hints, not truth: the aggregator only decides *when* a path is worth a look.
 It remembers each touched path with a deadline `settle` seconds after its last event;
 at the deadline it stats the path once, and a path whose mtime is younger than `settle`
-(or whose size/mtime moved since the previous look) waits again. Paths inside a directory
-that is itself waiting (created or moved in) are absorbed into it, so a 10,000-file copy
-into a new folder becomes one subtree to scan. Ignored names never get in. What a path
-*is* (present file, present directory, gone) is read from the disk at the deadline, not
-from the event kind.
+(``syncd.paths.seconds_until_quiet``) or whose size/mtime moved since the previous look
+waits again. Paths inside a directory that is itself waiting (created or moved in) are
+absorbed into it, so a 10,000-file copy into a new folder becomes one path to scan.
+Ignored names never get in. A move is its source and its destination. The output is
+batches of ``syncd.paths.LookAgain``: what a path *is* now (file, folder, gone) is the
+scan's to read from the disk, not the event kind's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from syncd.paths import WalkFilter
+from syncd.paths import LookAgain, WalkFilter, seconds_until_quiet
 
 EventKind = Literal["created", "modified", "deleted", "moved"]
 
@@ -66,43 +67,8 @@ class WatchRoot:
     accept: PathFilter
 
 
-@dataclass(frozen=True)
-class MoveHint:
-    """A move the watcher saw; the scanner may use it, the disk stays the truth."""
-
-    src_library: str
-    src: str
-    dst_library: str
-    dst: str
-    is_directory: bool
-
-
-@dataclass(frozen=True)
-class LibraryChanges:
-    """What settled in one library: relative posix paths, sorted."""
-
-    library: str
-    #: regular files present and quiet: re-stat (and read if changed)
-    files: tuple[str, ...] = ()
-    #: directories present and quiet: scan everything below
-    subtrees: tuple[str, ...] = ()
-    #: paths (files or directories) no longer on disk: everything the ledger has there vanished
-    vanished: tuple[str, ...] = ()
-    #: the whole library needs a rescan (overflow, root came back, observer failure)
-    full_rescan: bool = False
-
-
-@dataclass(frozen=True)
-class SettledBatch:
-    """One batch of settled work, grouped by library."""
-
-    libraries: tuple[LibraryChanges, ...]
-    moves: tuple[MoveHint, ...] = ()
-
-    @property
-    def path_count(self) -> int:
-        """Number of paths (files, subtrees, vanished) in the batch."""
-        return sum(len(c.files) + len(c.subtrees) + len(c.vanished) for c in self.libraries)
+#: one batch of settled work: at most one LookAgain per library, full rescans first, paths sorted
+SettledBatch = tuple[LookAgain, ...]
 
 
 @dataclass
@@ -124,18 +90,8 @@ class _LibraryState:
 
 
 def library_path_filter(flt: WalkFilter) -> PathFilter:
-    """The watcher's view of a library's filter: files as the scan takes them; directories
-    unless an ignore glob hides a component or an exclude prunes them."""
-
-    def accept(rel: str, is_dir: bool) -> bool:
-        if not is_dir:
-            return flt.accepts(rel)
-        parts = rel.split("/")
-        if any(flt.ignores_name(part) for part in parts):
-            return False
-        return not any(flt.prunes_dir("/".join(parts[:i])) for i in range(1, len(parts) + 1))
-
-    return accept
+    """The watcher's view of a library's filter: files the walk takes, folders it enters."""
+    return flt.accepts_path
 
 
 class SettleAggregator:
@@ -156,7 +112,6 @@ class SettleAggregator:
         self._clock: Clock = clock or SystemClock()
         self._cond = threading.Condition(threading.Lock())
         self._libs: dict[str, _LibraryState] = {}
-        self._moves: list[MoveHint] = []
         #: (deadline, library, rel) for every deadline ever set; stale ones are skipped
         self._heap: list[tuple[float, str, str]] = []
         self._closed = False
@@ -182,7 +137,6 @@ class SettleAggregator:
             for name in list(self._libs):
                 if name not in new:
                     del self._libs[name]
-            self._moves = [m for m in self._moves if m.src_library in new and m.dst_library in new]
             for name, root in new.items():
                 state = self._libs.get(name)
                 if state is None or state.root.root != root.root:
@@ -198,19 +152,28 @@ class SettleAggregator:
         with self._cond:
             if self._closed:
                 return
+            deadline = self._clock.monotonic() + self._settle
+            # a move is two paths to look at: the scan finds the file at its new path by
+            # its identity, so the content is not read again (SPEC §2.2)
+            for path in (event.path, event.dest) if event.kind == "moved" else (event.path,):
+                self._touch_path(path, event.is_directory, deadline)
+            self._cond.notify_all()
+
+    def look_again_when_quiet(self, look: LookAgain) -> None:
+        """Hand back files a scan found still being written: each comes out again once it
+        has been quiet for `settle` (judged from its mtime at once, so no settle is added to
+        what is left). A path already waiting keeps its deadline."""
+        with self._cond:
+            state = self._libs.get(look.library)
+            if state is None or self._closed:
+                return
+            if state.rescan_deadline is not None:
+                return  # the coming full rescan looks at them
             now = self._clock.monotonic()
-            if event.kind == "moved":
-                src_hits = self._touch_path(event.path, event.is_directory, now)
-                dst_hits = self._touch_path(event.dest, event.is_directory, now)
-                # a move inside a moving directory is covered by the directory's own hint
-                for src_lib, src_rel, src_absorbed in src_hits:
-                    for dst_lib, dst_rel, dst_absorbed in dst_hits:
-                        if not (src_absorbed and dst_absorbed):
-                            self._moves.append(
-                                MoveHint(src_lib, src_rel, dst_lib, dst_rel, event.is_directory)
-                            )
-            else:
-                self._touch_path(event.path, event.is_directory, now)
+            for rel in look.paths:
+                if rel and rel not in state.pending and not _ancestor_key(state.pending, rel):
+                    state.pending[rel] = _Pending(deadline=now, is_directory=False)
+                    self._arm(look.library, rel, now)
             self._cond.notify_all()
 
     def request_rescan(self, library: str, *, immediate: bool = False) -> None:
@@ -246,11 +209,6 @@ class SettleAggregator:
         status line never waits behind a stat on a slow mount."""
         libs = list(dict(self._libs).values())
         return sum(len(s.pending) + (s.rescan_deadline is not None) for s in libs)
-
-    def next_deadline(self) -> float | None:
-        """Earliest monotonic deadline, or None when nothing waits."""
-        with self._cond:
-            return self._next_deadline()
 
     def take_due(self) -> SettledBatch | None:
         """Hand out every path whose deadline has passed and that proved quiet, or None."""
@@ -299,48 +257,45 @@ class SettleAggregator:
     def _arm(self, library: str, rel: str, deadline: float) -> None:
         heapq.heappush(self._heap, (deadline, library, rel))
 
-    def _touch_path(self, path: str, is_dir: bool, now: float) -> list[tuple[str, str, bool]]:
-        """Note `path` in every library whose root holds it.
-
-        Returns (library, rel, absorbed) for each library that cares, `absorbed` when a
-        waiting ancestor directory already covers the path."""
-        hits: list[tuple[str, str, bool]] = []
+    def _touch_path(self, path: str, is_dir: bool, deadline: float) -> None:
+        """Note `path` in every library whose root holds it, due at `deadline`."""
         if not path:
-            return hits
-        deadline = now + self._settle
+            return
         for name, state in self._libs.items():
             rel = _relative(path, state.root.root)
             # the root itself is the supervisor's business; its own mtime says nothing
-            if not rel or not state.root.accept(rel, is_dir):
-                continue
-            if state.rescan_deadline is not None:
-                # a full rescan is coming: it waits for this burst to end too
-                state.rescan_deadline = max(state.rescan_deadline, deadline)
-                self._arm(name, "", state.rescan_deadline)
-                hits.append((name, rel, True))
-                continue
-            key = _ancestor_key(state.pending, rel)
-            absorbed = bool(key)
-            entry = state.pending.get(key or rel)
-            if entry is None:
-                if is_dir:
-                    # the directory's scan covers what was waiting below it
-                    prefix = rel + "/"
-                    for below in [k for k in state.pending if k.startswith(prefix)]:
-                        del state.pending[below]
-                entry = _Pending(deadline=deadline, is_directory=is_dir)
-                state.pending[rel] = entry
-            elif not absorbed:
-                entry.is_directory = entry.is_directory or is_dir
-            entry.deadline = deadline
-            entry.seen = None
-            self._arm(name, key or rel, deadline)
-            hits.append((name, rel, absorbed))
-        return hits
+            if rel and state.root.accept(rel, is_dir):
+                self._note(name, state, rel, is_dir, deadline)
+
+    def _note(
+        self, name: str, state: _LibraryState, rel: str, is_dir: bool, deadline: float
+    ) -> None:
+        """Let `rel` of one library wait until `deadline` (a waiting folder above it or a
+        coming full rescan covers it instead)."""
+        if state.rescan_deadline is not None:
+            # a full rescan is coming: it waits for this burst to end too
+            state.rescan_deadline = max(state.rescan_deadline, deadline)
+            self._arm(name, "", state.rescan_deadline)
+            return
+        key = _ancestor_key(state.pending, rel)
+        entry = state.pending.get(key or rel)
+        if entry is None:
+            if is_dir:
+                # the directory's scan covers what was waiting below it
+                prefix = rel + "/"
+                for below in [k for k in state.pending if k.startswith(prefix)]:
+                    del state.pending[below]
+            entry = _Pending(deadline=deadline, is_directory=is_dir)
+            state.pending[rel] = entry
+        elif not key:
+            entry.is_directory = entry.is_directory or is_dir
+        entry.deadline = deadline
+        entry.seen = None
+        self._arm(name, key or rel, deadline)
 
     def _take_due(self, now: float) -> SettledBatch | None:
         wall = self._clock.wall()
-        found: dict[str, tuple[list[str], list[str], list[str]]] = {}
+        found: dict[str, list[str]] = {}
         rescans: set[str] = set()
         heap = self._heap
         while heap and heap[0][0] <= now:
@@ -356,61 +311,38 @@ class SettleAggregator:
                 found.pop(name, None)
                 continue
             entry = state.pending[rel]
-            verdict = self._judge(state.root.root, rel, entry, now, wall)
-            if verdict is None:
+            if not self._quiet(state.root.root, rel, entry, now, wall):
                 self._arm(name, rel, entry.deadline)
                 continue
             del state.pending[rel]
-            files, subtrees, vanished = found.setdefault(name, ([], [], []))
-            {"file": files, "dir": subtrees, "gone": vanished}[verdict].append(rel)
+            found.setdefault(name, []).append(rel)
         if not found and not rescans:
             return None
-        out = [LibraryChanges(library=name, full_rescan=True) for name in sorted(rescans)]
-        for name, (files, subtrees, vanished) in sorted(found.items()):
-            out.append(
-                LibraryChanges(
-                    library=name,
-                    files=tuple(sorted(files)),
-                    subtrees=tuple(sorted(subtrees)),
-                    vanished=tuple(sorted(vanished)),
-                )
-            )
-        listed = {c.library for c in out}
-        moves = tuple(m for m in self._moves if m.dst_library in listed)
-        self._moves = [m for m in self._moves if m.dst_library not in listed]
-        return SettledBatch(libraries=tuple(out), moves=moves)
+        out = [LookAgain(name, full_rescan=True) for name in sorted(rescans)]
+        out += [LookAgain(name, tuple(sorted(paths))) for name, paths in sorted(found.items())]
+        return tuple(out)
 
-    def _judge(
-        self, root: str, rel: str, entry: _Pending, now: float, wall: float
-    ) -> Literal["file", "dir", "gone"] | None:
-        """Stat at the deadline: the disk says what the path is, and whether it is quiet.
-        None means 'not quiet yet' (the entry's deadline has been moved on)."""
+    def _quiet(self, root: str, rel: str, entry: _Pending, now: float, wall: float) -> bool:
+        """One stat at the deadline: whether the path is quiet; when not, the entry's deadline
+        has been moved on. What the path is stays the scan's to say."""
         try:
             st = os.lstat(os.path.join(root, *rel.split("/")))
-        except (FileNotFoundError, NotADirectoryError):
-            return "gone"
         except OSError:
-            # unreadable now: let the scanner record why
-            return "dir" if entry.is_directory else "file"
-        if stat.S_ISDIR(st.st_mode):
-            kind: Literal["file", "dir"] = "dir"
-        elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-            kind = "file"
-        else:
-            return "gone"  # a fifo or socket is no image: whatever was here is gone
+            return True  # gone or unreadable: nothing to wait for, the scan says which
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            return True  # a fifo or socket is never written to quiet
         seen = (st.st_size, st.st_mtime_ns)
         if entry.seen is not None and entry.seen != seen:
             # it changed since the last look without an event reaching us
             entry.seen = seen
             entry.deadline = now + self._settle
-            return None
-        age = wall - st.st_mtime_ns / 1e9
-        if 0 <= age < self._settle:
-            # written less than `settle` ago: wait until it is that old
+            return False
+        wait = seconds_until_quiet(st.st_mtime_ns, wall, self._settle)
+        if wait > 0:
             entry.seen = seen
-            entry.deadline = now + (self._settle - age)
-            return None
-        return kind
+            entry.deadline = now + wait
+            return False
+        return True
 
 
 def _relative(path: str, root: str) -> str | None:

@@ -73,6 +73,7 @@ class Daemon:
     libraries: list[Library]
     polling: str = "auto"
     qps: float = 500.0
+    settle: float = SETTLE
     metrics_listen: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
@@ -97,7 +98,7 @@ class Daemon:
                 "[ledger]",
                 f'path = "{self.tmp / "ledger.db"}"',
                 "[watch]",
-                f"settle = {SETTLE}",
+                f"settle = {self.settle}",
                 f"delete_grace = {DELETE_GRACE}",
                 "rescan_interval = 0",
                 f"polling = {polling}",

@@ -19,7 +19,8 @@ import pytest
 from ledger.world import Call, World
 
 from syncd.ledger.schema import open_ledger
-from syncd.scan.scanner import PathMove
+from syncd.paths import LookAgain
+from syncd.scan.scanner import scan_paths
 
 
 @pytest.fixture
@@ -253,6 +254,53 @@ def test_a_library_that_follows_symlinks_is_scanned_whole(tmp_path: Path) -> Non
         world.close()
 
 
+# -- a file still being written is reported, not waited for (SPEC §4) ---------------------
+
+
+def test_a_file_still_being_written_is_left_unread_for_the_watcher(tmp_path: Path) -> None:
+    world = World(tmp_path, settle=3600.0)  # a wait would hang the test: none happens
+    try:
+        world.write("fresh.jpg", 1)
+        result = world.scan_paths(files=["fresh.jpg"])
+        assert (result.settling, result.settling_paths, result.hashed) == (1, ["fresh.jpg"], 0)
+        assert world.files() == {}
+        # once its mtime is settle seconds old, the path handed back is read
+        result = world.scan_paths(files=result.settling_paths, after=3600)
+        assert (result.new, result.settling) == (1, 0)
+        assert world.sync() == [Call("add", "fresh.jpg", "similar")]
+    finally:
+        world.close()
+
+
+def test_a_file_dated_in_the_future_is_read_at_once(tmp_path: Path) -> None:
+    world = World(tmp_path, settle=3600.0)
+    try:
+        path = world.write("camera.jpg", 1)
+        ahead = world.clock + 86400  # copied with the mtime of a camera a day ahead
+        os.utime(path, (ahead, ahead))
+        result = world.scan_paths(files=["camera.jpg"])
+        assert (result.new, result.settling) == (1, 0)
+    finally:
+        world.close()
+
+
+def test_a_full_rescan_look_scans_the_whole_library_and_waits_for_no_writer(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, settle=3600.0)
+    try:
+        old = world.write("old.jpg", 1)
+        two_hours_ago = world.clock - 7200
+        os.utime(old, (two_hours_ago, two_hours_ago))
+        world.write("sub/fresh.jpg", 2)
+        look = LookAgain("photos", full_rescan=True)
+        lib = scan_paths(world.ledger, world.config, [look], now=world.clock).libraries[0]
+        assert (lib.seen, lib.new, lib.settling_paths) == (2, 2, ["sub/fresh.jpg"])
+        assert sorted(world.files()) == ["old.jpg"]
+    finally:
+        world.close()
+
+
 # -- a move costs no re-read (SPEC §2.2, §2.10) -------------------------------------------
 
 
@@ -294,14 +342,14 @@ def test_a_move_seen_in_two_batches_is_not_read_again(world: World) -> None:
     assert world.sync() == [Call("update", "c.jpg", "similar")]
 
 
-def test_a_move_hint_has_its_source_looked_at(world: World) -> None:
+def test_a_move_the_watcher_saw_is_one_update_and_no_read(world: World) -> None:
     world.write("a.jpg", 1)
     world.write("b.jpg", 2)
     world.scan()
     world.sync()
     world.move("a.jpg", "c.jpg")
-    hint = PathMove("photos", "a.jpg", "photos", "c.jpg")
-    result = world.scan_paths(files=["c.jpg"], moves=[hint], after=1)
+    # the watcher hands over a move as its source and its destination
+    result = world.scan_paths(files=["c.jpg"], vanished=["a.jpg"], after=1)
     assert (result.new, result.vanished, result.hashed, result.reused) == (1, 1, 0, 1)
     assert world.sync() == [Call("update", "c.jpg", "similar")]
     assert_a_full_scan_agrees(world)
@@ -337,15 +385,16 @@ import concurrent.futures, sqlalchemy.dialects.sqlite.pysqlite
 import syncd.scan.hashing, syncd.scan.prepare
 from syncd.config import load_config
 from syncd.ledger.schema import open_ledger
-from syncd.scan.scanner import PathChanges, scan_paths
+from syncd.paths import LookAgain
+from syncd.scan.scanner import scan_paths
 config = load_config(sys.argv[1])
 ledger = open_ledger(config.ledger.path)
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
-for change in [
-    PathChanges("photos", files=["locked/b.jpg"], vanished=["locked/deeper", "gone.jpg"]),
-    PathChanges("photos", subtrees=["locked"]),
+for look in [
+    LookAgain("photos", ("locked/b.jpg", "locked/deeper", "gone.jpg")),
+    LookAgain("photos", ("locked",)),
 ]:
-    lib = scan_paths(ledger, config, [change]).libraries[0]
+    lib = scan_paths(ledger, config, [look]).libraries[0]
     print(json.dumps([lib.vanished, lib.unknown, lib.unreadable]))
 """
 

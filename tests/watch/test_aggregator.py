@@ -1,4 +1,8 @@
-"""The settle/coalesce stage: events are hints, quiet paths come out once, ignored ones never."""
+"""The settle/coalesce stage: events are hints, quiet paths come out once, ignored ones never.
+
+Its only output is ``LookAgain``: which paths of which library to look at; what each path
+is now (file, folder, gone) is the scan's to read (tests/scan/test_scanner_paths.py).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from syncd.paths import WalkFilter
+from syncd.paths import LookAgain, WalkFilter
 from syncd.watch.aggregator import (
-    MoveHint,
     PathEvent,
     SettleAggregator,
     WatchRoot,
@@ -71,8 +74,7 @@ def test_file_comes_out_only_after_settle_seconds_of_quiet(tmp_path: Path) -> No
     assert agg.take_due() is None
     clock.advance(0.2)
     batch = agg.take_due()
-    assert batch is not None
-    assert [(c.library, c.files) for c in batch.libraries] == [("lib", ("a.jpg",))]
+    assert batch == (LookAgain("lib", ("a.jpg",)),)
     assert agg.take_due() is None
     assert agg.pending_count == 0
 
@@ -87,7 +89,7 @@ def test_each_event_restarts_the_settle_time(tmp_path: Path) -> None:
         assert agg.take_due() is None
     clock.advance(SETTLE)
     batch = agg.take_due()
-    assert batch is not None and batch.libraries[0].files == ("a.jpg",)
+    assert batch is not None and batch[0].paths == ("a.jpg",)
 
 
 def test_file_still_being_written_without_events_waits_until_its_mtime_is_old(
@@ -104,7 +106,15 @@ def test_file_still_being_written_without_events_waits_until_its_mtime_is_old(
     assert agg.pending_count == 1
     clock.advance(SETTLE - 0.5)
     batch = agg.take_due()
-    assert batch is not None and batch.libraries[0].files == ("slow.jpg",)
+    assert batch is not None and batch[0].paths == ("slow.jpg",)
+
+
+def test_file_dated_in_the_future_is_not_held_back(tmp_path: Path) -> None:
+    agg, clock = make(tmp_path)
+    f = write(tmp_path / "camera.jpg", age=-86400)  # copied with the mtime of a camera a day ahead
+    agg.touch(ev("created", f))
+    clock.advance(SETTLE)
+    assert agg.take_due() == (LookAgain("lib", ("camera.jpg",)),)
 
 
 def test_size_change_seen_at_the_deadline_waits_again(tmp_path: Path) -> None:
@@ -120,10 +130,10 @@ def test_size_change_seen_at_the_deadline_waits_again(tmp_path: Path) -> None:
     assert agg.take_due() is None  # size moved since the last look
     clock.advance(SETTLE)
     batch = agg.take_due()
-    assert batch is not None and batch.libraries[0].files == ("a.jpg",)
+    assert batch is not None and batch[0].paths == ("a.jpg",)
 
 
-def test_copy_of_ten_thousand_files_into_a_new_folder_is_one_subtree(tmp_path: Path) -> None:
+def test_copy_of_ten_thousand_files_into_a_new_folder_is_one_path(tmp_path: Path) -> None:
     agg, clock = make(tmp_path)
     new = tmp_path / "incoming"
     new.mkdir()
@@ -135,11 +145,7 @@ def test_copy_of_ten_thousand_files_into_a_new_folder_is_one_subtree(tmp_path: P
         agg.touch(ev("modified", p))
     assert agg.pending_count == 1
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None
-    (changes,) = batch.libraries
-    assert changes.subtrees == ("incoming",)
-    assert changes.files == () and changes.vanished == ()
+    assert agg.take_due() == (LookAgain("lib", ("incoming",)),)
 
 
 def test_rsync_temp_file_renamed_into_place_yields_only_the_final_name(tmp_path: Path) -> None:
@@ -151,11 +157,8 @@ def test_rsync_temp_file_renamed_into_place_yields_only_the_final_name(tmp_path:
         agg.touch(ev("modified", tmp))
     agg.touch(ev("moved", tmp, dest=final))
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None
-    assert batch.libraries[0].files == ("photos/a.jpg",)
-    assert batch.libraries[0].vanished == ()
-    assert batch.moves == ()  # the source was never the library's business
+    # the source was never the library's business (an ignored name)
+    assert agg.take_due() == (LookAgain("lib", ("photos/a.jpg",)),)
 
 
 def test_editor_save_by_rename_yields_one_changed_file(tmp_path: Path) -> None:
@@ -170,58 +173,54 @@ def test_editor_save_by_rename_yields_one_changed_file(tmp_path: Path) -> None:
     agg.touch(ev("moved", tmp, dest=f))
     agg.touch(ev("deleted", backup))
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None
-    (changes,) = batch.libraries
-    assert (changes.files, changes.subtrees, changes.vanished) == (("a.jpg",), (), ())
+    assert agg.take_due() == (LookAgain("lib", ("a.jpg",)),)
 
 
-def test_deleted_file_is_reported_vanished(tmp_path: Path) -> None:
+def test_deleted_file_is_handed_out_for_the_scan_to_find_gone(tmp_path: Path) -> None:
     agg, clock = make(tmp_path)
     agg.touch(ev("deleted", tmp_path / "gone.jpg"))
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None and batch.libraries[0].vanished == ("gone.jpg",)
+    assert agg.take_due() == (LookAgain("lib", ("gone.jpg",)),)
 
 
-def test_deleted_folder_is_one_vanished_path(tmp_path: Path) -> None:
+def test_deleted_folder_is_one_path(tmp_path: Path) -> None:
     agg, clock = make(tmp_path)
     d = tmp_path / "old"
     for i in range(50):
         agg.touch(ev("deleted", d / f"{i}.jpg"))
     agg.touch(ev("deleted", d, is_dir=True))
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None
-    assert batch.libraries[0].vanished == ("old",)
-    assert batch.libraries[0].files == ()
+    assert agg.take_due() == (LookAgain("lib", ("old",)),)
 
 
-def test_the_disk_not_the_event_says_what_a_path_is(tmp_path: Path) -> None:
+def test_the_event_kind_does_not_decide_what_is_handed_out(tmp_path: Path) -> None:
     agg, clock = make(tmp_path)
     back = write(tmp_path / "restored.jpg")
     agg.touch(ev("deleted", back))  # deleted, then restored before it settled
     agg.touch(ev("created", tmp_path / "never-written.jpg"))
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None
-    assert batch.libraries[0].files == ("restored.jpg",)
-    assert batch.libraries[0].vanished == ("never-written.jpg",)
+    # one path each, whatever happened to it: the scan reads what it is now
+    assert agg.take_due() == (LookAgain("lib", ("never-written.jpg", "restored.jpg")),)
 
 
-def test_rename_inside_a_root_is_hinted_as_a_move(tmp_path: Path) -> None:
+def test_rename_inside_a_root_hands_out_its_source_and_destination(tmp_path: Path) -> None:
     agg, clock = make(tmp_path)
     dst = write(tmp_path / "b.jpg")
     agg.touch(ev("moved", tmp_path / "a.jpg", dest=dst))
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None
-    assert batch.libraries[0].files == ("b.jpg",)
-    assert batch.libraries[0].vanished == ("a.jpg",)
-    assert batch.moves == (MoveHint("lib", "a.jpg", "lib", "b.jpg", False),)
+    assert agg.take_due() == (LookAgain("lib", ("a.jpg", "b.jpg")),)
 
 
-def test_folder_moved_inside_a_root_is_one_move_and_no_per_file_noise(tmp_path: Path) -> None:
+def test_move_between_libraries_hands_each_library_its_path(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    dst = write(two / "b.jpg")
+    agg, clock = make(tmp_path, ("one", one), ("two", two))
+    agg.touch(ev("moved", one / "a.jpg", dest=dst))
+    clock.advance(SETTLE)
+    assert agg.take_due() == (LookAgain("one", ("a.jpg",)), LookAgain("two", ("b.jpg",)))
+
+
+def test_folder_moved_inside_a_root_is_two_paths_and_no_per_file_noise(tmp_path: Path) -> None:
     agg, clock = make(tmp_path)
     new = tmp_path / "2024"
     for i in range(100):
@@ -233,11 +232,7 @@ def test_folder_moved_inside_a_root_is_one_move_and_no_per_file_noise(tmp_path: 
     for i in range(100):  # watchdog follows a directory move with one move per child
         agg.touch(ev("moved", old / f"{i}.jpg", dest=new / f"{i}.jpg"))
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None
-    (changes,) = batch.libraries
-    assert (changes.files, changes.subtrees, changes.vanished) == ((), ("2024",), ("unsorted",))
-    assert batch.moves == (MoveHint("lib", "unsorted", "lib", "2024", True),)
+    assert agg.take_due() == (LookAgain("lib", ("2024", "unsorted")),)
 
 
 def test_git_checkout_burst_reports_each_file_once(tmp_path: Path) -> None:
@@ -251,7 +246,7 @@ def test_git_checkout_burst_reports_each_file_once(tmp_path: Path) -> None:
     clock.advance(SETTLE)
     batch = agg.take_due()
     assert batch is not None
-    files = batch.libraries[0].files
+    files = batch[0].paths
     assert len(files) == 500 and len(set(files)) == 500
     assert agg.take_due() is None
 
@@ -285,9 +280,9 @@ def test_nested_library_roots_each_get_the_path(tmp_path: Path) -> None:
     clock.advance(SETTLE)
     batch = agg.take_due()
     assert batch is not None
-    assert {(c.library, c.files) for c in batch.libraries} == {
-        ("all", ("catalog/shoe.jpg",)),
-        ("catalog", ("shoe.jpg",)),
+    assert set(batch) == {
+        LookAgain("all", ("catalog/shoe.jpg",)),
+        LookAgain("catalog", ("shoe.jpg",)),
     }
 
 
@@ -300,10 +295,7 @@ def test_full_rescan_waits_for_the_burst_and_replaces_pending_paths(tmp_path: Pa
     clock.advance(SETTLE * 0.75)
     assert agg.take_due() is None
     clock.advance(SETTLE)
-    batch = agg.take_due()
-    assert batch is not None
-    (changes,) = batch.libraries
-    assert changes.full_rescan and changes.files == ()
+    assert agg.take_due() == (LookAgain("lib", full_rescan=True),)
     assert agg.pending_count == 0
 
 
@@ -320,7 +312,7 @@ def test_wait_batch_returns_when_the_path_settles(tmp_path: Path) -> None:
     f = write(tmp_path / "a.jpg")
     agg.touch(ev("created", f))
     batch = agg.wait_batch(timeout=30)
-    assert batch is not None and batch.libraries[0].files == ("a.jpg",)
+    assert batch == (LookAgain("lib", ("a.jpg",)),)
 
 
 def test_close_releases_a_waiting_consumer(tmp_path: Path) -> None:
@@ -350,4 +342,50 @@ def test_concurrent_observer_threads_lose_no_path(tmp_path: Path) -> None:
     clock.advance(SETTLE)
     batch = agg.take_due()
     assert batch is not None
-    assert sorted(batch.libraries[0].files) == sorted(str(p.relative_to(tmp_path)) for p in paths)
+    assert sorted(batch[0].paths) == sorted(str(p.relative_to(tmp_path)) for p in paths)
+
+
+# -- files a scan found still being written come back once quiet (SPEC §4) -----------------
+
+
+def test_file_handed_back_by_a_scan_comes_out_once_its_mtime_is_settle_old(
+    tmp_path: Path,
+) -> None:
+    agg, clock = make(tmp_path)
+    f = write(tmp_path / "slow.jpg")
+    recent = clock.wall() - 0.5  # the scan saw it written half a second ago
+    os.utime(f, (recent, recent))
+    agg.look_again_when_quiet(LookAgain("lib", ("slow.jpg",)))
+    assert agg.take_due() is None  # looked at once: it is owed 1.5 s more, not a whole settle
+    assert agg.pending_count == 1
+    clock.advance(SETTLE - 0.5)
+    assert agg.take_due() == (LookAgain("lib", ("slow.jpg",)),)
+    assert agg.pending_count == 0
+
+
+def test_file_handed_back_that_is_already_quiet_comes_out_at_the_next_look(
+    tmp_path: Path,
+) -> None:
+    agg, _ = make(tmp_path)
+    write(tmp_path / "done.jpg", age=SETTLE * 3)
+    agg.look_again_when_quiet(LookAgain("lib", ("done.jpg",)))
+    assert agg.take_due() == (LookAgain("lib", ("done.jpg",)),)
+
+
+def test_file_handed_back_keeps_the_deadline_of_a_newer_event(tmp_path: Path) -> None:
+    agg, clock = make(tmp_path)
+    f = write(tmp_path / "a.jpg")
+    agg.touch(ev("modified", f))  # written again after the scan looked
+    agg.look_again_when_quiet(LookAgain("lib", ("a.jpg",)))
+    assert agg.take_due() is None
+    clock.advance(SETTLE)
+    assert agg.take_due() == (LookAgain("lib", ("a.jpg",)),)
+
+
+def test_file_handed_back_during_a_coming_full_rescan_is_left_to_it(tmp_path: Path) -> None:
+    agg, clock = make(tmp_path)
+    write(tmp_path / "a.jpg")
+    agg.request_rescan("lib")
+    agg.look_again_when_quiet(LookAgain("lib", ("a.jpg",)))
+    clock.advance(SETTLE)
+    assert agg.take_due() == (LookAgain("lib", full_rescan=True),)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.paths import WalkFilter
-from syncd.watch.aggregator import LibraryChanges, SettleAggregator, WatchRoot, library_path_filter
+from syncd.paths import LookAgain, WalkFilter
+from syncd.watch.aggregator import SettleAggregator, WatchRoot, library_path_filter
 from syncd.watch.observer import LibraryWatcher, choose_watch_mode, filesystem_type
 
 IGNORE = (".*", "*~", "*.tmp")
@@ -73,15 +73,15 @@ class Harness:
         )
 
     def collect_until(
-        self, done: Callable[[list[LibraryChanges]], bool], timeout: float = 20
-    ) -> list[LibraryChanges]:
+        self, done: Callable[[list[LookAgain]], bool], timeout: float = 20
+    ) -> list[LookAgain]:
         """Batches seen until `done` holds for them (or the generous deadline passes)."""
-        seen: list[LibraryChanges] = []
+        seen: list[LookAgain] = []
         end = time.monotonic() + timeout
         while not done(seen) and time.monotonic() < end:
             batch = self.agg.wait_batch(timeout=0.5)
             if batch is not None:
-                seen.extend(batch.libraries)
+                seen.extend(batch)
         return seen
 
 
@@ -102,8 +102,9 @@ def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         h.agg.close()
 
 
-def flat(seen: list[LibraryChanges], what: str) -> set[str]:
-    return {p for c in seen for p in getattr(c, what)}
+def flat(seen: list[LookAgain]) -> set[str]:
+    """Every path handed out."""
+    return {p for look in seen for p in look.paths}
 
 
 @pytest.mark.parametrize("polling", ["off", "on"])
@@ -116,16 +117,16 @@ def test_watcher_sees_create_rename_and_delete(
     (h.root / "sub").mkdir()
     (h.root / "sub" / "a.jpg").write_bytes(b"1")
     (h.root / "b.jpg").write_bytes(b"2")
-    seen = h.collect_until(lambda s: {"sub", "b.jpg"} <= flat(s, "files") | flat(s, "subtrees"))
-    assert {"sub", "b.jpg"} <= flat(seen, "files") | flat(seen, "subtrees")
+    seen = h.collect_until(lambda s: {"sub", "b.jpg"} <= flat(s))
+    assert {"sub", "b.jpg"} <= flat(seen)
 
     (h.root / "b.jpg").rename(h.root / "c.jpg")
-    seen = h.collect_until(lambda s: "c.jpg" in flat(s, "files") and "b.jpg" in flat(s, "vanished"))
-    assert "c.jpg" in flat(seen, "files") and "b.jpg" in flat(seen, "vanished")
+    seen = h.collect_until(lambda s: {"b.jpg", "c.jpg"} <= flat(s))
+    assert {"b.jpg", "c.jpg"} <= flat(seen)
 
     shutil.rmtree(h.root / "sub")
-    seen = h.collect_until(lambda s: "sub" in flat(s, "vanished"))
-    assert "sub" in flat(seen, "vanished")
+    seen = h.collect_until(lambda s: "sub" in flat(s))
+    assert "sub" in flat(seen)
     assert h.rescans == []
 
 
@@ -143,8 +144,8 @@ def test_root_that_vanishes_and_comes_back_is_rewatched_and_rescanned(
     assert h.watcher.modes() == {"lib": "inotify"}
     assert h.rescans == [("lib", "root is back")]
     (h.root / "new.jpg").write_bytes(b"x")
-    seen = h.collect_until(lambda s: "new.jpg" in flat(s, "files"))
-    assert "new.jpg" in flat(seen, "files")
+    seen = h.collect_until(lambda s: "new.jpg" in flat(s))
+    assert "new.jpg" in flat(seen)
 
 
 def test_root_missing_at_start_is_watched_once_it_appears(
@@ -169,8 +170,8 @@ def test_root_replaced_by_another_directory_is_rescanned(harness: Callable[..., 
     h.watcher.supervise()
     assert h.rescans == [("lib", "root replaced (mounted or unmounted)")]
     (h.root / "x.jpg").write_bytes(b"x")
-    seen = h.collect_until(lambda s: "x.jpg" in flat(s, "files"))
-    assert "x.jpg" in flat(seen, "files")
+    seen = h.collect_until(lambda s: "x.jpg" in flat(s))
+    assert "x.jpg" in flat(seen)
 
 
 def test_kernel_queue_overflow_report_triggers_a_rescan_of_that_root(
