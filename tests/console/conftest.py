@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from e2e.site import Site
+from ledgers import LedgerChoice
 
 from syncd.config import Config, load_config
 from syncd.console.server import ConsoleServer
@@ -44,9 +45,20 @@ class World:
         return self.server.url
 
 
-def build_site(tmp_path: Path, gallery: GalleryServer, *, password: bool = True) -> Site:
-    """The installation described in the module docstring, made by real commands."""
+def build_site(
+    tmp_path: Path,
+    gallery: GalleryServer,
+    *,
+    password: bool = True,
+    ledger: LedgerChoice | None = None,
+) -> Site:
+    """The installation described in the module docstring, made by real commands, on a
+    SQLite ledger or the one ``ledger`` names."""
     site = Site(tmp_path, gallery, max_delete_fraction=0.25)
+    if ledger is not None:
+        text = site.config.read_text(encoding="utf-8")
+        keys = "\n".join(ledger.toml_lines("./state"))
+        site.config.write_text(text.replace('path = "./state/ledger.db"', keys), encoding="utf-8")
     for seed in range(1, PICTURES + 1):
         site.write(f"pics/p{seed:02d}.jpg", seed)
     (site.root / "broken.jpg").write_bytes(b"this is not a picture at all")
@@ -62,14 +74,14 @@ def build_site(tmp_path: Path, gallery: GalleryServer, *, password: bool = True)
         lines.append('password_file = "./console-password"')
     with site.config.open("a", encoding="utf-8") as config:
         config.write("\n".join(lines) + "\n")
-    ledger = open_ledger(site.ledger, create=False)
+    opened = open_ledger(load_config(site.config).ledger, create=False)
     try:
-        with ledger.transaction() as session:
+        with opened.transaction() as session:
             minute = int(time.time() // 60)
             for back, calls in ((1, 12), (5, 30), (20, 7)):
                 record_calls(session, "test-host", minute - back, calls)
     finally:
-        ledger.close()
+        opened.close()
     return site
 
 
@@ -98,6 +110,15 @@ def wait_until_listening(process: subprocess.Popen[str], port: int, seconds: flo
 def world(tmp_path: Path, gallery_server: GalleryServer) -> Iterator[World]:
     """The installation and its console (password ``PASSWORD``), serving."""
     site = build_site(tmp_path, gallery_server)
+    config = load_config(site.config)
+    with ConsoleServer(config) as server:
+        yield World(site, config, server)
+
+
+@pytest.fixture
+def pg_world(tmp_path: Path, gallery_server: GalleryServer, pg_url: str) -> Iterator[World]:
+    """The installation on a PostgreSQL ledger, and its console (password ``PASSWORD``)."""
+    site = build_site(tmp_path, gallery_server, ledger=LedgerChoice("postgresql", pg_url))
     config = load_config(site.config)
     with ConsoleServer(config) as server:
         yield World(site, config, server)

@@ -342,3 +342,20 @@ def test_syncd_console_beyond_loopback_without_a_password_exits_2(world: World) 
         "console.password_file: required when console.listen is not loopback "
         "(or $SYNCD_CONSOLE_PASSWORD)"
     ]
+
+
+def test_the_console_reads_and_releases_on_a_postgresql_ledger(pg_world: World) -> None:
+    status = requests.get(f"{pg_world.url}/api/status", headers=BEARER)
+    assert status.json() == json.loads(pg_world.site.syncd("status", "--json").out)
+    browser, token = logged_in(pg_world)
+    failures = browser.get(f"{pg_world.url}/failures").text
+    assert "broken.jpg" in failures
+    file_id = kept_file_id(pg_world, "pics/p01.jpg")
+    assert browser.get(f"{pg_world.url}/thumb/{file_id}").headers["Content-Type"] == "image/jpeg"
+    released = browser.post(
+        f"{pg_world.url}/held/release", data={"library": "photos", "csrf": token}
+    )
+    assert released.status_code == 200
+    assert "11 held deletes let go" in released.text
+    after = json.loads(pg_world.site.syncd("status", "--json").out)
+    assert after["libraries"][0]["held_deletes"] == 0
