@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,23 @@ from syncd.gallery.server import GalleryServer
 CONVERGE = 60.0
 SETTLE = 0.3
 DELETE_GRACE = 1.0
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for /metrics and the console)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = int(probe.getsockname()[1])
+    probe.close()
+    return port
+
+
+def metrics_text(port: int) -> str:
+    """The daemon's /metrics page on ``port`` ("" while it is not up)."""
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    except requests.ConnectionError:
+        return ""
 
 
 def wait_until(check: Callable[[], bool], timeout: float = CONVERGE, what: str = "") -> None:

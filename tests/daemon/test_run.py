@@ -19,7 +19,9 @@ from .conftest import (
     Daemon,
     Library,
     calls,
+    free_port,
     gallery_paths,
+    metrics_text,
     wait_until,
     write_image,
 )
@@ -198,20 +200,14 @@ def test_systemd_hears_ready_status_watchdog_and_stopping(daemon: Daemon) -> Non
 
 
 def test_metrics_and_healthz_are_served(daemon: Daemon) -> None:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     daemon.metrics_listen = f"127.0.0.1:{port}"
     write_image(daemon.libraries[0].root / "m.jpg", 40)
     daemon.start()
     daemon.wait_until(lambda: set(gallery_paths(daemon.server)) == {"photos/m.jpg"})
 
     def metrics() -> str:
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        except requests.ConnectionError:
-            return ""
+        return metrics_text(port)
 
     daemon.wait_until(lambda: 'syncd_items{gallery="same_hq",state="synced"} 1.0' in metrics())
     text = metrics()

@@ -5,14 +5,12 @@ next day (SPEC §5, §6)."""
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import requests
 from conftest import GALLERY_API_KEY, GALLERY_SECRET_KEY
-from daemon.conftest import Daemon, Library, write_image
+from daemon.conftest import Daemon, Library, free_port, metrics_text, write_image
 from ledger.world import World
 from ledgers import LedgerChoice
 
@@ -77,10 +75,7 @@ def test_after_the_quota_day_ends_the_rest_is_sent(
 
 
 def test_metrics_say_the_budget_is_spent(tmp_path: Path, gallery_server: GalleryServer) -> None:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     daemon = Daemon(tmp_path, gallery_server, [Library("photos", tmp_path / "photos")])
     daemon.metrics_listen = f"127.0.0.1:{port}"
     daemon.write_config()
@@ -90,15 +85,8 @@ def test_metrics_say_the_budget_is_spent(tmp_path: Path, gallery_server: Gallery
         write_image(daemon.libraries[0].root / f"{n}.jpg", 60 + n)
     daemon.start()
     try:
-
-        def metrics() -> str:
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-            except requests.ConnectionError:
-                return ""
-
-        daemon.wait_until(lambda: "syncd_budget_paused 1.0" in metrics())
-        text = metrics()
+        daemon.wait_until(lambda: "syncd_budget_paused 1.0" in metrics_text(port))
+        text = metrics_text(port)
         assert "syncd_budget_used_calls 3.0" in text
         assert "syncd_budget_limit_calls 3.0" in text
         calls = {op: n for (_g, op), n in gallery_server.call_counts().items()}
