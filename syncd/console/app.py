@@ -37,6 +37,7 @@ from syncd.console.security import (
 )
 from syncd.console.thumbs import NotAnImage, NoThumbnail, ThumbnailCache
 from syncd.ledger.browse import FileLocation
+from syncd.paths import printable_relpath
 
 log = logging.getLogger("syncd.console")
 
@@ -92,7 +93,9 @@ class ConsoleApp:
             autoescape=select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,
+            finalize=_printable,
         )
+        self.jinja.filters["path"] = printable_relpath
         self.jinja.filters["utc"] = _utc_text
         self.routes = Map(
             [
@@ -536,7 +539,6 @@ class ConsoleApp:
 
     def _files_of(self, found: list[Any], library: str | None) -> list[list[dict[str, Any]]]:
         from syncd.ledger.browse import files_of_item
-        from syncd.paths import printable_relpath
 
         names = [library] if library else [lib.name for lib in self.config.libraries]
         if not self.reader.exists():
@@ -681,6 +683,14 @@ class StatusCache:
             thread = self._refreshing
         if thread is not None:
             thread.join()
+
+
+def _printable(value: object) -> object:
+    """What a page shows of a value: text with bytes that are not UTF-8 (a file name from
+    an old share) as \\xNN escapes, never an error when the page is encoded."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return value
 
 
 def _utc_text(value: object) -> str:

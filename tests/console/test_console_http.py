@@ -359,3 +359,13 @@ def test_the_console_reads_and_releases_on_a_postgresql_ledger(pg_world: World) 
     assert "11 held deletes let go" in released.text
     after = json.loads(pg_world.site.syncd("status", "--json").out)
     assert after["libraries"][0]["held_deletes"] == 0
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped(world: World) -> None:
+    name = b"caf\xe9-not-utf8.jpg"
+    (world.site.root / name.decode("utf-8", "surrogateescape")).write_bytes(b"no picture")
+    world.site.syncd("reconcile")
+    browser, _ = logged_in(world)
+    page = browser.get(f"{world.url}/failures")
+    assert page.status_code == 200
+    assert "caf\\xe9-not-utf8.jpg" in page.text
