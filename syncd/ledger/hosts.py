@@ -17,13 +17,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from syncd import __version__
 from syncd.config import Config, LibraryConfig, TagRule
 from syncd.errors import ConfigError
-from syncd.ledger.dialect import insert_or_ignore
+from syncd.ledger.dialect import insert_or_ignore, is_postgresql
 from syncd.ledger.models import Host, Library
 from syncd.ledger.schema import Ledger
 from syncd.ledger.settings import get_setting, put_setting, settings_with_prefix
@@ -34,6 +34,20 @@ ACCOUNT_KEY = "account"
 RULES_PREFIX = "library_rules:"
 #: seconds without a heartbeat after which a host counts as gone
 HOST_GONE_AFTER = 60.0
+#: the pg_advisory_xact_lock key planners hold ("plan" in ASCII)
+PLANNING_LOCK_KEY = 0x706C616E
+
+
+def hold_planning_lock(session: Session) -> None:
+    """One planner at a time across every host, until this transaction ends.
+
+    Two hosts planning at once could each make an item of one content (or rewrite one
+    item from stale rows). SQLite's write lock serializes them already; PostgreSQL takes a
+    transaction-level advisory lock.
+    """
+    connection = session.connection()
+    if is_postgresql(connection):
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLANNING_LOCK_KEY})
 
 
 def join_ledger(ledger: Ledger, config: Config, now: float | None = None) -> None:
@@ -71,12 +85,12 @@ class Account:
 
 def check_account(session: Session, account: Account, now: float) -> None:
     """Record ``account`` as the ledger's on first use; refuse another one (HostRefused)."""
-    text = get_setting(session, ACCOUNT_KEY)
-    if text is None:
+    stored = get_setting(session, ACCOUNT_KEY)
+    if stored is None:
         put_setting(session, ACCOUNT_KEY, json.dumps(account.__dict__), now)
         return
     try:
-        known = Account(**json.loads(text))
+        known = Account(**json.loads(stored))
     except (ValueError, TypeError):
         put_setting(session, ACCOUNT_KEY, json.dumps(account.__dict__), now)
         return
@@ -147,10 +161,10 @@ def claim_libraries(session: Session, host: str, libraries: Sequence[LibraryConf
 def library_rules(session: Session) -> dict[str, tuple[TagRule, ...]]:
     """Library name -> the tag rules its owner's config gives it (every host's libraries)."""
     rules: dict[str, tuple[TagRule, ...]] = {}
-    for key, text in settings_with_prefix(session, RULES_PREFIX).items():
+    for key, stored in settings_with_prefix(session, RULES_PREFIX).items():
         try:
             rules[key.removeprefix(RULES_PREFIX)] = tuple(
-                TagRule(str(glob), tuple(int(t) for t in tags)) for glob, tags in json.loads(text)
+                TagRule(str(glob), tuple(int(t) for t in tags)) for glob, tags in json.loads(stored)
             )
         except (ValueError, TypeError):
             continue  # unreadable: the owner writes it again at its next start
