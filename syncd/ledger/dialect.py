@@ -207,10 +207,11 @@ def stream_rows(conn: Connection, query: Select[*tuple[Any, ...]]) -> Iterator[S
     sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     if is_postgresql(conn):
         cursor = driver.cursor(name="syncd_stream", binary=True)  # type: ignore[union-attr]
-        cursor.itersize = FETCH_ROWS
         try:
             cursor.execute(sql)
-            yield from cursor
+            # whole batches: iterating the cursor itself costs a Python call per row
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                yield from batch
         finally:
             cursor.close()
         return
