@@ -1,7 +1,11 @@
 """The items of the three galleries: index in memory, rows in SQLite, deletion latency.
 
-Each gallery has one lock; a request decodes its image outside the lock and holds it
-only for the index lookup and the store write.
+Each gallery has one lock; a request decodes its image and finds its keypoints outside
+the lock, and holds it only for the index lookups and the store write.
+
+same_hq search answers the same images only: copies found by their global features
+(re-encoded, rescaled) and, through keypoints, partial copies (a crop keeping at least
+half of the picture), verified geometrically outside the lock (see ``keypoints``).
 
 Deletion latency (``delete_latency`` seconds): a deleted item keeps being found by
 search and keeps refusing a re-add of its image (216681) until the latency has passed,
@@ -19,6 +23,16 @@ from dataclasses import dataclass, field
 from syncd.errors import ITEM_EXISTS_CODE, ItemExistsError, error_for, error_message
 from syncd.gallery.images import DecodedImage
 from syncd.gallery.index import GalleryIndex, Hit, IndexEntry, TagFilter, features_of
+from syncd.gallery.keypoints import (
+    CANDIDATES,
+    ItemWords,
+    KeypointIndex,
+    LocalFeatures,
+    QueryImage,
+    local_features_of,
+    query_image,
+    verify,
+)
 from syncd.gallery.store import GalleryStore
 from syncd.protocol import GALLERY_NAMES, MAX_SEARCH_POSITION
 
@@ -27,9 +41,15 @@ from syncd.protocol import GALLERY_NAMES, MAX_SEARCH_POSITION
 class _Gallery:
     name: str
     index: GalleryIndex = field(default_factory=GalleryIndex)
+    #: keypoints of the items (same_hq only: what finds partial copies)
+    keypoints: KeypointIndex = field(default_factory=KeypointIndex)
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: (deleted_at, cont_sign) in deletion order, waiting for the latency to pass
     pending: collections.deque[tuple[float, str]] = field(default_factory=collections.deque)
+
+
+#: galleries whose same-image search finds partial copies by keypoints
+KEYPOINT_GALLERIES = frozenset({"same_hq"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,8 @@ class Galleries:
             gallery.pending.extend(sorted(pending))
             if expired:
                 store.purge(gallery.name, expired)
+            if gallery.name in KEYPOINT_GALLERIES:
+                gallery.keypoints.bulk_insert(list(store.load_words(gallery.name)))
 
     def _gallery(self, name: str) -> _Gallery:
         return self._galleries[name]
@@ -91,6 +113,8 @@ class Galleries:
             _, sign = gallery.pending.popleft()
             if sign in gallery.index and not gallery.index.is_live(sign):
                 gallery.index.remove(sign)
+                if sign in gallery.keypoints:
+                    gallery.keypoints.remove(sign)
                 expired.append(sign)
         if expired:
             self._store.purge(gallery.name, expired)
@@ -102,10 +126,12 @@ class Galleries:
         same image, also one deleted less than ``delete_latency`` ago.
         """
         features = features_of(image.thumb)
+        local = _local_features(name, image)
         gallery = self._gallery(name)
         now = time.time()
         with gallery.lock:
             self._purge_expired(gallery, now)
+            # a crop is an item of its own: only near-identical pictures are the same image
             existing = gallery.index.find_same_image(image.cont_sign, features)
             if existing is not None:
                 # like the real service, the answer names the item it holds
@@ -113,8 +139,10 @@ class Galleries:
                     ITEM_EXISTS_CODE, error_message(ITEM_EXISTS_CODE), None, existing
                 )
             entry = IndexEntry(image.cont_sign, brief, tag1, tag2, features)
-            self._store.insert(name, entry, now)
+            self._store.insert(name, entry, now, local)
             gallery.index.insert(entry)
+            if local is not None:
+                gallery.keypoints.insert(image.cont_sign, ItemWords.of(local))
         return image.cont_sign
 
     def search(
@@ -125,13 +153,40 @@ class Galleries:
         features = features_of(image.thumb)
         gallery = self._gallery(name)
         depth = _depth(pn, rn)
+        if name not in KEYPOINT_GALLERIES:
+            with gallery.lock:
+                self._purge_expired(gallery, time.time())
+                hits = gallery.index.search_similar(image.cont_sign, features, tags, depth)
+            return _page(hits, pn, rn)
+        query = None if image.grey is None else query_image(image.grey)
+        candidates: list[tuple[str, str]] = []
         with gallery.lock:
             self._purge_expired(gallery, time.time())
-            if name == "same_hq":
-                hits = gallery.index.search_same(image.cont_sign, features, tags, depth)
-            else:
-                hits = gallery.index.search_similar(image.cont_sign, features, tags, depth)
-        return _page(hits, pn, rn)
+            hits = gallery.index.search_same(image.cont_sign, features, tags, depth)
+            if query is not None:
+                found = {hit.cont_sign for hit in hits}
+                for sign, _ in gallery.keypoints.candidates(query.features, 4 * CANDIDATES):
+                    if sign not in found and gallery.index.matches_tags(sign, tags):
+                        candidates.append((sign, gallery.index.brief(sign)))
+                        if len(candidates) == CANDIDATES:
+                            break
+        if query is not None and candidates:
+            hits = _best_first(hits + self._verified(name, query, candidates))
+        return _page(hits[:depth], pn, rn)
+
+    def _verified(
+        self, name: str, query: QueryImage, candidates: list[tuple[str, str]]
+    ) -> list[Hit]:
+        """The candidates (cont_sign, brief) whose keypoints confirm they are the query's
+        picture or the picture it is a part of (outside the gallery's lock)."""
+        stored = self._store.load_local_features(name, [sign for sign, _ in candidates])
+        hits = []
+        for sign, brief in candidates:
+            features = stored.get(sign)
+            match = None if features is None else verify(query, features)
+            if match is not None:
+                hits.append(Hit(sign, brief, match.score))
+        return hits
 
     def resolve_image(self, name: str, image: DecodedImage) -> str:
         """The cont_sign of the live item that is this image; 216680 if none."""
@@ -182,6 +237,8 @@ class Galleries:
                 self._store.purge(name, live)
                 for sign in live:
                     gallery.index.remove(sign)
+                    if sign in gallery.keypoints:
+                        gallery.keypoints.remove(sign)
         return len(live)
 
     def live_items(self, name: str) -> list[LiveItem]:
@@ -198,6 +255,23 @@ class Galleries:
             with gallery.lock:
                 counts[name] = gallery.index.live_count()
         return counts
+
+
+def _local_features(name: str, image: DecodedImage) -> LocalFeatures | None:
+    """The keypoints an item of gallery ``name`` keeps of ``image`` (None: it keeps none)."""
+    if name not in KEYPOINT_GALLERIES or image.grey is None:
+        return None
+    return local_features_of(image.grey)
+
+
+def _best_first(hits: list[Hit]) -> list[Hit]:
+    """Hits by falling score, each item once (with its best score)."""
+    best: dict[str, Hit] = {}
+    for hit in hits:
+        held = best.get(hit.cont_sign)
+        if held is None or hit.score > held.score:
+            best[hit.cont_sign] = hit
+    return sorted(best.values(), key=lambda hit: -hit.score)
 
 
 def _depth(pn: int, rn: int) -> int:

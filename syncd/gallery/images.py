@@ -23,6 +23,7 @@ import requests
 from PIL import Image
 
 from syncd.errors import ApiError, error_for
+from syncd.gallery.keypoints import WORK_SIDE
 from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MAX_URL_BYTES, MIN_IMAGE_SIDE
 
 #: Pillow format names the API takes (MPO is how Pillow names many camera JPEGs)
@@ -44,7 +45,9 @@ class DecodedImage:
     """One accepted input image, reduced to what the gallery keeps of it.
 
     ``cont_sign`` is a deterministic function of the decoded pixels; ``thumb`` is a
-    32x32 RGB thumbnail (uint8, shape (32, 32, 3)) every feature is derived from.
+    32x32 RGB thumbnail (uint8, shape (32, 32, 3)) the global features are derived from;
+    ``grey`` the grey working image the local features (keypoints) are found on, its
+    longest side WORK_SIDE pixels (None: the picture has no local features).
     """
 
     cont_sign: str
@@ -52,6 +55,7 @@ class DecodedImage:
     height: int
     format: str
     thumb: npt.NDArray[np.uint8]
+    grey: npt.NDArray[np.uint8] | None = None
 
 
 def _refuse(code: int, detail: str = "") -> ApiError:
@@ -97,12 +101,14 @@ def decode_image_bytes(raw: bytes) -> DecodedImage:
         raise
     except Exception as exc:  # Pillow raises many types on corrupt data; all mean "undecodable"
         raise _refuse(216201, "cannot decode") from exc
+    rgb = _on_white(pixels)
     return DecodedImage(
         cont_sign=_pixel_sign(pixels),
         width=width,
         height=height,
         format="JPEG" if fmt == "MPO" else fmt,
-        thumb=_thumbnail(pixels),
+        thumb=_thumbnail(rgb),
+        grey=_working_grey(rgb),
     )
 
 
@@ -115,14 +121,26 @@ def _pixel_sign(pixels: Image.Image) -> str:
     return f"{int.from_bytes(value[:4], 'big')},{int.from_bytes(value[4:], 'big')}"
 
 
-def _thumbnail(pixels: Image.Image) -> npt.NDArray[np.uint8]:
-    """A 32x32 RGB area-average of the whole picture (alpha composited on white)."""
+def _on_white(pixels: Image.Image) -> Image.Image:
+    """The picture in RGB, alpha composited on white."""
     if pixels.mode == "RGBA":
         background = Image.new("RGBA", pixels.size, (255, 255, 255, 255))
         pixels = Image.alpha_composite(background, pixels)
-    rgb = pixels.convert("RGB")
+    return pixels.convert("RGB")
+
+
+def _thumbnail(rgb: Image.Image) -> npt.NDArray[np.uint8]:
+    """A 32x32 RGB area-average of the whole picture."""
     small = rgb.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
     return np.asarray(small, dtype=np.uint8).copy()
+
+
+def _working_grey(rgb: Image.Image) -> npt.NDArray[np.uint8]:
+    """The grey picture scaled so that its longest side is WORK_SIDE pixels."""
+    factor = WORK_SIDE / max(rgb.width, rgb.height)
+    size = (max(1, round(rgb.width * factor)), max(1, round(rgb.height * factor)))
+    grey = rgb.convert("L").resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(grey, dtype=np.uint8).copy()
 
 
 def fetch_url_image(url: str, timeout: float = URL_TIMEOUT) -> DecodedImage:

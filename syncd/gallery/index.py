@@ -298,6 +298,24 @@ class GalleryIndex:
             combined = (combined | mask) if tags.any_of else (combined & mask)
         return combined
 
+    def matches_tags(self, cont_sign: str, tags: TagFilter) -> bool:
+        """Whether the indexed item ``cont_sign`` passes the tag filter ``tags``."""
+        row = self._row_of.get(cont_sign)
+        if row is None:
+            return False
+        if not tags.wanted:
+            return True
+        held = (int(self._tags[row, 0]), int(self._tags[row, 1]))
+        found = [
+            value in held if position is None else held[position] == value
+            for value, position in tags.wanted
+        ]
+        return any(found) if tags.any_of else all(found)
+
+    def brief(self, cont_sign: str) -> str:
+        """The brief of the indexed item ``cont_sign``."""
+        return self._briefs[self._row_of[cont_sign]]
+
     def search_same(
         self, cont_sign: str, features: ImageFeatures, tags: TagFilter, limit: int
     ) -> list[Hit]:

@@ -3,10 +3,15 @@
 One file, ``gallery.db`` under the data folder, in WAL mode. The in-memory index is
 the working copy; every write goes here before the request is answered, so a restart
 (or a crash) keeps every item the clients were told about.
+
+Schema 2 adds ``local_features``: the keypoints of same_hq items (what finds partial
+copies) and their index words. A data folder of schema 1 is upgraded in place at open;
+its items, stored before keypoints were kept, are still found by their global features.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -16,9 +21,10 @@ from typing import Final
 import numpy as np
 
 from syncd.gallery.index import COLOUR_DIM, VECTOR_DIM, ImageFeatures, IndexEntry
+from syncd.gallery.keypoints import CHECK_SIDE, ItemWords, LocalFeatures
 
 DB_NAME: Final = "gallery.db"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,6 +39,19 @@ CREATE TABLE IF NOT EXISTS items (
     vector BLOB NOT NULL,
     added_at REAL NOT NULL,
     deleted_at REAL,
+    PRIMARY KEY (gallery, cont_sign)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS local_features (
+    gallery TEXT NOT NULL,
+    cont_sign TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    points BLOB NOT NULL,
+    geometry BLOB NOT NULL,
+    descriptors BLOB NOT NULL,
+    thumb BLOB NOT NULL,
+    words BLOB NOT NULL,
+    word_geometry BLOB NOT NULL,
     PRIMARY KEY (gallery, cont_sign)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
@@ -67,11 +86,29 @@ class GalleryStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # schema 1 -> 2 is the new local_features table, made here if missing
         self._db.executescript(_SCHEMA)
         self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the store."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction: committed at the end, rolled back on an exception."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database (later calls raise sqlite3.ProgrammingError)."""
@@ -94,10 +131,70 @@ class GalleryStore:
             )
             yield IndexEntry(sign, brief, tag1, tag2, features, deleted_at)
 
-    def insert(self, gallery: str, entry: IndexEntry, added_at: float) -> None:
-        """Store a new item (replacing a purged row of the same cont_sign, if any)."""
-        features = entry.features
+    def load_words(self, gallery: str) -> Iterator[tuple[str, ItemWords]]:
+        """(cont_sign, index words) of every stored item of ``gallery`` with keypoints."""
         with self._lock:
+            rows = self._db.execute(
+                "SELECT cont_sign, words, word_geometry FROM local_features WHERE gallery = ?",
+                (gallery,),
+            ).fetchall()
+        for sign, words, geometry in rows:
+            posted = np.frombuffer(words, dtype="<u4").astype(np.uint32)
+            yield sign, ItemWords(posted, np.frombuffer(geometry, dtype=np.uint8).copy())
+
+    def load_local_features(self, gallery: str, cont_signs: list[str]) -> dict[str, LocalFeatures]:
+        """cont_sign -> keypoints of those of ``cont_signs`` that have them."""
+        if not cont_signs:
+            return {}
+        marks = ",".join("?" * len(cont_signs))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT cont_sign, width, height, points, geometry, descriptors, thumb"
+                f" FROM local_features WHERE gallery = ? AND cont_sign IN ({marks})",
+                (gallery, *cont_signs),
+            ).fetchall()
+        found = {}
+        for sign, width, height, points, geometry, descriptors, thumb in rows:
+            found[sign] = LocalFeatures(
+                width=width,
+                height=height,
+                points=np.frombuffer(points, dtype="<f4").astype(np.float32).reshape(-1, 2),
+                geometry=np.frombuffer(geometry, dtype=np.uint8).copy(),
+                descriptors=np.frombuffer(descriptors, dtype=np.uint8).reshape(-1, 32).copy(),
+                thumb=np.frombuffer(thumb, dtype=np.uint8).reshape(CHECK_SIDE, CHECK_SIDE).copy(),
+            )
+        return found
+
+    def insert(
+        self,
+        gallery: str,
+        entry: IndexEntry,
+        added_at: float,
+        local: LocalFeatures | None = None,
+    ) -> None:
+        """Store a new item (replacing a purged row of the same cont_sign, if any), with
+        its keypoints when it has them."""
+        features = entry.features
+        with self._lock, self._transaction():
+            if local is not None:
+                words = ItemWords.of(local)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO local_features (gallery, cont_sign, width, height,"
+                    " points, geometry, descriptors, thumb, words, word_geometry)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        gallery,
+                        entry.cont_sign,
+                        local.width,
+                        local.height,
+                        local.points.astype("<f4").tobytes(),
+                        local.geometry.astype(np.uint8).tobytes(),
+                        local.descriptors.astype(np.uint8).tobytes(),
+                        local.thumb.astype(np.uint8).tobytes(),
+                        words.words.astype("<u4").tobytes(),
+                        words.geometry.astype(np.uint8).tobytes(),
+                    ),
+                )
             self._db.execute(
                 "INSERT OR REPLACE INTO items (gallery, cont_sign, brief, tag1, tag2, phash,"
                 " colours, vector, added_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -136,9 +233,10 @@ class GalleryStore:
         """Remove items for good."""
         with self._lock:
             self._db.execute("BEGIN")
+            pairs = [(gallery, sign) for sign in cont_signs]
+            self._db.executemany("DELETE FROM items WHERE gallery = ? AND cont_sign = ?", pairs)
             self._db.executemany(
-                "DELETE FROM items WHERE gallery = ? AND cont_sign = ?",
-                [(gallery, sign) for sign in cont_signs],
+                "DELETE FROM local_features WHERE gallery = ? AND cont_sign = ?", pairs
             )
             self._db.execute("COMMIT")
 
