@@ -39,7 +39,8 @@ Pillow's process-wide limit is set once, here, at import: ``Image.MAX_IMAGE_PIXE
 MAX_PIXELS``, so Pillow never warns about an image syncd accepts; images over it are
 refused by syncd's own check (Pillow itself raises ``DecompressionBombError`` only above
 twice its limit), and Pillow's ``DecompressionBombWarning`` for those is silenced because
-the rejection says it. Calls mutate no global state and may run on many threads at once.
+the rejection says it. pillow-heif's HEIF opener is registered with Pillow once, when the
+first image is opened. Calls mutate no other global state and may run on many threads at once.
 """
 
 from __future__ import annotations
