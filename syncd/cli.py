@@ -717,14 +717,14 @@ def ledger_migrate_command(config_file: Path | None, url: str, password_file: Pa
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
             click.echo(f"--password-file: cannot read {password_file}: {reason}", err=True)
             raise SystemExit(EXIT_USAGE) from None
-    lock = SyncLock(source)
+    lock = SyncLock(source, config.host)
     try:
         lock.acquire()  # no syncd process writes the ledger while it is copied
     except LedgerBusy as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_USAGE) from None
     try:
-        unsettled = AddSpool.beside(source).count()
+        unsettled = AddSpool.for_host(source, config.host).count()
         if unsettled:
             click.echo(
                 f"{source}: {unsettled} adds whose answers were lost are not settled yet; "

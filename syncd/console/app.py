@@ -334,7 +334,7 @@ class ConsoleApp:
                 )  # fmt: skip
         else:
             report = empty_status(libraries)
-        unsettled = AddSpool.beside(self.config.ledger.path).count()
+        unsettled = AddSpool.for_host(self.config.ledger.path, self.config.host).count()
         return status_document(report, unsettled)
 
     def calls_chart(self) -> dict[str, Any]:

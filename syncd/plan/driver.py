@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from syncd.config import Config, TagRule
+from syncd.ledger.hosts import library_rules
 from syncd.ledger.intents import (
     PLAN_CHUNK,
     ReplanStats,
@@ -51,6 +52,8 @@ def plan_pending(
     stats = ReplanStats()
     with ledger.transaction() as session:
         queue_expired_vanished(session, now, rules.delete_grace)
+        # other hosts' libraries plan with their owners' rules (SPEC §9.2); ours as configured
+        by_library = {**library_rules(session), **rules.rules}
     while True:
         with ledger.transaction() as session:
             batch = next_plan_batch(session, chunk)
@@ -62,7 +65,7 @@ def plan_pending(
                 facts.items,
                 facts.files,
                 batch.transitions,
-                rules.rules,
+                by_library,
                 now,
                 rules.delete_grace,
             )

@@ -71,6 +71,7 @@ class Host:
         api_key: str = GALLERY_API_KEY,
         delete_grace: float = 0.0,
         settle: float = 0.0,
+        rules: tuple[tuple[str, tuple[int, ...]], ...] = (),
     ) -> None:
         self.name = name
         self.server = server
@@ -100,6 +101,8 @@ class Host:
         for lib in self.libraries:
             (self.folder / lib).mkdir(exist_ok=True)
             lines += ["[[library]]", f'name = "{lib}"', f'root = "./{lib}"', f'gallery = "{GALLERY}"']
+            for glob, tags in rules:
+                lines += ["[[library.rule]]", f'glob = "{glob}"', f"tags = {list(tags)}"]
         self.config = self.folder / "config.toml"
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.config.chmod(0o600)
@@ -198,6 +201,7 @@ class GalleryItem:
     cont_sign: str
     library: str
     path: str
+    tags: tuple[int, ...] = ()
 
     @property
     def where(self) -> str:
@@ -212,7 +216,8 @@ def gallery_items(server: GalleryServer) -> list[GalleryItem]:
     items = []
     for entry in answer.json()["items"]:
         brief = json.loads(entry["brief"])
-        items.append(GalleryItem(entry["cont_sign"], brief["lib"], brief["path"]))
+        tags = tuple(entry.get("tags") or ())
+        items.append(GalleryItem(entry["cont_sign"], brief["lib"], brief["path"], tags))
     return items
 
 

@@ -37,6 +37,23 @@ def test_copies_on_two_hosts_are_one_item_and_the_brief_moves_to_the_other_copy(
     assert "lib-host-b/copy-of-x.jpg" in {item.where for item in gallery_items(gallery_server)}
 
 
+def test_a_copy_on_another_host_keeps_the_tags_its_owners_rules_give(
+    make_host: MakeHost, gallery_server: GalleryServer
+) -> None:
+    a = make_host("host-a", rules=(("**", (7,)),))
+    a.write("x.jpg", 60)
+    assert a.syncd("reconcile").code == 0
+    b = make_host("host-b")
+    b.write("copy.jpg", 60)
+    gallery_server.reset_counts()
+
+    assert b.syncd("reconcile").code == 0
+
+    assert gallery_calls(gallery_server) == {}, "host-b planned host-a's item without its rules"
+    (item,) = gallery_items(gallery_server)
+    assert (item.where, item.tags) == ("lib-host-a/x.jpg", (7,))
+
+
 def test_status_lists_every_host_with_its_libraries_and_calls(make_host: MakeHost) -> None:
     a = make_host("host-a")
     b = make_host("host-b", libraries=("photos", "scans"))

@@ -1,0 +1,71 @@
+"""The account's call schedule in the ledger (SPEC §9.5): hosts book slots that never
+overlap, one host alone gets the whole rate, and a rate error slows every host down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ledgers import LedgerChoice
+
+from syncd.config import LedgerConfig
+from syncd.ledger.account import RECOVERY_SECONDS, slow_down, take_slots
+from syncd.ledger.schema import Ledger, open_ledger
+
+QPS = 10.0
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, ledger_choice: LedgerChoice) -> Iterator[Ledger]:
+    where = LedgerConfig(tmp_path / "ledger.db", ledger_choice.url)
+    opened = open_ledger(where if ledger_choice.url else where.path)
+    yield opened
+    opened.close()
+
+
+def book(ledger: Ledger, now: float, seconds: float = 0.25) -> tuple[float, ...]:
+    with ledger.transaction() as session:
+        return take_slots(session, QPS, seconds, now).slots
+
+
+def test_one_host_alone_gets_the_whole_rate(ledger: Ledger) -> None:
+    slots: list[float] = []
+    now = T0
+    while len(slots) < 100:
+        slots += book(ledger, now)
+        now = slots[-1]
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert gaps == pytest.approx([1 / QPS] * len(gaps), abs=1e-6)
+
+
+def test_three_hosts_booking_together_share_one_rate_without_overlap(ledger: Ledger) -> None:
+    # each host books again once it spent its last booking: every 0.75 s, 0.25 s apart
+    slots = [
+        slot
+        for turn in range(10)
+        for host in range(3)
+        for slot in book(ledger, T0 + 0.75 * turn + 0.01 * host)
+    ]
+    ordered = sorted(slots)
+    assert len(set(slots)) == len(slots)
+    assert all(b - a >= 1 / QPS - 1e-6 for a, b in zip(ordered, ordered[1:], strict=False))
+    # together never faster than the account's rate, whoever booked
+    assert len(slots) / (ordered[-1] - ordered[0] + 1 / QPS) <= QPS + 1e-6
+
+
+def test_a_rate_error_slows_every_host_and_the_rate_climbs_back(ledger: Ledger) -> None:
+    book(ledger, T0)
+    with ledger.transaction() as session:
+        lowered = slow_down(session, QPS, T0, factor=0.5, floor=0.5, reaction=1.0)
+        # another host answered 18 for the same overload: no second halving
+        again = slow_down(session, QPS, T0 + 0.1, factor=0.5, floor=0.5, reaction=1.0)
+    assert lowered == QPS / 2
+    assert again >= lowered, "one overload halved twice"
+    with ledger.transaction() as session:
+        other_host = take_slots(session, QPS, 1.0, T0 + 0.2)
+    assert other_host.rate < QPS
+    with ledger.transaction() as session:
+        later = take_slots(session, QPS, 1.0, T0 + 0.2 + RECOVERY_SECONDS)
+    assert later.rate == QPS
