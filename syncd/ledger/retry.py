@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd.ledger.backlog import backing_off
+from syncd.ledger.files import rows_at_or_below
 from syncd.ledger.models import ITEM_FAILED, VERDICT_OK, Content, File, Item, Library
 from syncd.ledger.queue import retry_failed
 from syncd.ledger.settings import (
@@ -18,7 +19,7 @@ from syncd.ledger.settings import (
     get_setting,
     settings_with_prefix,
 )
-from syncd.paths import FILE_LIVE
+from syncd.paths import FILE_LIVE, encode_relpath
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def queue_failures_again(
     when given. Refused files get a signature no stat matches, so the next scan reads and
     judges them again. Without ``prefixes`` the backing-off deletes of ``galleries`` (which
     have no live file) are due again too. A quota pause and gallery stops are lifted."""
-    rows = session.execute(
+    query = (
         select(Library.name, File.id, File.relpath, File.verdict, Item.id, Item.state,
                backing_off())  # fmt: skip
         .join(Library, File.library_id == Library.id)
@@ -59,6 +60,18 @@ def queue_failures_again(
         .outerjoin(Item, Item.id == Content.item_id)
         .where(Library.name.in_(libraries), File.state == FILE_LIVE)
     )
+    if prefixes is not None:
+        # only the rows at or below the paths named: a range of the (library, path) index
+        named = select(Library.name, Library.id).where(Library.name.in_(libraries))
+        ids = dict(session.execute(named).tuples().all())
+        terms = [
+            rows_at_or_below(ids[lib], [encode_relpath(p) for p in paths])
+            for lib, paths in prefixes.items()
+            if lib in ids and "" not in paths
+        ]
+        whole = [ids[lib] for lib, paths in prefixes.items() if lib in ids and "" in paths]
+        query = query.where(or_(*terms, File.library_id.in_(whole)))
+    rows = session.execute(query)
     items: set[int] = set()
     waiting: set[int] = set()
     files: list[int] = []
