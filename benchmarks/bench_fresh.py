@@ -2,7 +2,7 @@
 is searchable within settle + 2 s while thousands of calls wait, and the backlog still drains.
 
 Run: ``.venv/bin/python benchmarks/bench_fresh.py [--quick] [--backlog 2000] [--samples 5]
-[--settle 1.0] [--gap 5] [--window 30] [--drain]``.
+[--settle 1.0] [--gap 5] [--window 30] [--drain] [--log FILE]``.
 
 A local gallery server (in this process) answers error 18 to any call beyond 10 per second
 (a token bucket holding one second of calls). ``syncd run`` (``api.qps = 10``,
@@ -19,7 +19,8 @@ that starts at the first sample and ends after the last one is in (target >= 9/s
 error-18 answers of the server (target 0, counted from its own request log records);
 calls beyond one add per image (target 0). ``--drain`` also waits for the whole backlog
 and prints its rate from the first add to the last; without it the run stops after the
-window (``--quick``: a backlog of 500, 2 samples).
+window (``--quick``: a backlog of 500, 2 samples). ``--log`` keeps the daemon's debug log,
+one JSON object a line with its time, to see where a slow run spent it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -212,6 +214,9 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=5.0, help="seconds from drop to drop")
     parser.add_argument("--window", type=float, default=30.0, help="drain window, seconds")
     parser.add_argument("--drain", action="store_true", help="wait for the whole backlog too")
+    parser.add_argument(
+        "--log", type=Path, help="keep the daemon's log (-v, JSON lines) in this file"
+    )
     args = parser.parse_args()
     backlog = args.backlog or (500 if args.quick else 2000)
     count = args.samples or (2 if args.quick else 5)
@@ -241,7 +246,8 @@ def main() -> int:
             log = base / "daemon.log"
             with open(log, "wb") as out:
                 daemon = subprocess.Popen(
-                    [sys.executable, "-m", "syncd.cli", "run", "-c", str(config)],
+                    [sys.executable, "-m", "syncd.cli", *(["-v"] if args.log else []),
+                     "run", "-c", str(config), *(["--log-format", "json"] if args.log else [])],
                     cwd=base, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 )  # fmt: skip
             run = Run(server.url, daemon, log)
@@ -272,9 +278,11 @@ def main() -> int:
                     whole = first, run.wait_count(total, backlog / QPS * 3 + 300, "the backlog")
             except Broken as exc:
                 print(f"bench_fresh: {exc}", file=sys.stderr)
-                stop(daemon)
                 return 2
-            code = stop(daemon)
+            finally:
+                code = stop(daemon)
+                if args.log is not None:
+                    shutil.copyfile(log, args.log)
             held = run.snapshot()
             run.http.close()
             counts = server.call_counts()
