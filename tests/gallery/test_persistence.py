@@ -9,6 +9,7 @@ from syncd.gallery.server import GalleryServer
 from syncd.protocol import GALLERY_NAMES
 
 from .helpers import API_KEY, SECRET_KEY, ApiClient, b64, live_items, tag_params
+from .textured import crop_copy, textured_image
 
 MakeImage = Callable[..., bytes]
 
@@ -67,3 +68,57 @@ def test_store_is_a_sqlite_file_in_wal_mode_under_the_data_folder(tmp_path: Path
         assert database.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         database.close()
+
+
+#: the store's tables as the first release wrote them (schema 1: no keypoints)
+SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (
+    gallery TEXT NOT NULL, cont_sign TEXT NOT NULL, brief TEXT NOT NULL,
+    tag1 INTEGER NOT NULL, tag2 INTEGER NOT NULL, phash INTEGER NOT NULL,
+    colours BLOB NOT NULL, vector BLOB NOT NULL, added_at REAL NOT NULL, deleted_at REAL,
+    PRIMARY KEY (gallery, cont_sign)
+) WITHOUT ROWID;
+CREATE TABLE tokens (token TEXT PRIMARY KEY, client_id TEXT NOT NULL, issued_at REAL NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
+
+
+def test_a_data_folder_of_the_first_schema_is_upgraded_and_keeps_its_items(
+    tmp_path: Path, make_image: MakeImage
+) -> None:
+    import sqlite3
+
+    from syncd.gallery.images import decode_image_bytes
+    from syncd.gallery.index import features_of
+    from syncd.gallery.store import GalleryStore
+
+    old = decode_image_bytes(make_image(90, (200, 150)))
+    features = features_of(old.thumb)
+    data = tmp_path / "gallery"
+    data.mkdir()
+    database = sqlite3.connect(data / "gallery.db")
+    phash = features.phash - (1 << 64) if features.phash >= 1 << 63 else features.phash
+    with database:
+        database.executescript(SCHEMA_1)
+        database.execute(
+            "INSERT INTO items VALUES ('same_hq', ?, 'old', 0, 0, ?, ?, ?, 1.0, NULL)",
+            (old.cont_sign, phash, features.colours.tobytes(), features.vector.tobytes()),
+        )
+    database.close()
+    with _server(data) as server:
+        client = ApiClient(server)
+        assert set(live_items(server, "same_hq")) == {old.cont_sign}
+        again = b64(make_image(90, (200, 150)))
+        assert client.error("same_hq", "add", image=again, brief="again") == 216681
+        found = client.ok("same_hq", "search", image=b64(make_image(90, (100, 75))))["result"]
+        assert [hit["cont_sign"] for hit in found] == [old.cont_sign]
+        # items added from now on keep keypoints: their crops find them
+        new = client.ok("same_hq", "add", image=b64(textured_image(5)), brief="new")
+        crop_found = client.ok("same_hq", "search", image=b64(crop_copy(5)))["result"]
+        assert [hit["cont_sign"] for hit in crop_found] == [new["cont_sign"]]
+    store = GalleryStore(data)
+    try:
+        assert store.schema_version() == 2
+    finally:
+        store.close()
