@@ -28,7 +28,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DatabaseError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.config import LedgerConfig
@@ -50,6 +50,11 @@ _log = logging.getLogger(__name__)
 
 class LedgerError(SyncdError):
     """The ledger cannot be opened (newer schema, not a ledger, unreadable)."""
+
+
+class LedgerUnavailable(SyncdError):
+    """The PostgreSQL ledger went away mid-work (restart, failover, network): the work is
+    rolled back and can be tried again once it is back. The text never holds a password."""
 
 
 def _v1_to_v2(conn: Connection) -> None:
@@ -142,9 +147,19 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session inside one transaction: committed on success, rolled back on error."""
-        with self._gate, self._sessions() as session, session.begin():
-            yield session
+        """A session inside one transaction: committed on success, rolled back on error.
+
+        Raises :class:`LedgerUnavailable` when a PostgreSQL ledger cannot be reached.
+        """
+        try:
+            with self._gate, self._sessions() as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            if not self.shared:
+                raise
+            # one line for the log, not a traceback per try while the database is away
+            reason = scrub(exc)
+            raise LedgerUnavailable(f"{self.where}: the ledger is not available: {reason}") from None
 
     def close(self) -> None:
         """Release the database connections."""
