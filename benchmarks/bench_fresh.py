@@ -19,7 +19,7 @@ that starts at the first sample and ends after the last one is in (target >= 9/s
 error-18 answers of the server (target 0, counted from its own request log records);
 calls beyond one add per image (target 0). ``--drain`` also waits for the whole backlog
 and prints its rate from the first add to the last; without it the run stops after the
-window (``--quick``: a backlog of 500, 2 samples). ``--log`` keeps the daemon's debug log,
+window (``--quick``: a backlog of 1000, 2 samples). ``--log`` keeps the daemon's debug log,
 one JSON object a line with its time, to see where a slow run spent it.
 """
 
@@ -208,7 +208,7 @@ def stop(daemon: subprocess.Popen[bytes]) -> int:
 
 def main() -> int:
     parser = bench_parser(__doc__)
-    parser.add_argument("--backlog", type=int, default=None, help="default 2000 (quick: 500)")
+    parser.add_argument("--backlog", type=int, default=None, help="default 2000 (quick: 1000)")
     parser.add_argument("--samples", type=int, default=None, help="default 5 (quick: 2)")
     parser.add_argument("--settle", type=float, default=1.0, help="watch.settle, seconds")
     parser.add_argument("--gap", type=float, default=5.0, help="seconds from drop to drop")
@@ -218,7 +218,7 @@ def main() -> int:
         "--log", type=Path, help="keep the daemon's log (-v, JSON lines) in this file"
     )
     args = parser.parse_args()
-    backlog = args.backlog or (500 if args.quick else 2000)
+    backlog = args.backlog or (1000 if args.quick else 2000)
     count = args.samples or (2 if args.quick else 5)
     tests_on_path()
     from imagegen import make_image
