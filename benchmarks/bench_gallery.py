@@ -1,4 +1,4 @@
-"""The local gallery server: search latency, add overhead and restart time at 100k items.
+"""The local gallery server: search latency, partial-copy recall, add cost and restart at 100k items.
 
 Run: ``.venv/bin/python benchmarks/bench_gallery.py [--quick] [--items 100000]``.
 
@@ -9,7 +9,12 @@ gallery of 100k items must answer well under a second (an index, not a row scan)
    gallery's own ``GalleryStore.insert`` with features from its own ``features_of``
    (synthetic blocky thumbnails, no image decode), plus ``--probes`` real JPEGs
    decoded by the gallery's own ``decode_image_bytes``. The server then loads them at
-   start exactly as after any restart.
+   start exactly as after any restart. same_hq items also get keypoints: ``--originals``
+   textured pictures (tests/gallery/textured.py) with their real ORB keypoints, and the
+   synthetic items keypoints whose descriptors are drawn from a pool of real ones
+   (with a few bits flipped), so the inverted index holds 100k items' worth of
+   realistic words without 100k ORB runs (written through the store, not over HTTP:
+   100k adds over HTTP would take most of an hour on this machine).
 2. Restart: wall time of ``GalleryServer.start()`` (store load and index build until
    listening), best of ``--restarts``; a bare SQLite read of the same rows is printed
    beside it for scale.
@@ -18,6 +23,10 @@ do not share their interpreter lock.
 
 3. Search: sequential HTTP searches with the probe images (base64 encoded beforehand),
    median and p99 per gallery; each answer is checked to hold the probe itself.
+   Partial copies: a crop of each original (75 % x 75 %, off centre, rescaled to 80 %,
+   JPEG q75) searched in same_hq: the share that finds its original first (recall),
+   and as many unrelated textured pictures: how many find anything (false hits);
+   median and p99 of all these searches.
 4. Add: 4 client threads post the same pre-encoded add bodies of fresh 64x64 JPEGs to
    the populated same_hq gallery and to a trivial WSGI app on the same waitress stack
    that answers a fixed JSON, in alternating rounds; the ratio of their throughputs
@@ -61,11 +70,13 @@ from waitress.server import create_server
 
 from syncd.gallery.images import decode_image_bytes
 from syncd.gallery.index import IndexEntry, features_of
+from syncd.gallery.keypoints import CHECK_SIDE, LocalFeatures, local_features_of
 from syncd.gallery.server import MAX_BODY_BYTES, GalleryServer
 from syncd.gallery.store import DB_NAME, GalleryStore
 from syncd.protocol import GALLERIES, GalleryName
 
 tests_on_path()
+from gallery.textured import crop_copy, textured_image  # noqa: E402
 from imagegen import make_image  # noqa: E402
 
 #: SPEC: a search in a gallery of 100k items answers well under a second
@@ -75,6 +86,14 @@ RESTART_SECONDS_PER_ITEM: Final = 5.0 / 200_000
 #: the gallery's add throughput against a server that only reads the body and answers:
 #: at least half, so the HTTP stack and the client, not the gallery, set an ingest's pace
 ADD_RATIO_TARGET: Final = 0.5
+#: share of crops (75 % x 75 %, rescaled, re-encoded) that must find their original first
+CROP_RECALL_TARGET: Final = 0.95
+#: pictures whose keypoints make the pool the synthetic items draw descriptors from
+POOL_PICTURES: Final = 300
+#: seeds of the textured pictures: originals, unrelated queries, the descriptor pool
+ORIGINAL_SEED: Final = 30_000_000
+UNRELATED_SEED: Final = 31_000_000
+POOL_SEED: Final = 32_000_000
 SEARCHED: Final[tuple[GalleryName, ...]] = ("same_hq", "similar")
 ADD_GALLERY: Final[GalleryName] = "same_hq"
 FORM: Final = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -93,19 +112,70 @@ def synthetic_thumbs(count: int, seed: int) -> Iterator[np.ndarray]:
         yield from np.minimum(thumbs.astype(np.uint16) + noise, 255).astype(np.uint8)
 
 
-def populate(data: Path, items: int, probes: Sequence[bytes]) -> list[str]:
-    """Store ``items`` synthetic items and the ``probes`` in each searched gallery.
+def keypoint_pool(count: int) -> LocalFeatures:
+    """The keypoints of ``count`` textured pictures, all in one LocalFeatures."""
+    found = []
+    for seed in range(POOL_SEED, POOL_SEED + count):
+        image = decode_image_bytes(textured_image(seed))
+        assert image.grey is not None
+        features = local_features_of(image.grey)
+        if features is not None:
+            found.append(features)
+    return LocalFeatures(
+        width=found[0].width,
+        height=found[0].height,
+        points=np.concatenate([f.points for f in found]),
+        geometry=np.concatenate([f.geometry for f in found]),
+        descriptors=np.concatenate([f.descriptors for f in found]),
+        thumb=found[0].thumb,
+    )
 
-    Returns the cont_sign of each probe as the gallery computes it.
+
+def synthetic_keypoints(pool: LocalFeatures, rng: np.random.Generator) -> LocalFeatures:
+    """Keypoints of a made-up picture: 256 descriptors of the pool, 8 bits of each flipped."""
+    count = 256
+    chosen = rng.integers(0, len(pool), count)
+    descriptors = pool.descriptors[chosen].copy()
+    rows = np.repeat(np.arange(count), 8)
+    flips = np.left_shift(np.uint8(1), rng.integers(0, 8, rows.size).astype(np.uint8))
+    descriptors[rows, rng.integers(0, 32, rows.size)] ^= flips
+    return LocalFeatures(
+        width=512,
+        height=384,
+        points=(rng.random((count, 2)) * (512, 384)).astype(np.float32),
+        geometry=pool.geometry[chosen].copy(),
+        descriptors=descriptors,
+        thumb=rng.integers(0, 256, (CHECK_SIDE, CHECK_SIDE), dtype=np.uint8),
+    )
+
+
+def populate(
+    data: Path, items: int, probes: Sequence[bytes], originals: Sequence[bytes]
+) -> tuple[list[str], list[str]]:
+    """Store ``items`` items in each searched gallery: the ``probes``, the ``originals``
+    (with their keypoints in same_hq), and synthetic items for the rest.
+
+    Returns the cont_signs of the probes and of the originals, as the gallery computes them.
     """
     entries: list[IndexEntry] = []
+    local: dict[str, LocalFeatures] = {}
     probe_signs = []
-    for n, raw in enumerate(probes):
+    original_signs = []
+    for n, raw in enumerate([*probes, *originals]):
         image = decode_image_bytes(raw)
-        probe_signs.append(image.cont_sign)
         brief = json.dumps({"path": f"probes/p{n:04d}.jpg"})
         entries.append(IndexEntry(image.cont_sign, brief, 0, 0, features_of(image.thumb)))
-    for n, thumb in enumerate(synthetic_thumbs(items - len(probes), seed=7)):
+        if n < len(probes):
+            probe_signs.append(image.cont_sign)
+            continue
+        original_signs.append(image.cont_sign)
+        assert image.grey is not None
+        features = local_features_of(image.grey)
+        if features is not None:
+            local[image.cont_sign] = features
+    pool = keypoint_pool(POOL_PICTURES)
+    rng = np.random.default_rng(11)
+    for n, thumb in enumerate(synthetic_thumbs(items - len(entries), seed=7)):
         # the high half is never a probe's: those come from a hash of decoded pixels
         sign = f"{4_000_000_000 + n // 1_000_000},{n % 1_000_000}"
         brief = json.dumps({"path": f"photos/{n // 1000:03d}/img_{n:07d}.jpg"})
@@ -115,10 +185,39 @@ def populate(data: Path, items: int, probes: Sequence[bytes]) -> list[str]:
         now = time.time()
         for gallery in SEARCHED:
             for entry in entries:
-                store.insert(gallery, entry, now)
+                keypoints = None
+                if gallery == "same_hq":
+                    keypoints = local.get(entry.cont_sign) or synthetic_keypoints(pool, rng)
+                store.insert(gallery, entry, now, keypoints)
     finally:
         store.close()
-    return probe_signs
+    return probe_signs, original_signs
+
+
+def same_image_searches(
+    url: str, token: str, queries: Sequence[bytes], expected: Sequence[str | None]
+) -> tuple[list[float], int, int]:
+    """(seconds of each search, queries whose first hit is the expected item, queries
+    expecting nothing that found something) of sequential same_hq searches."""
+    path = f"{url}{GALLERIES['same_hq'].path('search')}?access_token={token}"
+    latencies = []
+    found = false_hits = 0
+    with requests.Session() as session:
+        for raw, sign in zip(queries, expected, strict=True):
+            body = urlencode({"image": base64.b64encode(raw).decode("ascii")})
+            with timed() as clock:
+                answer = session.post(path, data=body, headers=FORM, timeout=60)
+                answer.raise_for_status()
+                result = answer.json()
+            if "error_code" in result:
+                raise RuntimeError(f"same_hq search refused: {result}")
+            latencies.append(clock.seconds)
+            hits = [hit["cont_sign"] for hit in result["result"]]
+            if sign is None:
+                false_hits += bool(hits)
+            elif hits and hits[0] == sign:
+                found += 1
+    return latencies, found, false_hits
 
 
 def bare_sqlite_read(data: Path) -> float:
@@ -280,7 +379,7 @@ def post_all(url: str, bodies: Iterable[str], clients: int) -> float:
                 if body is None:
                     return
                 answer = session.post(url, data=body, headers=FORM, timeout=60).json()
-                if "cont_sign" not in answer:
+                if "error_code" in answer:
                     failures.append(str(answer))
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -310,12 +409,15 @@ def add_throughputs(
     return added / gallery_time, added / fixed_time
 
 
-def add_bodies(count: int, first_seed: int) -> list[str]:
-    """Form bodies of ``count`` distinct 64x64 JPEG adds, as syncd's ingest bench sends."""
+def add_bodies(count: int, first_seed: int, textured: bool = False) -> list[str]:
+    """Form bodies of ``count`` distinct adds: 64x64 JPEGs, as syncd's ingest bench sends,
+    or (``textured``) 320x240 textured JPEGs, which keep keypoints."""
     return [
         urlencode(
             {
-                "image": base64.b64encode(make_image(seed, (64, 64))).decode("ascii"),
+                "image": base64.b64encode(
+                    textured_image(seed) if textured else make_image(seed, (64, 64))
+                ).decode("ascii"),
                 "brief": json.dumps({"path": f"new/img_{seed:07d}.jpg"}),
             }
         )
@@ -329,6 +431,9 @@ def main() -> int:
     parser.add_argument("--searches", type=int, help="searches per gallery (300; --quick 100)")
     parser.add_argument("--adds", type=int, help="add calls per server (2000; --quick 800)")
     parser.add_argument("--probes", type=int, default=20, help="distinct search images")
+    parser.add_argument(
+        "--originals", type=int, help="pictures whose crops are searched (200; --quick 100)"
+    )
     parser.add_argument("--restarts", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4, help="add client threads")
     args = parser.parse_args()
@@ -337,13 +442,18 @@ def main() -> int:
     adds = args.adds or (800 if args.quick else 2000)
     restarts = 2 if args.quick else args.restarts
 
+    originals_count = args.originals or (100 if args.quick else 200)
     probes = [make_image(10_000_000 + n, (320, 240)) for n in range(args.probes)]
+    originals = [textured_image(ORIGINAL_SEED + n) for n in range(originals_count)]
+    crops = [crop_copy(ORIGINAL_SEED + n) for n in range(originals_count)]
+    unrelated = [textured_image(UNRELATED_SEED + n) for n in range(originals_count)]
     bodies = add_bodies(adds, first_seed=20_000_000)
+    textured_bodies = add_bodies(adds // 4, first_seed=33_000_000, textured=True)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="syncd-bench-gallery-") as tmp:
         data = Path(tmp)
         with timed() as clock:
-            signs = populate(data, items, probes)
+            signs, original_signs = populate(data, items, probes, originals)
         print(f"populated {items} items in each of {', '.join(SEARCHED)} in {clock.seconds:.1f} s")
 
         sqlite_read = bare_sqlite_read(data)
@@ -373,10 +483,41 @@ def main() -> int:
                         f"{gallery} search p99, {items // 1000}k items", p99, "s", SEARCH_P99_TARGET
                     )
                 )
+            latencies, found, false_hits = same_image_searches(
+                gallery_url,
+                token,
+                [*crops, *unrelated],
+                [*original_signs, *([None] * len(unrelated))],
+            )
+            median, p99 = statistics.median(latencies), percentile(latencies, 99)
+            recall = found / len(crops)
+            print(
+                f"same_hq partial copies, {items} items: {found} of {len(crops)} crops "
+                f"(75 % x 75 %, rescaled, JPEG) find their original first ({recall:.1%}); "
+                f"{false_hits} of {len(unrelated)} unrelated pictures find anything; "
+                f"search median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+            )
+            results.append(Result.at_least("crop recall, same_hq", recall, "", CROP_RECALL_TARGET))
+            results.append(
+                Result.at_most("unrelated pictures with a hit, same_hq", false_hits, "", 0)
+            )
+            results.append(
+                Result.at_most(
+                    f"same_hq crop search p99, {items // 1000}k items", p99, "s", SEARCH_P99_TARGET
+                )
+            )
             gallery_rate, fixed_rate = add_throughputs(
                 gallery_url, fixed_url, token, bodies, rounds=8, clients=args.clients
             )
+            textured_rate, textured_fixed_rate = add_throughputs(
+                gallery_url, fixed_url, token, textured_bodies, rounds=4, clients=args.clients
+            )
             server_rss = peak_rss_bytes(pid)
+    print(
+        f"add over HTTP of 320x240 textured pictures (keypoints kept): {textured_rate:.0f}/s; "
+        f"fixed-answer app: {textured_fixed_rate:.0f}/s (gallery ms per add "
+        f"{1000 / textured_rate:.2f}, stack {1000 / textured_fixed_rate:.2f})"
+    )
     ratio = gallery_rate / fixed_rate
     print(
         f"add over HTTP, {args.clients} clients, {ADD_GALLERY} of {items} items: "

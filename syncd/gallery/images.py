@@ -23,7 +23,7 @@ import requests
 from PIL import Image
 
 from syncd.errors import ApiError, error_for
-from syncd.gallery.keypoints import WORK_SIDE
+from syncd.gallery.keypoints import MIN_KEYPOINT_SIDE, WORK_SIDE
 from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MAX_URL_BYTES, MIN_IMAGE_SIDE
 
 #: Pillow format names the API takes (MPO is how Pillow names many camera JPEGs)
@@ -47,7 +47,7 @@ class DecodedImage:
     ``cont_sign`` is a deterministic function of the decoded pixels; ``thumb`` is a
     32x32 RGB thumbnail (uint8, shape (32, 32, 3)) the global features are derived from;
     ``grey`` the grey working image the local features (keypoints) are found on, its
-    longest side WORK_SIDE pixels (None: the picture has no local features).
+    longest side WORK_SIDE pixels (None: the picture is under MIN_KEYPOINT_SIDE pixels).
     """
 
     cont_sign: str
@@ -108,7 +108,8 @@ def decode_image_bytes(raw: bytes) -> DecodedImage:
         height=height,
         format="JPEG" if fmt == "MPO" else fmt,
         thumb=_thumbnail(rgb),
-        grey=_working_grey(rgb),
+        # small pictures are matched by their global features only
+        grey=_working_grey(rgb) if max(width, height) >= MIN_KEYPOINT_SIDE else None,
     )
 
 

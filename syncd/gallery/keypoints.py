@@ -31,6 +31,9 @@ import numpy.typing as npt
 
 #: longest side of the grey working image every local feature is computed on, pixels
 WORK_SIDE: Final = 512
+#: pictures whose longest side is shorter keep no keypoints (a half of them is too small
+#: for ORB's 31-pixel patches to find again), pixels
+MIN_KEYPOINT_SIDE: Final = 128
 #: keypoints a query uses
 QUERY_KEYPOINTS: Final = 500
 #: keypoints kept of a stored picture, strongest first (for verification)
@@ -274,7 +277,7 @@ class KeypointIndex:
         if not alive.all():
             self._dead_postings -= int((~alive).sum())
             words, slots, geometry = words[alive], slots[alive], geometry[alive]
-        order = np.argsort(words, kind="stable")
+        order = np.argsort(words)
         return _Run(words[order], slots[order], geometry[order])
 
     def remove(self, cont_sign: str) -> None:
