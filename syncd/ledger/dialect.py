@@ -137,7 +137,14 @@ def postgresql_engine(url: str, password: str | None = None) -> Engine:
     transaction, not a dead pool.
     """
     try:
-        engine = create_engine(postgresql_url(url, password), pool_pre_ping=True, future=True)
+        engine = create_engine(
+            postgresql_url(url, password),
+            pool_pre_ping=True,
+            # no server-side prepared statements: a generic plan of "IN (<1000 binds>)"
+            # scans the array for every row, a plan made for the values hashes it once
+            connect_args={"prepare_threshold": None},
+            future=True,
+        )
     except ArgumentError as exc:
         raise LedgerUrlError(f"ledger.url: {scrub(exc, password)}") from None
     # many-row INSERTs as multi-row VALUES statements, as with RETURNING: one round trip and
