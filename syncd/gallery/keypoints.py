@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,7 +40,7 @@ QUERY_KEYPOINTS: Final = 500
 #: keypoints kept of a stored picture, strongest first (for verification)
 STORED_KEYPOINTS: Final = 256
 #: keypoints of a stored picture posted in the inverted index, strongest first
-INDEXED_KEYPOINTS: Final = 256
+INDEXED_KEYPOINTS: Final = 128
 #: side of the grey thumbnail the photometric check compares, pixels
 CHECK_SIDE: Final = 32
 #: candidates verified per search
@@ -190,26 +191,35 @@ class ItemWords:
         return cls(words.ravel(), geometry.ravel())
 
 
-@dataclass
-class _Run:
-    """Postings sorted by word."""
+#: a posting packs word (bits 39-63), item slot (bits 7-38) and keypoint geometry (bits 0-6)
+_WORD_SHIFT: Final = np.uint64(39)
+_SLOT_SHIFT: Final = np.uint64(7)
+_SLOT_MASK: Final = np.uint64(0xFFFFFFFF)
+_GEOMETRY_MASK: Final = np.uint64(0x7F)
 
-    words: npt.NDArray[np.uint32]
-    slots: npt.NDArray[np.int32]
-    geometry: _UInt8Array
+_Postings = npt.NDArray[np.uint64]
+
+
+def _pack(words: npt.NDArray[np.uint32], slot: int, geometry: _UInt8Array) -> _Postings:
+    """Postings of one item, unsorted."""
+    return (
+        (words.astype(np.uint64) << _WORD_SHIFT)
+        | (np.uint64(slot) << _SLOT_SHIFT)
+        | geometry.astype(np.uint64)
+    )
 
 
 class KeypointIndex:
     """Inverted index word -> (item, keypoint geometry) over the items of one gallery.
 
-    Postings live in a few sorted runs (a new item is a run of its own; runs of similar
-    size merge, so each posting is re-sorted O(log n) times). Removed items are
-    dropped from the runs at the next merge. Not thread-safe: the caller holds the
-    gallery's lock.
+    Postings are uint64 (word, slot, geometry) in a few sorted runs: a new item is a run
+    of its own, and runs of similar size merge, so each posting is re-sorted O(log n)
+    times. Removed items are dropped from the runs at the next merge. Not thread-safe:
+    the caller holds the gallery's lock.
     """
 
     def __init__(self) -> None:
-        self._runs: list[_Run] = []
+        self._runs: list[_Postings] = []
         self._signs: list[str | None] = []
         self._slot_of: dict[str, int] = {}
         self._alive = np.zeros(1024, dtype=bool)
@@ -224,6 +234,8 @@ class KeypointIndex:
         return cont_sign in self._slot_of
 
     def _new_slot(self, cont_sign: str, postings: int) -> int:
+        if cont_sign in self._slot_of:
+            raise KeyError(f"{cont_sign} already indexed")
         slot = len(self._signs)
         if slot == len(self._alive):
             grown = np.zeros(2 * len(self._alive), dtype=bool)
@@ -238,47 +250,31 @@ class KeypointIndex:
 
     def insert(self, cont_sign: str, item: ItemWords) -> None:
         """Post the words of a new item (its cont_sign must not be in the index)."""
-        if cont_sign in self._slot_of:
-            raise KeyError(f"{cont_sign} already indexed")
         slot = self._new_slot(cont_sign, len(item.words))
-        order = np.argsort(item.words, kind="stable")
-        run = _Run(
-            item.words[order],
-            np.full(len(order), slot, dtype=np.int32),
-            item.geometry[order],
-        )
-        self._runs.append(run)
-        while len(self._runs) > 1 and len(self._runs[-1].words) >= len(self._runs[-2].words):
+        self._runs.append(np.sort(_pack(item.words, slot, item.geometry)))
+        while len(self._runs) > 1 and len(self._runs[-1]) >= len(self._runs[-2]):
             newer = self._runs.pop()
             self._runs[-1] = self._merged([self._runs[-1], newer])
 
-    def bulk_insert(self, items: list[tuple[str, ItemWords]]) -> None:
+    def bulk_insert(self, items: Iterable[tuple[str, ItemWords]]) -> None:
         """Post many items at once (one sort): what a start does with the stored items."""
-        if not items:
-            return
-        words, slots, geometry = [], [], []
-        for cont_sign, item in items:
-            if cont_sign in self._slot_of:
-                raise KeyError(f"{cont_sign} already indexed")
-            slot = self._new_slot(cont_sign, len(item.words))
-            words.append(item.words)
-            slots.append(np.full(len(item.words), slot, dtype=np.int32))
-            geometry.append(item.geometry)
-        run = _Run(np.concatenate(words), np.concatenate(slots), np.concatenate(geometry))
-        self._runs.append(run)
-        self._runs = [self._merged(self._runs)]
+        parts = [self._runs.pop()] if self._runs else []
+        parts.extend(
+            _pack(item.words, self._new_slot(cont_sign, len(item.words)), item.geometry)
+            for cont_sign, item in items
+        )
+        if parts:
+            self._runs.append(self._merged(parts))
 
-    def _merged(self, runs: list[_Run]) -> _Run:
+    def _merged(self, runs: list[_Postings]) -> _Postings:
         """One sorted run of ``runs``' postings of items still in the index."""
-        words = np.concatenate([run.words for run in runs])
-        slots = np.concatenate([run.slots for run in runs])
-        geometry = np.concatenate([run.geometry for run in runs])
-        alive = self._alive[slots]
+        postings = np.concatenate(runs) if len(runs) > 1 else runs[0].copy()
+        alive = self._alive[((postings >> _SLOT_SHIFT) & _SLOT_MASK).astype(np.int64)]
         if not alive.all():
             self._dead_postings -= int((~alive).sum())
-            words, slots, geometry = words[alive], slots[alive], geometry[alive]
-        order = np.argsort(words)
-        return _Run(words[order], slots[order], geometry[order])
+            postings = postings[alive]
+        postings.sort()
+        return postings
 
     def remove(self, cont_sign: str) -> None:
         """Forget an item; its postings go at the next merge (or now, if most are dead)."""
@@ -303,28 +299,27 @@ class KeypointIndex:
         probe_of = np.repeat(np.arange(count, dtype=np.int64), _TABLES * len(_PROBES))
         # sorted needles keep the binary searches in cache
         order = np.argsort(probes)
-        probes, probe_of = probes[order], probe_of[order]
+        probes, probe_of = probes[order].astype(np.uint64), probe_of[order]
+        lows, highs = probes << _WORD_SHIFT, (probes + np.uint64(1)) << _WORD_SHIFT
         # a word posted by many items is a flat or common patch: it says nothing
         crowded = max(12, int(8 * self._postings / (_TABLES << _WORD_BITS)))
-        hit_slots, hit_geometry, hit_query = [], [], []
+        hits, hit_query = [], []
         for run in self._runs:
-            low = np.searchsorted(run.words, probes, side="left")
-            high = np.searchsorted(run.words, probes, side="right")
-            sizes = high - low
+            low = np.searchsorted(run, lows, side="left")
+            sizes = np.searchsorted(run, highs, side="left") - low
             useful = (sizes > 0) & (sizes <= crowded)
             if not useful.any():
                 continue
             low, sizes, owners = low[useful], sizes[useful], probe_of[useful]
             # positions low[i] .. low[i] + sizes[i] - 1 of every useful probe, flattened
             starts = np.repeat(low - np.cumsum(sizes) + sizes, sizes)
-            positions = starts + np.arange(int(sizes.sum()))
-            hit_slots.append(run.slots[positions])
-            hit_geometry.append(run.geometry[positions])
+            hits.append(run[starts + np.arange(int(sizes.sum()))])
             hit_query.append(np.repeat(owners, sizes))
-        if not hit_slots:
+        if not hits:
             return []
-        slots = np.concatenate(hit_slots).astype(np.int64)
-        stored_geo = np.concatenate(hit_geometry).astype(np.int64)
+        found = np.concatenate(hits)
+        slots = ((found >> _SLOT_SHIFT) & _SLOT_MASK).astype(np.int64)
+        stored_geo = (found & _GEOMETRY_MASK).astype(np.int64)
         owners = np.concatenate(hit_query)
         alive = self._alive[slots]
         slots, stored_geo, owners = slots[alive], stored_geo[alive], owners[alive]
@@ -351,12 +346,12 @@ class KeypointIndex:
         if not best.size:
             return []
         top = np.argsort(-best, kind="stable")[:limit]
-        found = []
+        result = []
         for i in top.tolist():
             sign = self._signs[int(owners_of_best[i])]
             if sign is not None:
-                found.append((sign, int(best[i])))
-        return found
+                result.append((sign, int(best[i])))
+        return result
 
 
 def verify(query: QueryImage, stored: LocalFeatures) -> LocalMatch | None:
