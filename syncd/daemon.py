@@ -107,9 +107,12 @@ def run(
             elif info.si_signo == signal.SIGHUP:
                 log.info("SIGHUP: reloading %s", daemon.config_source)
                 daemon.request_reload()
-            else:
+            elif info.si_signo in (signal.SIGTERM, signal.SIGINT):
                 log.info("%s: stopping", signal.Signals(info.si_signo).name)
                 break
+            else:
+                # a debugger attaching (ptrace) can wake the wait with no signal of ours
+                log.debug("woken with signal number %d; going on", info.si_signo)
     finally:
         notifier.stopping("finishing in-flight calls")
         daemon.stop()
