@@ -23,9 +23,10 @@ log = logging.getLogger("syncd.sync")
 
 #: seconds of calls booked per visit to the ledger: small, so hosts interleave finely
 GRANT_SECONDS = 0.25
-#: a booked slot missed by more than this many intervals is given up (another host's calls
-#: sit next to it: using it late would bunch calls up)
-LATE_SLOTS = 1.0
+#: a booked slot missed by more than this many seconds is given up (another host's calls
+#: sit next to it: using it much later would bunch calls up); a little late is harmless,
+#: and at hundreds of calls a second every slot is a few milliseconds late
+LATE_SECONDS = GRANT_SECONDS
 #: seconds to wait before trying the ledger again when it could not be reached
 LEDGER_RETRY = 1.0
 
@@ -85,7 +86,7 @@ class SharedRateLimiter(RateLimiter):
     def _next_slot_or_none(self) -> float | None:
         """Pop the next usable slot; slots missed by far are dropped."""
         with self._cond:
-            late = self._clock() - LATE_SLOTS / self._rate
+            late = self._clock() - max(LATE_SECONDS, 1.0 / self._rate)
             while self._slots and self._slots[0] < late:
                 self._slots.popleft()
             if not self._slots:
