@@ -140,6 +140,20 @@ def open_ledger_or_exit(config: Config, create: bool = True) -> Ledger:
         raise SystemExit(EXIT_USAGE) from None
 
 
+def _join_or_exit(ledger: Ledger, config: Config) -> None:
+    """Take this host's libraries in the ledger (SPEC §9), or exit 2 with the one line
+    naming the host that owns one, or saying the ledger syncs another account."""
+    from syncd.errors import ConfigError
+    from syncd.ledger.hosts import join_ledger
+
+    try:
+        join_ledger(ledger, config)
+    except ConfigError as exc:
+        ledger.close()
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+
 def _check_library_names(config: Config, names: tuple[str, ...]) -> None:
     known = [lib.name for lib in config.libraries]
     for name in names:
@@ -178,6 +192,7 @@ def reconcile_command(
 
         ledger = open_ledger_or_exit(config)
         try:
+            _join_or_exit(ledger, config)  # the scan records what it saw: our libraries only
             result = scan_dry_run(
                 ledger,
                 config,

@@ -92,6 +92,7 @@ def test_a_second_host_naming_a_library_another_owns_is_refused(
     assert len(lines) == 1 and "host-a" in lines[0], refused.err
     assert gallery_calls(gallery_server) == {}
     assert b.syncd("run").code == 2
+    assert b.syncd("reconcile", "--dry-run").code == 2, "a dry run records its scan too"
     assert [item.where for item in gallery_items(gallery_server)] == ["shared/1.jpg"]
 
 
