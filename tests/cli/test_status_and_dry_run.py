@@ -114,7 +114,9 @@ def test_status_json_has_the_documented_shape(world: World) -> None:
     result = run(world, "status", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert {"libraries", "paused", "fatal", "unconfigured", "unsettled_adds", "hosts"} <= set(data)
+    documented = {"libraries", "paused", "fatal", "unconfigured", "unsettled_adds", "hosts"}
+    assert documented | {"queue", "budget"} <= set(data)
+    assert data["budget"] is None  # no api.daily_budget
     assert data["unsettled_adds"] == 0
     assert data["paused"] is None and data["fatal"] is None
     photos, shop = data["libraries"]
