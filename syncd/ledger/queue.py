@@ -651,6 +651,25 @@ def held_by(session: Session, item_ids: Sequence[int], owner: str) -> set[int]:
     )
 
 
+def next_lease_end(
+    session: Session, galleries: Sequence[str], host: str, stale_after: float = CLAIM_STALE_AFTER
+) -> float | None:
+    """When the first lease another host (or an earlier process) holds on an intent of
+    ``galleries`` that ``host`` could send runs out, unless renewed (epoch s), or None: a
+    host that died leaves its work to whoever wakes then (SPEC §9.4)."""
+    first = session.scalar(
+        select(func.min(Item.claimed_at)).where(
+            _unblocked_pending(),
+            Item.claim_owner.is_not(None),
+            ~Item.claim_owner.startswith(owner_prefix(host), autoescape=True),
+            Item.gallery.in_(galleries),
+            _host_can_send(),
+        ),
+        {"host": host},
+    )
+    return None if first is None else float(first) + stale_after
+
+
 def copies_elsewhere(session: Session, host: str) -> bool:
     """Whether a library of another host is in the ledger: only then may an add be one
     this host cannot send (it has no copy). One host alone needs no such check."""

@@ -34,6 +34,7 @@ from syncd.ledger.queue import (
     claim_due_intents,
     copies_elsewhere,
     next_due_at,
+    next_lease_end,
     owner_prefix,
     release_claims,
     release_host_claims,
@@ -170,7 +171,7 @@ class SyncEngine:
             ledger=ledger,
             client=client,
             # the account's rate, shared with every host of the ledger (SPEC §9.5)
-            limiter=limiter if limiter is not None else RateLimiter(config.api.qps),  # TMPCMP
+            limiter=limiter if limiter is not None else SharedRateLimiter(ledger, config.api.qps),
             account=AccountState(ledger, clock),
             libraries={lib.name: lib for lib in config.libraries},
             plan_rules=PlanRules.of(config),
@@ -479,8 +480,15 @@ class SyncEngine:
         if not galleries:
             return None
         with self._ledger.transaction() as session:
-            host = self._host if copies_elsewhere(session, self._host) else None
-            return next_due_at(session, galleries, host)
+            elsewhere = copies_elsewhere(session, self._host)
+            host = self._host if elsewhere else None
+            due = next_due_at(session, galleries, host)
+            if elsewhere and not self._idle_exit:
+                # the service wakes when another host's lease runs out: it may have died
+                lease_end = next_lease_end(session, galleries, self._host)
+                if lease_end is not None and lease_end > self._clock():
+                    due = lease_end if due is None else min(due, lease_end)
+            return due
 
     def _expire_grace(self) -> float | None:
         """Plan the deletes of vanished files whose delete_grace is over; when the next
