@@ -27,6 +27,11 @@ def test_a_daily_quota_seen_by_one_host_pauses_the_others(
     a.start()
     b.start()
     wait_until(lambda: len(gallery_items(gallery_server)) == 2, what="both hosts synced")
+    synced_at = time.time()
+    wait_until(
+        lambda: all(h["last_seen"] > synced_at for h in a.status()["hosts"]),  # type: ignore[attr-defined]
+        what="both hosts' heartbeats",
+    )
     # one more call is admitted, the next one answers 17 (daily quota reached)
     gallery_server.faults.daily_limit = 1
     a.write("second.jpg", 52)
