@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, select, text, update
 
 from syncd.ledger.dialect import SCHEMA_LOCK_KEY, postgresql_url
 from syncd.ledger.models import SCHEMA_VERSION, SchemaVersion
-from syncd.ledger.schema import LedgerError, open_postgresql_ledger
+from syncd.ledger.schema import LedgerError, LedgerUnavailable, open_postgresql_ledger
 
 
 def _connect_args(url: str, password: str | None = None) -> dict[str, object]:
@@ -160,5 +160,47 @@ def test_the_ledger_is_shared_and_its_local_state_folder_is_made(
         assert (tmp_path / "state").is_dir()
         with ledger.engine.connect() as conn:
             assert conn.execute(text("SHOW application_name")).scalar() == "syncd"
+    finally:
+        ledger.close()
+
+
+def _end_syncd_sessions(pg_url: str) -> int:
+    """End every syncd connection to the database, as a database restart does."""
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'syncd' AND datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_after_a_database_restart_the_next_transaction_just_works(
+    pg_url: str, tmp_path: Path
+) -> None:
+    ledger = open_postgresql_ledger(pg_url, None, tmp_path / "ledger.db")
+    try:
+        with ledger.transaction() as session:
+            session.scalar(select(SchemaVersion.version))
+        assert _end_syncd_sessions(pg_url) >= 1  # the pooled connection is dead now
+        with ledger.transaction() as session:
+            assert session.scalar(select(SchemaVersion.version)) == SCHEMA_VERSION
+    finally:
+        ledger.close()
+
+
+def test_a_database_gone_mid_transaction_is_one_line_and_the_work_can_be_redone(
+    pg_url: str, tmp_path: Path
+) -> None:
+    ledger = open_postgresql_ledger(pg_url, None, tmp_path / "ledger.db")
+    try:
+        with pytest.raises(LedgerUnavailable) as info, ledger.transaction() as session:
+            session.scalar(select(SchemaVersion.version))
+            _end_syncd_sessions(pg_url)
+            session.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
+        message = str(info.value)
+        assert message.startswith(f"{pg_url}: the ledger is not available: ")
+        assert "\n" not in message
+        with ledger.transaction() as session:  # redone once the database answers
+            session.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
     finally:
         ledger.close()
