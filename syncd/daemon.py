@@ -13,6 +13,7 @@ look; the scan decides what changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from syncd.errors import ConfigError, SyncdError
 from syncd.ledger.backlog import items_by_state, pending_intents, vanished_waiting
 from syncd.ledger.hosts import join_ledger
 from syncd.ledger.report import StatusReport, ledger_status
-from syncd.ledger.schema import Ledger, open_ledger
+from syncd.ledger.schema import Ledger, LedgerUnavailable, open_ledger
 from syncd.logformat import LogFormat, configure_logging
 from syncd.metrics import Health, MetricsServer, MetricsSnapshot
 from syncd.paths import LookAgain, WalkFilter, printable_relpath
@@ -55,6 +57,8 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+#: seconds at most between two tries of a ledger that went away
+LEDGER_RETRY_MAX = 60.0
 #: seconds between STATUS= refreshes when systemd's watchdog is off
 _STATUS_INTERVAL = 5.0
 #: seconds between two looks at every library root (vanished, back, replaced, observer died)
@@ -170,6 +174,8 @@ class Daemon:
         self._next_full_rescan = 0.0
         #: monotonic time of the next replan (vanished files past delete_grace), None = none due
         self._next_replan: float | None = None
+        #: the ledger went away (SPEC §9.6): why, since when, and when to try it again
+        self._away: LedgerAway | None = None
 
     @property
     def config_source(self) -> str:
@@ -253,6 +259,12 @@ class Daemon:
             if self._next_replan is not None and now >= self._next_replan:
                 self._next_replan = None
                 self._guarded(self._replan)
+            away = self._away
+            if away is not None and now >= away.retry_at:
+                # try the ledger again: a full rescan finds what changed while it was away
+                away.retry_at = float("inf")
+                for name in self._libraries:
+                    self._agg.request_rescan(name, immediate=True)
 
     def _apply(self, batch: SettledBatch) -> None:
         """Scan what settled (a full_rescan look scans its library whole), then wake the workers."""
@@ -273,6 +285,9 @@ class Daemon:
 
     def _after_scan(self, result: ScanResult) -> None:
         assert self._pipeline is not None
+        if self._away is not None:
+            log.info("the ledger is back after %.0f s", time.time() - self._away.since)
+            self._away = None
         self._pipeline.wake()
         if any(lib.vanished for lib in result.libraries):
             # their deletes are due once delete_grace is over, unless they come back
@@ -290,12 +305,27 @@ class Daemon:
             step(*args)
         except ScanInterrupted:
             log.info("scan interrupted: stopping (the next start scans again)")
+        except LedgerUnavailable as exc:
+            self._ledger_away(exc)
+            return
         except SyncdError as exc:
             log.warning("%s failed: %s; retrying with a rescan", step.__name__.strip("_"), exc)
             self._retry_later()
         except Exception:  # one bad batch must not end the service
             log.exception("%s failed; retrying with a rescan", step.__name__.strip("_"))
             self._retry_later()
+
+    def _ledger_away(self, exc: LedgerUnavailable) -> None:
+        """The ledger cannot be reached: watching goes on (events wait in the aggregator),
+        scans and calls stop, and the ledger is tried again after a growing pause."""
+        away = self._away
+        if away is None:
+            away = self._away = LedgerAway(str(exc), time.time())
+            log.warning("%s; watching goes on, calls wait until it is back", exc)
+        else:
+            away.reason = str(exc)
+            away.tries += 1
+        away.retry_at = time.monotonic() + away.pause()
 
     def _retry_later(self) -> None:
         for name in self._libraries:
@@ -312,6 +342,8 @@ class Daemon:
 
     def _seconds_to_next_deadline(self) -> float | None:
         deadlines = [d for d in (self._next_replan,) if d is not None]
+        if self._away is not None:
+            deadlines.append(self._away.retry_at)
         if self._ref.current.watch.rescan_interval:
             deadlines.append(self._next_full_rescan)
         if not deadlines:
@@ -420,7 +452,11 @@ class Daemon:
     def snapshot(self) -> MetricsSnapshot:
         """Numbers for /metrics."""
         pipeline = self._pipeline
-        base = pipeline.snapshot(self._ref.current) if pipeline is not None else MetricsSnapshot()
+        base = MetricsSnapshot()
+        if pipeline is not None:
+            # while the ledger is away its numbers are left out; /healthz says why
+            with contextlib.suppress(LedgerUnavailable):
+                base = pipeline.snapshot(self._ref.current)
         return replace(
             base, watch_pending=self._agg.pending_count, watch_modes=self._watcher.modes()
         )
@@ -432,11 +468,36 @@ class Daemon:
         missing = [n for n, m in self._watcher.modes().items() if m == "missing"]
         if missing:
             return Health(False, "library root missing: " + ", ".join(sorted(missing)))
+        away = self._away
+        if away is not None:
+            return Health(False, f"ledger unreachable since {_utc(away.since)}: {away.reason}")
         if self._pipeline is not None:
-            problem = self._pipeline.problem(self._ref.current)
+            try:
+                problem = self._pipeline.problem(self._ref.current)
+            except LedgerUnavailable as exc:
+                return Health(False, f"ledger unreachable: {exc}")
             if problem:
                 return Health(False, problem)
         return Health(True)
+
+
+@dataclass
+class LedgerAway:
+    """The ledger could not be reached (SPEC §9.6): ``reason`` in one line (no password),
+    ``since`` (epoch s), ``tries`` since, and when the work thread tries again (monotonic)."""
+
+    reason: str
+    since: float
+    tries: int = 0
+    retry_at: float = 0.0
+
+    def pause(self) -> float:
+        """Seconds before the next try: 1 s doubling to a minute."""
+        return float(min(LEDGER_RETRY_MAX, 2**self.tries))
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 def _poll_interval(settle: float) -> float:

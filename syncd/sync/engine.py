@@ -39,7 +39,7 @@ from syncd.ledger.queue import (
     release_claims,
     release_host_claims,
 )
-from syncd.ledger.schema import Ledger
+from syncd.ledger.schema import Ledger, LedgerUnavailable
 from syncd.pauses import AccountPause, GalleryStop
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
@@ -76,6 +76,8 @@ SPARE_WORKERS = 2
 CLAIM_PER_WORKER = 8
 #: seconds between two audits of lost adds by the service (also one at each start)
 AUDIT_EVERY = 600.0
+#: seconds at most a worker waits before it tries a ledger that went away again
+LEDGER_RETRY_MAX = 30.0
 #: seconds of calls at api.qps one claim takes at most: what a fresh change may wait behind
 CLAIM_SECONDS = 0.5
 
@@ -337,10 +339,26 @@ class SyncEngine:
 
     def _worker_main(self, index: int) -> None:
         runner = Worker(self._ctx, self._owner)
+        away, last_away = 0, 0.0
         while True:
             try:
                 self._worker_loop(runner)
                 return
+            except LedgerUnavailable as exc:
+                # the database went away (SPEC §9.6): no call without it; try again later
+                now = time.monotonic()
+                away = 1 if now - last_away > 2 * LEDGER_RETRY_MAX else away + 1
+                last_away = now
+                if away == 1 and index == 0:
+                    log.warning("sync workers wait for the ledger: %s", exc)
+                with self._cv:
+                    if self._idle_exit or self._stopping:
+                        self._crashed = self._idle_exit
+                        self._done = self._idle_exit
+                        self._cv.notify_all()
+                        return
+                    self._cv.wait(min(LEDGER_RETRY_MAX, 2.0**away))
+                continue
             except Exception:
                 log.exception("sync worker %d: internal error", index)
                 with self._cv:
@@ -512,8 +530,12 @@ class SyncEngine:
 
     def _release_own_claims(self) -> None:
         self._claimed.clear()
-        with self._ledger.transaction() as session:
-            release_claims(session, self._owner)
+        try:
+            with self._ledger.transaction() as session:
+                release_claims(session, self._owner)
+        except LedgerUnavailable as exc:
+            # the leases run out by themselves; the next start of this host releases them
+            log.warning("could not give back this process's claims: %s", exc)
 
     # -- the report ---------------------------------------------------------------------
 
