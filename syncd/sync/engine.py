@@ -351,24 +351,24 @@ class SyncEngine:
                 last_away = now
                 if away == 1 and index == 0:
                     log.warning("sync workers wait for the ledger: %s", exc)
-                with self._cv:
-                    if self._idle_exit or self._stopping:
-                        self._crashed = self._idle_exit
-                        self._done = self._idle_exit
-                        self._cv.notify_all()
-                        return
-                    self._cv.wait(min(LEDGER_RETRY_MAX, 2.0**away))
-                continue
+                if not self._rest_after_error(min(LEDGER_RETRY_MAX, 2.0**away)):
+                    return
             except Exception:
                 log.exception("sync worker %d: internal error", index)
-                with self._cv:
-                    if self._idle_exit or self._stopping:
-                        # a one-shot run reports it; the service keeps its workers
-                        self._crashed = self._idle_exit
-                        self._done = self._idle_exit
-                        self._cv.notify_all()
-                        return
-                    self._cv.wait(ERROR_PAUSE)
+                if not self._rest_after_error(ERROR_PAUSE):
+                    return
+
+    def _rest_after_error(self, seconds: float) -> bool:
+        """After an error a worker could not handle: the service's worker rests ``seconds``
+        and goes on (True); a one-shot run reports it and its workers end (False)."""
+        with self._cv:
+            if self._idle_exit or self._stopping:
+                self._crashed = self._idle_exit
+                self._done = self._idle_exit
+                self._cv.notify_all()
+                return False
+            self._cv.wait(seconds)
+            return True
 
     def _worker_loop(self, runner: Worker) -> None:
         while True:
