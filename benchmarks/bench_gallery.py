@@ -89,7 +89,9 @@ ADD_RATIO_TARGET: Final = 0.5
 #: share of crops (75 % x 75 %, rescaled, re-encoded) that must find their original first
 CROP_RECALL_TARGET: Final = 0.95
 #: pictures whose keypoints make the pool the synthetic items draw descriptors from
-POOL_PICTURES: Final = 300
+POOL_PICTURES: Final = 3000
+#: bits flipped in each pooled descriptor, so that 100k items do not repeat the pool's words
+POOL_FLIPS: Final = 16
 #: seeds of the textured pictures: originals, unrelated queries, the descriptor pool
 ORIGINAL_SEED: Final = 30_000_000
 UNRELATED_SEED: Final = 31_000_000
@@ -132,11 +134,12 @@ def keypoint_pool(count: int) -> LocalFeatures:
 
 
 def synthetic_keypoints(pool: LocalFeatures, rng: np.random.Generator) -> LocalFeatures:
-    """Keypoints of a made-up picture: 256 descriptors of the pool, 8 bits of each flipped."""
+    """Keypoints of a made-up picture: 256 descriptors of the pool, POOL_FLIPS bits of
+    each flipped."""
     count = 256
     chosen = rng.integers(0, len(pool), count)
     descriptors = pool.descriptors[chosen].copy()
-    rows = np.repeat(np.arange(count), 8)
+    rows = np.repeat(np.arange(count), POOL_FLIPS)
     flips = np.left_shift(np.uint8(1), rng.integers(0, 8, rows.size).astype(np.uint8))
     descriptors[rows, rng.integers(0, 32, rows.size)] ^= flips
     return LocalFeatures(
@@ -173,7 +176,7 @@ def populate(
         features = local_features_of(image.grey)
         if features is not None:
             local[image.cont_sign] = features
-    pool = keypoint_pool(POOL_PICTURES)
+    pool = keypoint_pool(min(POOL_PICTURES, items // 10))
     rng = np.random.default_rng(11)
     for n, thumb in enumerate(synthetic_thumbs(items - len(entries), seed=7)):
         # the high half is never a probe's: those come from a hash of decoded pixels
