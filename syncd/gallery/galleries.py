@@ -101,7 +101,8 @@ class Galleries:
             if expired:
                 store.purge(gallery.name, expired)
             if gallery.name in KEYPOINT_GALLERIES:
-                gallery.keypoints.bulk_insert(store.load_words(gallery.name))
+                words = store.count_words(gallery.name)
+                gallery.keypoints.bulk_insert(store.load_words(gallery.name), words)
 
     def _gallery(self, name: str) -> _Gallery:
         return self._galleries[name]

@@ -258,19 +258,28 @@ class KeypointIndex:
             newer = self._runs.pop()
             self._runs[-1] = self._merged([self._runs[-1], newer])
 
-    def bulk_insert(self, items: Iterable[tuple[str, ItemWords]]) -> None:
-        """Post many items at once (one sort): what a start does with the stored items."""
-        parts = [self._runs.pop()] if self._runs else []
-        parts.extend(
-            _pack(item.words, self._new_slot(cont_sign, len(item.words)), item.geometry)
-            for cont_sign, item in items
-        )
-        if parts:
-            self._runs.append(self._merged(parts))
+    def bulk_insert(self, items: Iterable[tuple[str, ItemWords]], total: int) -> None:
+        """Post many items at once (one sort): what a start does with the stored items.
+
+        ``total`` is how many words they post in all: they are packed straight into one
+        array of that size (a list of 100k small arrays would double the peak memory).
+        """
+        postings = np.empty(total, dtype=np.uint64)
+        filled = 0
+        for cont_sign, item in items:
+            slot = self._new_slot(cont_sign, len(item.words))
+            postings[filled : filled + len(item.words)] = _pack(item.words, slot, item.geometry)
+            filled += len(item.words)
+        if filled != total:
+            raise ValueError(f"{filled} words posted, {total} announced")
+        if filled:
+            self._runs.append(self._merged([*self._runs, postings]))
+            self._runs = self._runs[-1:]
 
     def _merged(self, runs: list[_Postings]) -> _Postings:
         """One sorted run of ``runs``' postings of items still in the index."""
-        postings = np.concatenate(runs) if len(runs) > 1 else runs[0].copy()
+        # a single run is ours to filter and sort in place (a copy would double the peak)
+        postings = np.concatenate(runs) if len(runs) > 1 else runs[0]
         alive = self._alive[((postings >> _SLOT_SHIFT) & _SLOT_MASK).astype(np.int64)]
         if not alive.all():
             self._dead_postings -= int((~alive).sum())

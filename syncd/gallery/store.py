@@ -131,16 +131,31 @@ class GalleryStore:
             )
             yield IndexEntry(sign, brief, tag1, tag2, features, deleted_at)
 
-    def load_words(self, gallery: str) -> Iterator[tuple[str, ItemWords]]:
-        """(cont_sign, index words) of every stored item of ``gallery`` with keypoints."""
+    def count_words(self, gallery: str) -> int:
+        """How many index words the stored items of ``gallery`` post in all."""
         with self._lock:
-            rows = self._db.execute(
+            row = self._db.execute(
+                "SELECT coalesce(sum(length(words)), 0) FROM local_features WHERE gallery = ?",
+                (gallery,),
+            ).fetchone()
+        return int(row[0]) // 4
+
+    def load_words(self, gallery: str) -> Iterator[tuple[str, ItemWords]]:
+        """(cont_sign, index words) of every stored item of ``gallery`` with keypoints,
+        read a batch at a time (100k items' words would be hundreds of MB at once)."""
+        with self._lock:
+            cursor = self._db.execute(
                 "SELECT cont_sign, words, word_geometry FROM local_features WHERE gallery = ?",
                 (gallery,),
-            ).fetchall()
-        for sign, words, geometry in rows:
-            posted = np.frombuffer(words, dtype="<u4").astype(np.uint32)
-            yield sign, ItemWords(posted, np.frombuffer(geometry, dtype=np.uint8).copy())
+            )
+        while True:
+            with self._lock:
+                rows = cursor.fetchmany(2048)
+            if not rows:
+                return
+            for sign, words, geometry in rows:
+                posted = np.frombuffer(words, dtype="<u4").astype(np.uint32)
+                yield sign, ItemWords(posted, np.frombuffer(geometry, dtype=np.uint8).copy())
 
     def load_local_features(self, gallery: str, cont_signs: list[str]) -> dict[str, LocalFeatures]:
         """cont_sign -> keypoints of those of ``cont_signs`` that have them."""
