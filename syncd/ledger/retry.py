@@ -63,7 +63,7 @@ def queue_failures_again(
     if prefixes is not None:
         # only the rows at or below the paths named: a range of the (library, path) index
         named = select(Library.name, Library.id).where(Library.name.in_(libraries))
-        ids = dict(session.execute(named).tuples().all())
+        ids = {name: library_id for name, library_id in session.execute(named)}
         terms = [
             rows_at_or_below(ids[lib], [encode_relpath(p) for p in paths])
             for lib, paths in prefixes.items()
