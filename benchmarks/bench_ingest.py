@@ -153,7 +153,8 @@ def bare_loop(url: str, bodies: list[dict[str, str]], concurrency: int) -> None:
             answer = session.post(
                 url + ADD_PATH, params={"access_token": token}, data=body, timeout=30
             ).json()
-            if "cont_sign" not in answer:
+            # a 216681 answer names the item too: only an answer without an error is an add
+            if "error_code" in answer or "cont_sign" not in answer:
                 failures.append(str(answer))
 
     threads = [threading.Thread(target=post_all) for _ in range(concurrency)]
