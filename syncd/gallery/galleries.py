@@ -16,6 +16,7 @@ the ``/_syncd/items`` dump. Afterwards it is purged from the index and the store
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ from syncd.gallery.keypoints import (
     query_image,
     verify,
 )
+from syncd.gallery.saved_index import index_path
+from syncd.gallery.saved_index import load as load_saved_index
+from syncd.gallery.saved_index import save as save_index
 from syncd.gallery.store import GalleryStore
 from syncd.protocol import GALLERY_NAMES, MAX_SEARCH_POSITION
 
@@ -44,9 +48,13 @@ class _Gallery:
     #: keypoints of the items (same_hq only: what finds partial copies)
     keypoints: KeypointIndex = field(default_factory=KeypointIndex)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: ``keypoints.changes`` when the index file was last written (-1: the file is stale)
+    saved_changes: int = 0
     #: (deleted_at, cont_sign) in deletion order, waiting for the latency to pass
     pending: collections.deque[tuple[float, str]] = field(default_factory=collections.deque)
 
+
+logger = logging.getLogger(__name__)
 
 #: galleries whose same-image search finds partial copies by keypoints
 KEYPOINT_GALLERIES = frozenset({"same_hq"})
@@ -101,8 +109,69 @@ class Galleries:
             if expired:
                 store.purge(gallery.name, expired)
             if gallery.name in KEYPOINT_GALLERIES:
-                words = store.count_words(gallery.name)
-                gallery.keypoints.bulk_insert(store.load_words(gallery.name), words)
+                self._open_keypoints(gallery)
+        self._saving = threading.Lock()
+        # a start that had to build an index saves it at once: a crash must not cost
+        # the next start the whole build again
+        self._saver: threading.Thread | None = None
+        if any(g.keypoints.changes != g.saved_changes for g in self._galleries.values()):
+            self._saver = threading.Thread(
+                target=self.save_indexes, name="syncd-gallery-save-index", daemon=True
+            )
+            self._saver.start()
+
+    def _open_keypoints(self, gallery: _Gallery) -> None:
+        """The keypoint index of ``gallery``: its saved copy brought in step with the store
+        (items added or purged since it was saved), or else built from the store."""
+        path = index_path(self._store.path.parent, gallery.name)
+        saved = load_saved_index(path)
+        if saved is not None:
+            index = KeypointIndex.restored(saved)
+            held = index.signs()
+            stored = self._store.keypoint_signs(gallery.name)
+            gone, missing = held - stored, stored - held
+            # a file mostly dead or missing most items: a rebuild is leaner than the patch
+            if len(gone) <= len(held) // 2 and len(missing) <= max(10_000, len(held)):
+                for sign in gone:
+                    index.remove(sign)
+                # an item's words are a function of its pixels, which its cont_sign hashes
+                words = self._store.load_words_of(gallery.name, sorted(missing))
+                index.bulk_insert(words, sum(len(item.words) for _, item in words))
+                gallery.keypoints = index
+                gallery.saved_changes = 0
+                return
+            logger.info("saved keypoint index of %s is stale: rebuilding it", gallery.name)
+        total = self._store.count_words(gallery.name)
+        gallery.keypoints.bulk_insert(self._store.load_words(gallery.name), total)
+        # the file on disk (if any) is not this index: the next save must replace it
+        gallery.saved_changes = -1 if saved is not None else 0
+
+    def save_indexes(self) -> None:
+        """Save the keypoint index of each gallery that changed since it was last saved,
+        beside the store (a failure is one log line: the next start rebuilds instead)."""
+        with self._saving:
+            for gallery in self._galleries.values():
+                if gallery.name not in KEYPOINT_GALLERIES:
+                    continue
+                with gallery.lock:
+                    changes = gallery.keypoints.changes
+                    if changes == gallery.saved_changes:
+                        continue
+                    saved = gallery.keypoints.saved()
+                try:
+                    save_index(index_path(self._store.path.parent, gallery.name), saved)
+                except OSError as exc:
+                    logger.warning("keypoint index of %s not saved: %s", gallery.name, exc)
+                    continue
+                with gallery.lock:
+                    gallery.saved_changes = changes
+
+    def close(self) -> None:
+        """Save what changed of the indexes (a stop: the next start maps them)."""
+        if self._saver is not None:
+            self._saver.join()
+            self._saver = None
+        self.save_indexes()
 
     def _gallery(self, name: str) -> _Gallery:
         return self._galleries[name]

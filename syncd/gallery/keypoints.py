@@ -194,8 +194,8 @@ class ItemWords:
 
 
 #: a posting packs word (bits 39-63), item slot (bits 7-38) and keypoint geometry (bits 0-6)
-_WORD_SHIFT: Final = np.uint64(39)
-_SLOT_SHIFT: Final = np.uint64(7)
+WORD_SHIFT: Final = np.uint64(39)
+SLOT_SHIFT: Final = np.uint64(7)
 _SLOT_MASK: Final = np.uint64(0xFFFFFFFF)
 _GEOMETRY_MASK: Final = np.uint64(0x7F)
 
@@ -205,10 +205,22 @@ _Postings = npt.NDArray[np.uint64]
 def _pack(words: npt.NDArray[np.uint32], slot: int, geometry: _UInt8Array) -> _Postings:
     """Postings of one item, unsorted."""
     return (
-        (words.astype(np.uint64) << _WORD_SHIFT)
-        | (np.uint64(slot) << _SLOT_SHIFT)
+        (words.astype(np.uint64) << WORD_SHIFT)
+        | (np.uint64(slot) << SLOT_SHIFT)
         | geometry.astype(np.uint64)
     )
+
+
+@dataclass(frozen=True)
+class SavedPostings:
+    """A KeypointIndex as ``saved`` gives it and ``restored`` takes it back."""
+
+    #: sorted uint64 postings (word, slot, geometry), postings of removed items included
+    runs: tuple[_Postings, ...]
+    #: cont_sign of each slot, "" for a removed item
+    signs: tuple[str, ...]
+    #: (slots,) int64: postings of each slot's item
+    posted: npt.NDArray[np.int64]
 
 
 class KeypointIndex:
@@ -221,6 +233,7 @@ class KeypointIndex:
     """
 
     def __init__(self) -> None:
+        #: sorted runs, never written once made (a saved index maps them from its file)
         self._runs: list[_Postings] = []
         self._signs: list[str | None] = []
         self._slot_of: dict[str, int] = {}
@@ -228,6 +241,39 @@ class KeypointIndex:
         self._postings = 0
         self._dead_postings = 0
         self._posted: dict[int, int] = {}
+        #: changes so far (inserts and removals): whether a saved copy is still current
+        self.changes = 0
+
+    @classmethod
+    def restored(cls, saved: SavedPostings) -> KeypointIndex:
+        """The index as ``saved`` (see ``SavedPostings``) left it; its runs are used as
+        they are (read-only, e.g. mapped from a file), not copied or re-sorted."""
+        index = cls()
+        index._runs = list(saved.runs)
+        index._signs = [sign or None for sign in saved.signs]
+        alive = np.zeros(max(1024, len(saved.signs)), dtype=bool)
+        for slot, sign in enumerate(index._signs):
+            if sign is not None:
+                index._slot_of[sign] = slot
+                alive[slot] = True
+                index._posted[slot] = int(saved.posted[slot])
+        index._alive = alive
+        index._postings = sum(index._posted.values())
+        index._dead_postings = sum(len(run) for run in index._runs) - index._postings
+        return index
+
+    def saved(self) -> SavedPostings:
+        """What ``restored`` needs to rebuild this index (the runs are shared, not copied:
+        they are never written once made)."""
+        posted = np.zeros(len(self._signs), dtype=np.int64)
+        for slot, count in self._posted.items():
+            posted[slot] = count
+        signs = tuple(sign or "" for sign in self._signs)
+        return SavedPostings(tuple(self._runs), signs, posted)
+
+    def signs(self) -> set[str]:
+        """The cont_signs of the items in the index."""
+        return set(self._slot_of)
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -243,6 +289,7 @@ class KeypointIndex:
             grown = np.zeros(2 * len(self._alive), dtype=bool)
             grown[:slot] = self._alive[:slot]
             self._alive = grown
+        self.changes += 1
         self._signs.append(cont_sign)
         self._slot_of[cont_sign] = slot
         self._alive[slot] = True
@@ -253,7 +300,12 @@ class KeypointIndex:
     def insert(self, cont_sign: str, item: ItemWords) -> None:
         """Post the words of a new item (its cont_sign must not be in the index)."""
         slot = self._new_slot(cont_sign, len(item.words))
-        self._runs.append(np.sort(_pack(item.words, slot, item.geometry)))
+        self._add_run(np.sort(_pack(item.words, slot, item.geometry)))
+
+    def _add_run(self, run: _Postings) -> None:
+        """Append a sorted run; merge the last runs while the newer is not the smaller."""
+        run.flags.writeable = False
+        self._runs.append(run)
         while len(self._runs) > 1 and len(self._runs[-1]) >= len(self._runs[-2]):
             newer = self._runs.pop()
             self._runs[-1] = self._merged([self._runs[-1], newer])
@@ -273,23 +325,30 @@ class KeypointIndex:
         if filled != total:
             raise ValueError(f"{filled} words posted, {total} announced")
         if filled:
-            self._runs.append(self._merged([*self._runs, postings]))
-            self._runs = self._runs[-1:]
+            # sorted in place: a copy would double the peak memory of a start
+            postings.sort()
+            self._add_run(postings)
 
     def _merged(self, runs: list[_Postings]) -> _Postings:
-        """One sorted run of ``runs``' postings of items still in the index."""
-        # a single run is ours to filter and sort in place (a copy would double the peak)
+        """One sorted run of ``runs``' postings of items still in the index (a new array:
+        runs are never written, a saved copy may be mapping or writing them)."""
         postings = np.concatenate(runs) if len(runs) > 1 else runs[0]
-        alive = self._alive[((postings >> _SLOT_SHIFT) & _SLOT_MASK).astype(np.int64)]
+        alive = self._alive[((postings >> SLOT_SHIFT) & _SLOT_MASK).astype(np.int64)]
         if not alive.all():
             self._dead_postings -= int((~alive).sum())
             postings = postings[alive]
-        postings.sort()
+        if len(runs) > 1:
+            # stable sort is a merge sort: it finds the sorted runs and merges them
+            postings.sort(kind="stable")
+        elif postings is runs[0]:
+            return postings
+        postings.flags.writeable = False
         return postings
 
     def remove(self, cont_sign: str) -> None:
         """Forget an item; its postings go at the next merge (or now, if most are dead)."""
         slot = self._slot_of.pop(cont_sign)
+        self.changes += 1
         self._alive[slot] = False
         self._signs[slot] = None
         posted = self._posted.pop(slot)
@@ -311,7 +370,7 @@ class KeypointIndex:
         # sorted needles keep the binary searches in cache
         order = np.argsort(probes)
         probes, probe_of = probes[order].astype(np.uint64), probe_of[order]
-        lows, highs = probes << _WORD_SHIFT, (probes + np.uint64(1)) << _WORD_SHIFT
+        lows, highs = probes << WORD_SHIFT, (probes + np.uint64(1)) << WORD_SHIFT
         # a word posted by many items is a flat or common patch: it says nothing
         crowded = max(12, int(8 * self._postings / (_TABLES << _WORD_BITS)))
         hits, hit_query = [], []
@@ -329,7 +388,7 @@ class KeypointIndex:
         if not hits:
             return []
         found = np.concatenate(hits)
-        slots = ((found >> _SLOT_SHIFT) & _SLOT_MASK).astype(np.int64)
+        slots = ((found >> SLOT_SHIFT) & _SLOT_MASK).astype(np.int64)
         stored_geo = (found & _GEOMETRY_MASK).astype(np.int64)
         owners = np.concatenate(hit_query)
         alive = self._alive[slots]

@@ -380,6 +380,8 @@ class GalleryServer:
         self._thread = None
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # type: ignore[attr-defined]
         wasyncore.close_all(self._map, ignore_all=True)
+        if self._app is not None:
+            self._app.galleries.close()
         if self._store is not None:
             self._store.close()
         self._server = None

@@ -157,6 +157,32 @@ class GalleryStore:
                 posted = np.frombuffer(words, dtype="<u4").astype(np.uint32)
                 yield sign, ItemWords(posted, np.frombuffer(geometry, dtype=np.uint8).copy())
 
+    def keypoint_signs(self, gallery: str) -> set[str]:
+        """The cont_signs of the stored items of ``gallery`` that have keypoints."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT cont_sign FROM local_features WHERE gallery = ?", (gallery,)
+            ).fetchall()
+        return {sign for (sign,) in rows}
+
+    def load_words_of(self, gallery: str, cont_signs: Iterable[str]) -> list[tuple[str, ItemWords]]:
+        """(cont_sign, index words) of those of ``cont_signs`` that have keypoints."""
+        wanted = list(cont_signs)
+        found = []
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT cont_sign, words, word_geometry FROM local_features"
+                    f" WHERE gallery = ? AND cont_sign IN ({marks})",
+                    (gallery, *batch),
+                ).fetchall()
+            for sign, words, geometry in rows:
+                posted = np.frombuffer(words, dtype="<u4").astype(np.uint32)
+                found.append((sign, ItemWords(posted, np.frombuffer(geometry, dtype=np.uint8).copy())))
+        return found
+
     def load_local_features(self, gallery: str, cont_signs: list[str]) -> dict[str, LocalFeatures]:
         """cont_sign -> keypoints of those of ``cont_signs`` that have them."""
         if not cont_signs:
