@@ -21,6 +21,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from syncd.errors import ITEM_EXISTS_CODE, ItemExistsError, error_for, error_message
 from syncd.gallery.images import DecodedImage
 from syncd.gallery.index import GalleryIndex, Hit, IndexEntry, TagFilter, features_of
@@ -96,16 +98,20 @@ class Galleries:
         self._galleries: dict[str, _Gallery] = {name: _Gallery(name) for name in GALLERY_NAMES}
         now = time.time()
         for gallery in self._galleries.values():
-            expired = []
-            pending = []
-            for entry in store.load(gallery.name):
-                if entry.deleted_at is not None and entry.deleted_at + self.delete_latency <= now:
-                    expired.append(entry.cont_sign)
-                    continue
-                gallery.index.insert(entry)
-                if entry.deleted_at is not None:
-                    pending.append((entry.deleted_at, entry.cont_sign))
-            gallery.pending.extend(sorted(pending))
+            items = store.load(gallery.name)
+            deleted = ~np.isnan(items.deleted_at)
+            gone = deleted & (items.deleted_at + self.delete_latency <= now)
+            expired = [items.signs[row] for row in np.flatnonzero(gone).tolist()]
+            if expired:
+                items = items.rows(~gone)
+                deleted = ~np.isnan(items.deleted_at)
+            gallery.index = GalleryIndex.of(items)
+            gallery.pending.extend(
+                sorted(
+                    (float(items.deleted_at[row]), items.signs[row])
+                    for row in np.flatnonzero(deleted).tolist()
+                )
+            )
             if expired:
                 store.purge(gallery.name, expired)
             if gallery.name in KEYPOINT_GALLERIES:

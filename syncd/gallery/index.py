@@ -136,6 +136,41 @@ class Hit:
     score: float
 
 
+@dataclass(frozen=True)
+class StoredItems:
+    """Every stored item of a gallery as columns (row n of each is one item): what a
+    start loads in one go instead of an IndexEntry per item."""
+
+    signs: list[str]
+    briefs: list[str]
+    #: (n, 2) int32: tag1, tag2
+    tags: npt.NDArray[np.int32]
+    #: (n,) uint64
+    phash: npt.NDArray[np.uint64]
+    #: (n, COLOUR_DIM) uint8
+    colours: npt.NDArray[np.uint8]
+    #: (n, VECTOR_DIM) float32
+    vectors: _FloatArray
+    #: (n,) float64 epoch seconds of deletion, NaN for a live item
+    deleted_at: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.signs)
+
+    def rows(self, keep: npt.NDArray[np.bool_]) -> StoredItems:
+        """Only the items where ``keep`` is True."""
+        chosen = np.flatnonzero(keep).tolist()
+        return StoredItems(
+            signs=[self.signs[r] for r in chosen],
+            briefs=[self.briefs[r] for r in chosen],
+            tags=self.tags[keep],
+            phash=self.phash[keep],
+            colours=self.colours[keep],
+            vectors=self.vectors[keep],
+            deleted_at=self.deleted_at[keep],
+        )
+
+
 class GalleryIndex:
     """The items of one gallery (live and deleted-but-searchable) as numpy arrays.
 
@@ -172,6 +207,24 @@ class GalleryIndex:
         self._vectors = grown(self._vectors)  # type: ignore[assignment]
         self._tags = grown(self._tags)  # type: ignore[assignment]
         self._deleted_at = grown(self._deleted_at, np.nan)  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, items: StoredItems) -> GalleryIndex:
+        """An index holding ``items`` (their cont_signs must be distinct)."""
+        count = len(items)
+        index = cls(max(1024, count))
+        index._size = count
+        index._signs = list(items.signs)
+        index._briefs = list(items.briefs)
+        index._row_of = {sign: row for row, sign in enumerate(items.signs)}
+        if len(index._row_of) != count:
+            raise KeyError("a cont_sign is stored twice")
+        index._phash[:count] = items.phash
+        index._colours[:count] = items.colours
+        index._vectors[:count] = items.vectors
+        index._tags[:count] = items.tags
+        index._deleted_at[:count] = items.deleted_at
+        return index
 
     def insert(self, entry: IndexEntry) -> None:
         """Add ``entry`` (its cont_sign must not be in the index)."""

@@ -20,7 +20,7 @@ from typing import Final
 
 import numpy as np
 
-from syncd.gallery.index import COLOUR_DIM, VECTOR_DIM, ImageFeatures, IndexEntry
+from syncd.gallery.index import COLOUR_DIM, VECTOR_DIM, IndexEntry, StoredItems
 from syncd.gallery.keypoints import CHECK_SIDE, ItemWords, LocalFeatures
 
 DB_NAME: Final = "gallery.db"
@@ -69,10 +69,6 @@ def _to_sql_int(value: int) -> int:
     return value - (1 << 64) if value >= _SIGN_BIT else value
 
 
-def _from_sql_int(value: int) -> int:
-    return value + (1 << 64) if value < 0 else value
-
-
 class GalleryStore:
     """The durable copy of every gallery's items and of issued access tokens.
 
@@ -115,21 +111,48 @@ class GalleryStore:
         with self._lock:
             self._db.close()
 
-    def load(self, gallery: str) -> Iterator[IndexEntry]:
-        """Every stored item of ``gallery``, deleted-but-not-purged ones included."""
+    def load(self, gallery: str) -> StoredItems:
+        """Every stored item of ``gallery``, deleted-but-not-purged ones included, as
+        columns (read a batch at a time: 100k rows at once would be hundreds of MB)."""
+        signs: list[str] = []
+        briefs: list[str] = []
+        tags: list[tuple[int, int]] = []
+        phashes: list[int] = []
+        colours: list[bytes] = []
+        vectors: list[bytes] = []
+        deleted: list[float] = []
         with self._lock:
-            rows = self._db.execute(
+            cursor = self._db.execute(
                 "SELECT cont_sign, brief, tag1, tag2, phash, colours, vector, deleted_at"
                 " FROM items WHERE gallery = ?",
                 (gallery,),
-            ).fetchall()
-        for sign, brief, tag1, tag2, phash, colours, vector, deleted_at in rows:
-            features = ImageFeatures(
-                phash=_from_sql_int(phash),
-                colours=np.frombuffer(colours, dtype=np.uint8, count=COLOUR_DIM).copy(),
-                vector=np.frombuffer(vector, dtype="<f4", count=VECTOR_DIM).astype(np.float32),
             )
-            yield IndexEntry(sign, brief, tag1, tag2, features, deleted_at)
+        while True:
+            with self._lock:
+                rows = cursor.fetchmany(4096)
+            if not rows:
+                break
+            for sign, brief, tag1, tag2, phash, colour, vector, deleted_at in rows:
+                signs.append(sign)
+                briefs.append(brief)
+                tags.append((tag1, tag2))
+                phashes.append(phash)
+                # a blob of another length would shift every later row: pad or cut it
+                colours.append(colour[:COLOUR_DIM].ljust(COLOUR_DIM, b"\0"))
+                vectors.append(vector[: 4 * VECTOR_DIM].ljust(4 * VECTOR_DIM, b"\0"))
+                deleted.append(np.nan if deleted_at is None else deleted_at)
+        return StoredItems(
+            signs=signs,
+            briefs=briefs,
+            tags=np.array(tags, dtype=np.int32).reshape(-1, 2),
+            # SQLite holds the uint64 hash as the signed integer of the same bits
+            phash=np.array(phashes, dtype=np.int64).view(np.uint64),
+            colours=np.frombuffer(b"".join(colours), dtype=np.uint8).reshape(-1, COLOUR_DIM),
+            vectors=np.frombuffer(b"".join(vectors), dtype="<f4")
+            .astype(np.float32)
+            .reshape(-1, VECTOR_DIM),
+            deleted_at=np.array(deleted, dtype=np.float64),
+        )
 
     def count_words(self, gallery: str) -> int:
         """How many index words the stored items of ``gallery`` post in all."""
