@@ -1,7 +1,13 @@
 """The items of the three galleries: index in memory, rows in SQLite, deletion latency.
 
 Each gallery has one lock; a request decodes its image and finds its keypoints outside
-the lock, and holds it only for the index lookups and the store write.
+the lock, and holds it only for the index lookups and the store write. A search ranks
+keypoint candidates outside it too, on a view of the postings (runs are never written).
+
+Start: the global index is read from the store in columns; the keypoint index is mapped
+from the file a stop (or the start that last built it) saved beside the store
+(``saved_index``), brought in step with the store's items (a crash may have left it
+behind), or built from the store when there is no usable file (an upgrade, a torn file).
 
 same_hq search answers the same images only: copies found by their global features
 (re-encoded, rescaled) and, through keypoints, partial copies (a crop keeping at least
@@ -239,14 +245,22 @@ class Galleries:
         with gallery.lock:
             self._purge_expired(gallery, time.time())
             hits = gallery.index.search_same(image.cont_sign, features, tags, depth)
-            if query is not None:
-                found = {hit.cont_sign for hit in hits}
-                for sign, _ in gallery.keypoints.candidates(query.features, 4 * CANDIDATES):
-                    if sign not in found and gallery.index.matches_tags(sign, tags):
-                        candidates.append((sign, gallery.index.brief(sign)))
-                        if len(candidates) == CANDIDATES:
-                            break
-        if query is not None and candidates:
+            postings = None if query is None else gallery.keypoints.view()
+        if query is None or postings is None:
+            return _page(hits[:depth], pn, rn)
+        # ranked without the lock: an add waits for no search's ranking
+        ranked = postings.candidates(query.features, 4 * CANDIDATES)
+        found = {hit.cont_sign for hit in hits}
+        with gallery.lock:
+            for slot, _ in ranked:
+                sign = gallery.keypoints.sign_of(slot)
+                # an item removed since the view was taken is no candidate
+                if sign is None or sign in found or not gallery.index.matches_tags(sign, tags):
+                    continue
+                candidates.append((sign, gallery.index.brief(sign)))
+                if len(candidates) == CANDIDATES:
+                    break
+        if candidates:
             hits = _best_first(hits + self._verified(name, query, candidates))
         return _page(hits[:depth], pn, rn)
 

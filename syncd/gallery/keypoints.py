@@ -358,10 +358,38 @@ class KeypointIndex:
             self._runs = [self._merged(self._runs)] if self._runs else []
             self._dead_postings = 0
 
+    def view(self) -> PostingsView:
+        """The postings as they are now, to rank candidates on outside the lock."""
+        return PostingsView(
+            tuple(self._runs), self._alive[: len(self._signs)].copy(), self._postings
+        )
+
+    def sign_of(self, slot: int) -> str | None:
+        """The cont_sign of the item in ``slot``; None once it is removed."""
+        return self._signs[slot]
+
     def candidates(self, query: LocalFeatures, limit: int) -> list[tuple[str, int]]:
+        """``PostingsView.candidates`` of the index as it is, as (cont_sign, votes)."""
+        found = self.view().candidates(query, limit)
+        return [(sign, votes) for slot, votes in found if (sign := self._signs[slot]) is not None]
+
+
+@dataclass(frozen=True)
+class PostingsView:
+    """The postings of a KeypointIndex at one moment: its runs (never written once
+    made) and which slots were alive. A search ranks candidates on it without the
+    gallery's lock, so adds do not wait for the ranking."""
+
+    runs: tuple[_Postings, ...]
+    #: (slots,) bool
+    alive: npt.NDArray[np.bool_]
+    #: postings of the items alive
+    postings: int
+
+    def candidates(self, query: LocalFeatures, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` items with the most geometrically consistent word hits, best
-        first, as (cont_sign, votes); items with fewer than MIN_VOTES are left out."""
-        if not self._slot_of or not len(query):
+        first, as (slot, votes); items with fewer than MIN_VOTES are left out."""
+        if not self.postings or not len(query):
             return []
         count = min(len(query), 1023)
         query_words = words_of(query.descriptors[:count])  # (n, tables)
@@ -372,9 +400,9 @@ class KeypointIndex:
         probes, probe_of = probes[order].astype(np.uint64), probe_of[order]
         lows, highs = probes << WORD_SHIFT, (probes + np.uint64(1)) << WORD_SHIFT
         # a word posted by many items is a flat or common patch: it says nothing
-        crowded = max(12, int(8 * self._postings / (_TABLES << _WORD_BITS)))
+        crowded = max(12, int(8 * self.postings / (_TABLES << _WORD_BITS)))
         hits, hit_query = [], []
-        for run in self._runs:
+        for run in self.runs:
             low = np.searchsorted(run, lows, side="left")
             sizes = np.searchsorted(run, highs, side="left") - low
             useful = (sizes > 0) & (sizes <= crowded)
@@ -391,7 +419,7 @@ class KeypointIndex:
         slots = ((found >> SLOT_SHIFT) & _SLOT_MASK).astype(np.int64)
         stored_geo = (found & _GEOMETRY_MASK).astype(np.int64)
         owners = np.concatenate(hit_query)
-        alive = self._alive[slots]
+        alive = self.alive[slots]
         slots, stored_geo, owners = slots[alive], stored_geo[alive], owners[alive]
         if not slots.size:
             return []
@@ -416,12 +444,8 @@ class KeypointIndex:
         if not best.size:
             return []
         top = np.argsort(-best, kind="stable")[:limit]
-        result = []
-        for i in top.tolist():
-            sign = self._signs[int(owners_of_best[i])]
-            if sign is not None:
-                result.append((sign, int(best[i])))
-        return result
+        return [(int(owners_of_best[i]), int(best[i])) for i in top.tolist()]
+
 
 
 def verify(query: QueryImage, stored: LocalFeatures) -> LocalMatch | None:
