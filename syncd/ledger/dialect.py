@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -86,6 +87,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def sqlite_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked": another process held the file past
+    the busy timeout, or switched it to WAL (that step calls no busy handler)."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
 def _sqlite_begin(connection: Any) -> None:

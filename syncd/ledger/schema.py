@@ -8,6 +8,7 @@ the schema, so old ledgers upgrade step by step whatever the models look like to
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,12 +35,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from syncd.config import LedgerConfig
 from syncd.errors import SyncdError
 from syncd.ledger.dialect import (
+    BUSY_TIMEOUT_MS,
     LedgerUrlError,
     describe_url,
     is_postgresql,
     ledger_engine,
     postgresql_engine,
     scrub,
+    sqlite_busy,
     upgrade_lock,
     writer_gate,
 )
@@ -180,6 +183,10 @@ def open_ledger(where: Path | LedgerConfig, create: bool = True) -> Ledger:
     return _open_sqlite_ledger(where, create)
 
 
+#: seconds between two tries of a SQLite ledger another process is setting up
+OPEN_RETRY_PAUSE = 0.05
+
+
 def _open_sqlite_ledger(path: Path, create: bool) -> Ledger:
     if not path.exists():
         if not create:
@@ -190,17 +197,24 @@ def _open_sqlite_ledger(path: Path, create: bool) -> Ledger:
             raise LedgerError(
                 f"{path}: cannot create the ledger's folder: {exc.strerror}"
             ) from None
-    engine = ledger_engine(path)
-    try:
-        with engine.begin() as conn:
-            _bring_up_to_date(conn, str(path))
-    except DatabaseError as exc:
-        engine.dispose()
-        raise LedgerError(f"{path}: cannot open the ledger: {exc.orig}") from None
-    except LedgerError:
-        engine.dispose()
-        raise
-    return Ledger(engine, path)
+    # two processes creating one new ledger at once: the second finds it locked while the
+    # first sets it up; it waits as a writer would, then sees the tables made
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        engine = ledger_engine(path)
+        try:
+            with engine.begin() as conn:
+                _bring_up_to_date(conn, str(path))
+        except DatabaseError as exc:
+            engine.dispose()
+            if sqlite_busy(exc) and time.monotonic() < deadline:
+                time.sleep(OPEN_RETRY_PAUSE)
+                continue
+            raise LedgerError(f"{path}: cannot open the ledger: {exc.orig}") from None
+        except LedgerError:
+            engine.dispose()
+            raise
+        return Ledger(engine, path)
 
 
 def open_postgresql_ledger(url: str, password: str | None, local: Path) -> Ledger:
