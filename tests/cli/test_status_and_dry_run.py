@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from ledger.world import World
 from ledgers import LedgerChoice
 
-from ledger.world import World
 from syncd.cli import cli
 
 
