@@ -12,6 +12,9 @@ Rules, from the API document's limits (``syncd.protocol``):
   entropy-coded stream, so a truncated or cut file fails), a PNG has every chunk CRC
   checked (``verify``, no inflate), BMP and GIF are decoded (first frame). A PNG with
   valid CRCs but a broken zlib stream is not caught; the gallery's answer covers it.
+  A HEIF or AVIF file has its top-level box lengths checked against the file's length,
+  at the scan already (a cut phone photo keeps a readable header, and newer pillow-heif
+  releases open it from that header alone).
   This relies on Pillow's default ``ImageFile.LOAD_TRUNCATED_IMAGES = False``; syncd
   never changes it.
 - Oversize images (a side over 4096 px, or over 3 MiB) are, with ``oversize="downscale"``,
@@ -94,6 +97,8 @@ _WANTED_FORMATS: Final = (
     "ICO",
 )  # fmt: skip
 _JPEG_LIKE: Final = ("JPEG", "MPO")
+#: formats stored as ISO base media boxes, whose lengths are checked against the file's
+_BOXED: Final = ("HEIF", "AVIF")
 _EXIF_ORIENTATION: Final = 0x0112
 #: EXIF orientation -> the transpose that turns the pixels upright (as ImageOps.exif_transpose)
 _UPRIGHT: Final = {
@@ -293,8 +298,12 @@ def inspect_image(path: str | os.PathLike[str], oversize: Oversize = "downscale"
         nbytes = os.fstat(raw.fileno()).st_size
         if nbytes == 0:
             raise ImageRejected("empty file (0 bytes)")
-        with _open_image(io.BufferedReader(raw, 1 << 14)) as img:
-            return _plan(img, nbytes, oversize)
+        source = io.BufferedReader(raw, 1 << 14)
+        with _open_image(source) as img:
+            info = _plan(img, nbytes, oversize)
+        if info.format in _BOXED:
+            _check_boxes(source, nbytes, info.format)
+        return info
 
 
 def prepare_image(path: str | os.PathLike[str], oversize: Oversize = "downscale") -> PreparedImage:
@@ -320,10 +329,52 @@ def prepare_image(path: str | os.PathLike[str], oversize: Oversize = "downscale"
             source = io.BufferedReader(raw, 1 << 16)
         with _open_image(source) as img:
             info = _plan(img, nbytes, oversize)
+            if info.format in _BOXED:
+                _check_boxes(source, nbytes, info.format)
             if info.action == "as_is" and data is not None:
                 _check_integrity(img, info.format)
                 return PreparedImage(data, _SEND_AS[info.format], info.width, info.height, False)
             return _reencode(img, info, allow_shrink=oversize == "downscale")
+
+
+def _check_boxes(source: IO[bytes], nbytes: int, fmt: str) -> None:
+    """Refuse a HEIF or AVIF file whose top-level boxes do not end where the file ends.
+
+    Why: these files are ISO base media boxes (``ftyp``, ``meta``, then ``mdat`` with the
+    coded picture). A phone photo cut short keeps a whole ``meta`` box, and newer
+    pillow-heif releases open it from ``meta`` alone, so only the decode would notice. Each
+    box states its own length; walking the dozen top-level headers reads a few bytes each
+    and catches the cut at the scan, whatever the reader's version.
+    """
+    offset = 0
+    try:
+        while offset < nbytes:
+            source.seek(offset)
+            header = source.read(16)
+            if len(header) < 8:
+                break
+            size = int.from_bytes(header[:4], "big")
+            kind = header[4:8].decode("latin-1")
+            if size == 1:  # a 64-bit size follows the type
+                if len(header) < 16:
+                    break
+                size = int.from_bytes(header[8:16], "big")
+            elif size == 0:  # the box runs to the end of the file
+                return
+            if size < 8:
+                raise ImageRejected(f"corrupt {fmt} (a box of {size} bytes at byte {offset})")
+            if offset + size > nbytes:
+                raise ImageRejected(
+                    f"truncated {fmt} (its '{kind}' box at byte {offset} needs {size} bytes; "
+                    f"the file ends {offset + size - nbytes} bytes short)"
+                )
+            offset += size
+    except OSError as exc:
+        raise ImageRejected(f"corrupt {fmt} ({_one_line(exc)})") from None
+    finally:
+        source.seek(0)
+    if offset != nbytes:
+        raise ImageRejected(f"truncated {fmt} (its last box header is cut at byte {offset})")
 
 
 def _read_at_most(raw: io.FileIO, limit: int) -> bytes:
