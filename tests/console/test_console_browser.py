@@ -1,14 +1,18 @@
 """The web console in a real browser (Debian's headless Chromium, driven by Playwright):
 what a person does with it, on an installation made by real ``syncd reconcile`` runs.
 
-These tests also write the README's screenshots (``docs/console-*.png``), so the pictures
-always show what the console really looks like.
+These tests also take the README's screenshots. A test run writes them to a temporary
+folder and changes no tracked file; ``SYNCD_SCREENSHOTS=docs`` (the README's command that
+regenerates ``docs/``) writes them over ``docs/console-*.png``, so the pictures always
+show what the console really looks like.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +25,13 @@ from syncd.ledger.models import File
 from .browser import CHROMIUM, CHROMIUM_ARGS
 from .conftest import KEPT, PASSWORD, PICTURES, World
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+#: where the screenshots go: ``$SYNCD_SCREENSHOTS`` (relative to the repository), else a
+#: temporary folder of this run
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / os.environ["SYNCD_SCREENSHOTS"]
+    if os.environ.get("SYNCD_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / f"syncd-screenshots-{os.getpid()}"
+)
 #: what the screenshots show in place of the test's temporary folder
 SHOWN_ROOT = "/srv/images"
 
@@ -62,7 +72,7 @@ def log_in(page: Page, world: World) -> None:
 
 
 def screenshot(page: Page, world: World, name: str) -> None:
-    """Save the page as ``docs/<name>.png``, the test's temporary root shown as SHOWN_ROOT."""
+    """Save the page as ``<SCREENSHOTS>/<name>.png``, the test's temporary root shown as SHOWN_ROOT."""
     page.evaluate(
         """([tmp, shown]) => {
             const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -70,8 +80,8 @@ def screenshot(page: Page, world: World, name: str) -> None:
         }""",
         [str(world.site.tmp_path), SHOWN_ROOT],
     )
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def test_login_then_the_overview_shows_the_numbers_of_syncd_status(
