@@ -32,6 +32,7 @@ from syncd.console.security import (
     ConsoleSession,
     LoginLimiter,
     SessionTable,
+    host_refusal,
     password_matches,
     token_matches,
 )
@@ -46,6 +47,8 @@ TEMPLATES_DIR: Final = PACKAGE_DIR / "templates"
 STATIC_DIR: Final = PACKAGE_DIR / "static"
 #: largest request body, bytes: an image to search with (the API takes 4 MiB of base64)
 MAX_UPLOAD_BYTES: Final = 16 * 1024 * 1024
+#: the reason a larger body is refused with (413)
+TOO_LARGE: Final = f"the request body is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB"
 #: files and paths listed on a page at most
 PAGE_ROWS: Final = 500
 #: minutes of the calls chart
@@ -53,7 +56,6 @@ CHART_MINUTES: Final = 60
 #: what may be fetched without logging in: the login page and its style
 _PUBLIC: Final = {"login", "static_public"}
 _PUBLIC_STATIC: Final = {"console.css"}
-_LOOPBACK_NAMES: Final = {"localhost", "127.0.0.1", "::1"}
 
 
 class _Refused(Exception):
@@ -82,6 +84,8 @@ class ConsoleApp:
 
         self.config = config
         self.open_mode = not config.console.password
+        #: where the server listens (host, port), for the Host check; set by listening_on
+        self.listen: tuple[str, int] = ("", 0)
         self.reader = LedgerReader(config.ledger)
         self.sessions = SessionTable()
         self.limiter = LoginLimiter()
@@ -137,6 +141,10 @@ class ConsoleApp:
             "api_retry": self._api_retry,
         }
 
+    def listening_on(self, host: str, port: int) -> None:
+        """Tell the app the address its server listens on (``host`` without brackets)."""
+        self.listen = (host, port)
+
     def close(self) -> None:
         """Release the ledger connections (after a background refresh in progress)."""
         self.status_cache.close()
@@ -153,21 +161,28 @@ class ConsoleApp:
         try:
             response = self._dispatch(request)
         except _Refused as refused:
-            response = self._refusal(request, refused)
+            response = self._refusal(request.path, refused)
         except HTTPException as exc:
             response = self._refusal(
-                request, _Refused(exc.code or 400, exc.name.lower() if exc.name else "bad request")
+                request.path,
+                _Refused(exc.code or 400, exc.name.lower() if exc.name else "bad request"),
             )
         except Exception:  # a page must not take the daemon down, nor show a traceback
             log.exception("console: %s %s failed", request.method, request.path)
-            response = self._refusal(request, _Refused(500, "internal error (see the log)"))
-        for name, value in SECURITY_HEADERS:
-            response.headers.setdefault(name, value)
-        return response(environ, start_response)
+            response = self._refusal(request.path, _Refused(500, "internal error (see the log)"))
+        return _secured(response)(environ, start_response)
+
+    def server_refusal(self, path: str, status: int, reason: str) -> Response:
+        """The answer to a request the HTTP server refused before the app saw it (a body over
+        the limit, a malformed request): the console's error page, or JSON for the API, with
+        the security headers of every answer."""
+        return _secured(self._refusal(path, _Refused(status, reason)))
 
     def _dispatch(self, request: Request) -> Response:
         if self.open_mode:
             self._check_host(request)
+        if (request.content_length or 0) > MAX_UPLOAD_BYTES:
+            raise _Refused(413, TOO_LARGE)
         adapter = self.routes.bind_to_environ(request.environ)
         endpoint, args = adapter.match()
         request.environ["syncd.console.args"] = args
@@ -188,11 +203,9 @@ class ConsoleApp:
     def _check_host(self, request: Request) -> None:
         # without a password only this machine may come in: a DNS name rebound to 127.0.0.1
         # by a web page must not reach the console
-        host = (request.host or "").rsplit(":", 1)[0].strip("[]")
-        if request.host.startswith("[") and "]" in request.host:
-            host = request.host[1 : request.host.index("]")]
-        if host not in _LOOPBACK_NAMES and not host.startswith("127."):
-            raise _Refused(421, "this console answers to loopback addresses only")
+        reason = host_refusal(request.environ.get("HTTP_HOST", ""), *self.listen)
+        if reason:
+            raise _Refused(421, reason)
 
     def _access(self, request: Request) -> Access | None:
         auth = request.headers.get("Authorization", "")
@@ -231,8 +244,8 @@ class ConsoleApp:
             COOKIE_NAME, token, httponly=True, samesite="Strict", secure=secure, path="/"
         )
 
-    def _refusal(self, request: Request, refused: _Refused) -> Response:
-        wants_json = request.path.startswith("/api/") or request.path == "/search/hits"
+    def _refusal(self, path: str, refused: _Refused) -> Response:
+        wants_json = path.startswith("/api/") or path == "/search/hits"
         if wants_json:
             response = Response(
                 json.dumps({"error": refused.reason}), refused.status, mimetype="application/json"
@@ -683,6 +696,13 @@ class StatusCache:
             thread = self._refreshing
         if thread is not None:
             thread.join()
+
+
+def _secured(response: Response) -> Response:
+    """``response`` with the security headers every answer carries."""
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _printable(value: object) -> object:

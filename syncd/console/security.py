@@ -8,6 +8,7 @@ constant time and never kept anywhere but the config snapshot.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 import threading
 import time
@@ -119,6 +120,76 @@ def password_matches(given: str, password: str) -> bool:
 def token_matches(given: str | None, expected: str) -> bool:
     """Whether a CSRF token from a form field or header is the session's."""
     return bool(given) and hmac.compare_digest(str(given).encode(), expected.encode())
+
+
+def host_refusal(host: str, listen_host: str, port: int) -> str:
+    """Why a console without a password refuses a request whose ``Host`` header is ``host``,
+    or "" when it answers it. ``listen_host`` and ``port`` are where the console listens.
+
+    A web page can point a DNS name of its own at 127.0.0.1 (DNS rebinding); the browser
+    then sends the console that page's name in ``Host``. So without a password the console
+    answers only to a ``Host`` that no other site can stand behind:
+
+    - an IP literal that is loopback: 127.0.0.0/8, and ``::1`` (IPv6 in brackets: ``[::1]``);
+    - the name ``localhost``, in any case (``LocalHost``);
+    - the host of the address it listens on (``console.listen``), as written there;
+
+    with nothing after it but ``:PORT``, and PORT the port it listens on. Without a port
+    (browsers leave out ``:80``) these are accepted too: a rebound name never looks like
+    one. Names ending in a dot (``localhost.``, ``127.0.0.1.``) are refused: they are
+    DNS names looked up as such, not the loopback name or an address.
+    """
+    if not host:
+        return "the request has no Host header"
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket:
+            return "the Host header is not HOST[:PORT]"
+    else:
+        name, colon, given = host.partition(":")
+        rest = colon + given
+    if rest:
+        digits = rest[1:]
+        if rest[0] != ":" or not (digits.isascii() and digits.isdigit() and len(digits) <= 5):
+            return "the Host header is not HOST[:PORT]"
+        if int(digits) != port:
+            return f"the Host header names port {int(digits)}, the console listens on {port}"
+    if _names_this_console(name, host.startswith("["), listen_host):
+        return ""
+    return (
+        "the Host header is not a loopback address, localhost or the listen address: "
+        "without a password the console answers to those only"
+    )
+
+
+def _names_this_console(name: str, bracketed: bool, listen_host: str) -> bool:
+    """Whether the host part of a ``Host`` header is one :func:`host_refusal` accepts."""
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        address = None
+    if bracketed:  # only an IPv6 literal goes in brackets, and without a zone
+        if not isinstance(address, ipaddress.IPv6Address) or address.scope_id:
+            return False
+    elif ":" in name or isinstance(address, ipaddress.IPv6Address):
+        return False
+    if address is not None and address.is_loopback:
+        return True
+    if name.lower() == "localhost":
+        return True
+    return _same_host(name, listen_host)
+
+
+def _same_host(name: str, listen_host: str) -> bool:
+    """Whether ``name`` is the listen address's host (never a wildcard like 0.0.0.0)."""
+    try:
+        listen = ipaddress.ip_address(listen_host)
+    except ValueError:
+        return bool(listen_host) and name.lower() == listen_host.lower()
+    try:
+        return not listen.is_unspecified and ipaddress.ip_address(name) == listen
+    except ValueError:
+        return False
 
 
 #: sent with every answer: no inline script, no framing, no sniffing, no referrer leaks

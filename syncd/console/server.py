@@ -1,18 +1,36 @@
-"""The console served by waitress on a background thread (as the local gallery is)."""
+"""The console served by waitress on a background thread (as the local gallery is).
+
+waitress's own refusals (a body over the limit, a malformed request) are answered with the
+console's error page or JSON and its security headers, like every other answer.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from types import TracebackType
+from typing import Final
 
 from waitress import wasyncore
-from waitress.server import create_server
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
+from waitress.task import ErrorTask
 
 from syncd.config import Config
-from syncd.console.app import MAX_UPLOAD_BYTES, ConsoleApp
+from syncd.console.app import MAX_UPLOAD_BYTES, TOO_LARGE, ConsoleApp
 
 log = logging.getLogger("syncd.console")
+
+#: open connections at most: far above what a few operators' browsers hold (6 each), far
+#: below the 1024 file descriptors a service gets by default
+CONNECTION_LIMIT: Final = 500
+#: seconds a connection may sit idle (nothing sent, or half a request) before it is closed:
+#: a few dozen idle sockets must not keep the console from answering for minutes
+IDLE_SECONDS: Final = 15
+#: seconds between the checks for idle connections
+IDLE_CHECK_SECONDS: Final = 5
+#: requests served at once: a search waits for the gallery, the pages must not wait for it
+THREADS: Final = 8
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -48,14 +66,24 @@ class ConsoleServer:
             map=self._map,
             host=self.host,
             port=self.port,
-            threads=4,
+            threads=THREADS,
+            connection_limit=CONNECTION_LIMIT,
+            channel_timeout=IDLE_SECONDS,
+            cleanup_interval=IDLE_CHECK_SECONDS,
             ident="syncd-console",
-            max_request_body_size=MAX_UPLOAD_BYTES + 64 * 1024,
+            # waitress refuses a larger body as soon as its Content-Length (or its chunks)
+            # say so, without storing it; _ConsoleChannel words that refusal as the app does
+            max_request_body_size=MAX_UPLOAD_BYTES + 1,
             expose_tracebacks=False,
             asyncore_use_poll=True,
         )
+        for listener in self._map.values():
+            if isinstance(listener, BaseWSGIServer):
+                listener.channel_class = _ConsoleChannel
+                listener.console_app = self.app  # its .application is wrapped by waitress
         self._server = server
         self.port = int(server.effective_port)
+        self.app.listening_on(self.host, self.port)
         self._thread = threading.Thread(target=self._serve, name="syncd-console", daemon=True)
         self._thread.start()
         self.app.status_cache.warm_up()
@@ -90,3 +118,26 @@ class ConsoleServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class _ConsoleErrorTask(ErrorTask):  # type: ignore[misc]
+    """A request waitress refused before the app saw it, answered by the app's refusal."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        reason = TOO_LARGE if error.code == 413 else f"{error.reason.lower()}: {error.body}"
+        path = getattr(self.request, "path", "") or "/"
+        try:
+            response = self.channel.server.console_app.server_refusal(path, error.code, reason)
+        except Exception:  # waitress's plain answer rather than none
+            log.exception("console: answering a refused request failed")
+            super().execute()
+            return
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend(response.headers.to_wsgi_list())
+        self.set_close_on_finish()  # the rest of the request was not read
+        self.write(response.get_data())
+
+
+class _ConsoleChannel(HTTPChannel):  # type: ignore[misc]
+    error_task_class = _ConsoleErrorTask
