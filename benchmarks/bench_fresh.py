@@ -44,6 +44,7 @@ from _common import (
     API_KEY,
     SECRET_KEY,
     Result,
+    access_token,
     bench_parser,
     report,
     running_gallery,
@@ -113,6 +114,7 @@ class Run:
         self.daemon = daemon
         self.log = log
         self.http = requests.Session()
+        self.http.params = {"access_token": access_token(url)}  # the extensions ask for it
 
     def alive(self) -> None:
         """Raise Broken when the daemon has exited."""

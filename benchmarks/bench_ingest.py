@@ -97,13 +97,15 @@ def gallery_process(data: Path) -> Iterator[str]:
 
 def calls_of(url: str) -> dict[str, int]:
     """op -> calls the server received for the similar gallery."""
-    answer = requests.get(f"{url}/_syncd/calls", timeout=10).json()
+    params = {"access_token": access_token(url)}
+    answer = requests.get(f"{url}/_syncd/calls", params=params, timeout=10).json()
     return {op: n for op, n in answer["calls"]["similar"].items() if n}
 
 
 def measured(url: str, ingest: Callable[[], None]) -> Run:
     """Run ``ingest`` while sampling the server's call counter: its wall time and rate."""
     session = requests.Session()
+    session.params = {"access_token": access_token(url)}  # the extensions ask for it
     samples: list[tuple[float, int]] = []
     done = threading.Event()
 

@@ -94,7 +94,8 @@ def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
 
 
 def live_items(server: GalleryServer) -> int:
-    answer = requests.get(f"{server.url}/_syncd/items", params={"gallery": GALLERY}, timeout=60)
+    params = {"gallery": GALLERY, "access_token": server.access_token()}
+    answer = requests.get(f"{server.url}/_syncd/items", params=params, timeout=60)
     return len(answer.json()["items"])
 
 

@@ -1,7 +1,8 @@
 """Authentication of the local gallery: the token endpoint, access tokens, bce-auth-v1.
 
 Keys set to "" accept any client: tokens are issued to any client_id, and bce
-signatures are accepted from any AK (still verified when a secret key is set).
+signatures are accepted from any AK (still verified when a secret key is set). With a
+key set, the server's ``/_syncd/`` extensions ask for the same credentials as API calls.
 
 bce-auth-v1 (Baidu Cloud authentication): ``authorization`` is
 ``bce-auth-v1/{ak}/{timestamp}/{expiration}/{signedHeaders}/{signature}`` with
@@ -78,6 +79,11 @@ class Authenticator:
 
     def __repr__(self) -> str:
         return f"Authenticator(api_key_set={bool(self._api_key)}, tokens={len(self._tokens)})"
+
+    @property
+    def keys_set(self) -> bool:
+        """Whether an API key or a secret key is set (else any client is accepted)."""
+        return bool(self._api_key or self._secret_key)
 
     def issue_token(self, params: Mapping[str, str]) -> TokenAnswer:
         """Answer ``/oauth/2.0/token`` (grant_type=client_credentials) as Baidu does."""

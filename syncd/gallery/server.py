@@ -6,6 +6,14 @@ API document's paths (POST, form body), and extensions under ``/_syncd/``:
 ``items?gallery=NAME`` (live items). Every API answer is JSON with HTTP 200, as the
 API answers, except injected HTTP 502s and dropped connections.
 
+With keys set, the extensions ask for the credentials API calls present (HTTP 401 and
+110/111/14 without them), except ``health``: it stays open for liveness probes and
+then says only ``{"status": "ok"}``, the item counts going to callers with credentials.
+
+A body over MAX_BODY_BYTES is answered HTTP 413 with error 216202 in the API's JSON
+shape whatever the path, before anything else; beyond waitress's own limit it is not
+read at all (waitress's other refusals of a malformed request are JSON too).
+
 An API call goes through, in order: count, latency, authentication (110/111/14),
 daily and QPS limits (17/18), injected transient failure, 216017, then the operation.
 """
@@ -26,8 +34,9 @@ from types import FrameType, TracebackType
 from typing import Final
 
 from waitress import wasyncore
-from waitress.channel import ClientDisconnected
+from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.server import create_server
+from waitress.task import ErrorTask
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -43,7 +52,11 @@ from syncd.protocol import GALLERIES, GALLERY_NAMES, OPERATIONS, TOKEN_PATH, Ope
 
 __all__ = [
     "BRAIN_ALL_SCOPE",
+    "CHANNEL_TIMEOUT",
+    "CONNECTION_LIMIT",
     "DEFAULT_TOKEN_SCOPE",
+    "MAX_BODY_BYTES",
+    "THREADS",
     "FaultConfig",
     "GalleryApp",
     "GalleryServer",
@@ -54,6 +67,19 @@ logger = logging.getLogger("syncd.gallery")
 
 #: largest request body, bytes: a 4 MiB base64 image fully percent-encoded, and change
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+#: open connections served at once, idle keep-alives and stalled clients included;
+#: beyond it waitress stops accepting until one closes. Each holds a file descriptor:
+#: keep it well under the process's open-file limit (often 1024)
+CONNECTION_LIMIT: Final = 500
+#: seconds a connection may stay open without a byte either way while no call of its
+#: own runs; then it is closed, so stalled and idle clients give their place back
+CHANNEL_TIMEOUT: Final = 30
+#: threads running calls. Waitress reads each request whole before a thread sees it,
+#: so a slow client holds no thread; only calls themselves (a url download) do
+THREADS: Final = 8
+#: waitress's refusals of a request it cannot read: HTTP status -> the API error code
+#: (413: body over its limit, 431: request head too large, 400/501: malformed framing)
+_REFUSAL_CODES: Final = {413: 216202, 431: 216103, 400: 216100, 501: 216100}
 
 _JSON: Final = "application/json;charset=utf-8"
 _BAD_GATEWAY_PAGE: Final = (
@@ -80,12 +106,36 @@ def _json(body: object, status: int = 200) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=status, content_type=_JSON)
 
 
-def _api_error(code: int, message: str | None = None, cont_sign: str | None = None) -> Response:
+def _api_error(
+    code: int, message: str | None = None, cont_sign: str | None = None, status: int = 200
+) -> Response:
     body: dict[str, object] = {"log_id": _new_log_id(), "error_code": code}
     if cont_sign is not None:
         body["cont_sign"] = cont_sign  # 216681 names the existing item, as the API does
     body["error_msg"] = message or error_message(code)
-    return _json(body)
+    return _json(body, status)
+
+
+class _ApiErrorTask(ErrorTask):  # type: ignore[misc]
+    """Waitress's own refusals (a body over its limit, a malformed request), answered in
+    the API's JSON shape instead of waitress's plain text; the connection then closes."""
+
+    def execute(self) -> None:
+        refusal = self.request.error
+        code = _REFUSAL_CODES.get(refusal.code, 282000)
+        body = json.dumps(
+            {"log_id": _new_log_id(), "error_code": code, "error_msg": error_message(code)}
+        ).encode()
+        logger.debug("request refused unread: HTTP %d -> error %d", refusal.code, code)
+        self.status = f"{refusal.code} {refusal.reason}"
+        self.response_headers.append(("Content-Type", _JSON))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _GalleryChannel(HTTPChannel):  # type: ignore[misc]
+    error_task_class = _ApiErrorTask
 
 
 class GalleryApp:
@@ -161,6 +211,8 @@ class GalleryApp:
         return response(environ, start_response)  # type: ignore[arg-type]
 
     def _dispatch(self, request: Request) -> tuple[Response, str]:
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return _api_error(216202, status=413), "error 216202 (body too large)"
         try:
             endpoint, _ = self._routes.bind_to_environ(request.environ).match()
         except HTTPException:
@@ -185,8 +237,15 @@ class GalleryApp:
     def _extension(self, request: Request, what: str) -> tuple[Response, str]:
         if request.method != "GET":
             return _api_error(3), "error 3"
+        # the item briefs name file paths: with keys set, the API's credentials are asked
+        refusal = self._authenticate(request) if self.auth.keys_set else None
         if what == "health":
-            return _json({"status": "ok", "items": self.galleries.live_counts()}), "ok"
+            health: dict[str, object] = {"status": "ok"}  # open to liveness probes
+            if refusal is None:
+                health["items"] = self.galleries.live_counts()
+            return _json(health), "ok"
+        if refusal is not None:
+            return _api_error(refusal, status=401), f"error {refusal}"
         if what == "calls":
             counts = self.call_counts()
             calls = {g: {op: counts.get((g, op), 0) for op in OPERATIONS} for g in GALLERY_NAMES}
@@ -248,7 +307,7 @@ class GalleryApp:
         try:
             params = {key: request.form[key] for key in request.form}
         except HTTPException:  # body over MAX_BODY_BYTES: it can only be the image
-            return _api_error(216202), "error 216202"
+            return _api_error(216202, status=413), "error 216202"
         try:
             result = self.operations.run(GALLERIES[name], op, params)  # type: ignore[index]
         except ApiError as refused:
@@ -268,7 +327,9 @@ class GalleryServer:
     ``scope`` of issued tokens: without ``brain_all_scope`` the official SDK signs its
     calls with bce-auth-v1 instead of sending the token. ``url_timeout`` is the seconds
     a ``url`` input may take to download. ``delete_latency`` is the seconds a deleted
-    item stays searchable and blocks a re-add of its image.
+    item stays searchable and blocks a re-add of its image. ``connection_limit`` is the
+    connections open at once, ``channel_timeout`` the whole seconds a connection may
+    stay silent (see CONNECTION_LIMIT, CHANNEL_TIMEOUT, THREADS).
     """
 
     def __init__(
@@ -280,14 +341,20 @@ class GalleryServer:
         secret_key: str = "",
         delete_latency: float = 0.0,
         faults: FaultConfig | None = None,
-        threads: int = 8,
+        threads: int = THREADS,
         token_scope: str = DEFAULT_TOKEN_SCOPE,
         url_timeout: float = URL_TIMEOUT,
+        connection_limit: int = CONNECTION_LIMIT,
+        channel_timeout: int = CHANNEL_TIMEOUT,
     ) -> None:
+        if threads < 1 or connection_limit < 1 or channel_timeout < 1:
+            raise ValueError("threads, connection_limit and channel_timeout must be >= 1")
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         self.threads = threads
+        self.connection_limit = connection_limit
+        self.channel_timeout = channel_timeout
         self._api_key = api_key
         self._secret_key = secret_key
         self._delete_latency = delete_latency
@@ -301,6 +368,8 @@ class GalleryServer:
         self._map: dict[int, object] = {}
         self._thread: threading.Thread | None = None
         self._url = ""
+        self._token = ""
+        self._token_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"GalleryServer(url={self._url!r}, data_dir={str(self.data_dir)!r})"
@@ -330,6 +399,23 @@ class GalleryServer:
             raise RuntimeError("the gallery server is not started")
         return self._app
 
+    def access_token(self) -> str:
+        """An access token for this server's own keys, as ``/oauth/2.0/token`` issues it
+        (reused while valid): for callers of the ``/_syncd/`` extensions in this process,
+        which send it as the ``access_token`` query parameter."""
+        auth = self.app.auth
+        with self._token_lock:
+            if not self._token or auth.check_token(self._token) is not None:
+                answer = auth.issue_token(
+                    {
+                        "grant_type": "client_credentials",
+                        "client_id": self._api_key or "syncd",
+                        "client_secret": self._secret_key,
+                    }
+                )
+                self._token = str(answer.body["access_token"])
+            return self._token
+
     def start(self) -> None:
         """Open the store, listen, and serve on a background thread; returns once listening."""
         if self._thread is not None:
@@ -353,11 +439,18 @@ class GalleryServer:
             host=self.host,
             port=self.port,
             threads=self.threads,
+            connection_limit=self.connection_limit,
+            channel_timeout=self.channel_timeout,
+            # a silent connection closes between channel_timeout and 7/6 of it
+            cleanup_interval=max(1, self.channel_timeout // 6),
             ident="syncd-gallery",
+            # the app answers a body over MAX_BODY_BYTES itself; beyond this, waitress
+            # stops reading and _ApiErrorTask answers the same
             max_request_body_size=MAX_BODY_BYTES + 1024 * 1024,
             expose_tracebacks=False,
             asyncore_use_poll=True,
         )
+        server.channel_class = _GalleryChannel
         self._server = server
         self.port = int(server.effective_port)
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -414,8 +507,15 @@ def serve_forever(
     api_key: str,
     secret_key: str,
     delete_latency: float,
+    threads: int | None = None,
+    connection_limit: int | None = None,
+    channel_timeout: int | None = None,
 ) -> None:
-    """Serve the local gallery until SIGTERM or SIGINT, then stop cleanly and return."""
+    """Serve the local gallery until SIGTERM or SIGINT, then stop cleanly and return.
+
+    ``threads``, ``connection_limit`` and ``channel_timeout`` (seconds) left None take
+    THREADS, CONNECTION_LIMIT and CHANNEL_TIMEOUT.
+    """
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -429,6 +529,9 @@ def serve_forever(
         api_key=api_key,
         secret_key=secret_key,
         delete_latency=delete_latency,
+        threads=threads or THREADS,
+        connection_limit=connection_limit or CONNECTION_LIMIT,
+        channel_timeout=channel_timeout or CHANNEL_TIMEOUT,
     )
     try:
         server.start()

@@ -54,7 +54,8 @@ def wait_until(check: Callable[[], bool], timeout: float = CONVERGE, what: str =
 
 def gallery_paths(server: GalleryServer, gallery: str = "same_hq") -> dict[str, str]:
     """(library/path) -> cont_sign of every live item, from the briefs."""
-    answer = requests.get(f"{server.url}/_syncd/items", params={"gallery": gallery}, timeout=30)
+    params = {"gallery": gallery, "access_token": server.access_token()}
+    answer = requests.get(f"{server.url}/_syncd/items", params=params, timeout=30)
     answer.raise_for_status()
     out: dict[str, str] = {}
     for item in answer.json()["items"]:

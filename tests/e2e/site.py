@@ -187,7 +187,9 @@ class Site:
     def items(self) -> list[GalleryItem]:
         """The live items of the site's gallery."""
         answer = requests.get(
-            f"{self.server.url}/_syncd/items", params={"gallery": self.gallery}, timeout=10
+            f"{self.server.url}/_syncd/items",
+            params={"gallery": self.gallery, "access_token": self.server.access_token()},
+            timeout=10,
         )
         answer.raise_for_status()
         return [

@@ -146,7 +146,8 @@ def tag_params(gallery: str, tag1: int | None = None, tag2: int | None = None) -
 
 def live_items(server: GalleryServer, gallery: str) -> dict[str, dict[str, Any]]:
     """cont_sign -> item of the gallery's live items, from /_syncd/items."""
-    answer = requests.get(f"{server.url}/_syncd/items", params={"gallery": gallery}, timeout=10)
+    params = {"gallery": gallery, "access_token": server.access_token()}
+    answer = requests.get(f"{server.url}/_syncd/items", params=params, timeout=10)
     assert answer.status_code == 200
     return {item["cont_sign"]: item for item in answer.json()["items"]}
 

@@ -211,7 +211,8 @@ class GalleryItem:
 
 def gallery_items(server: GalleryServer) -> list[GalleryItem]:
     """The live items of the gallery the hosts feed."""
-    answer = requests.get(f"{server.url}/_syncd/items", params={"gallery": GALLERY}, timeout=30)
+    params = {"gallery": GALLERY, "access_token": server.access_token()}
+    answer = requests.get(f"{server.url}/_syncd/items", params=params, timeout=30)
     answer.raise_for_status()
     items = []
     for entry in answer.json()["items"]:
