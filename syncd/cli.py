@@ -71,8 +71,27 @@ def gallery() -> None:
     type=click.FloatRange(0),
     help="Seconds a deleted item stays searchable and blocks a re-add.",
 )
+@click.option("--threads", type=click.IntRange(1), help="Threads running calls [default: 8].")
+@click.option(
+    "--connection-limit",
+    type=click.IntRange(1),
+    help="Connections open at once, idle ones included [default: 500].",
+)
+@click.option(
+    "--channel-timeout",
+    type=click.IntRange(1),
+    help="Seconds a silent connection stays open [default: 30].",
+)
 def gallery_serve(
-    host: str, port: int, data_dir: Path, api_key: str, secret_key: str, delete_latency: float
+    host: str,
+    port: int,
+    data_dir: Path,
+    api_key: str,
+    secret_key: str,
+    delete_latency: float,
+    threads: int | None,
+    connection_limit: int | None,
+    channel_timeout: int | None,
 ) -> None:
     """Run the local gallery server until SIGTERM/SIGINT."""
     from syncd.gallery.server import serve_forever
@@ -88,6 +107,9 @@ def gallery_serve(
         api_key=api_key,
         secret_key=secret_key,
         delete_latency=delete_latency,
+        threads=threads,
+        connection_limit=connection_limit,
+        channel_timeout=channel_timeout,
     )
 
 
