@@ -5,7 +5,11 @@ Every answer stays in the API's JSON shape, and the sync's own calls keep comple
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -95,10 +99,10 @@ def test_request_head_over_waitress_limit_answers_json(gallery_server: GallerySe
     assert answer.json()["error_code"] == 216103
 
 
-def _open_sockets(server: GalleryServer, count: int, stack: ExitStack) -> list[socket.socket]:
+def _open_sockets(url: str, count: int, stack: ExitStack) -> list[socket.socket]:
     """``count`` connections that never finish a request: a third send nothing, a third
     stop in the request head, a third in the body."""
-    parts = urlsplit(server.url)
+    parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     opened = []
     for n in range(count):
@@ -126,7 +130,7 @@ def test_sync_calls_complete_while_150_idle_and_stalled_sockets_are_open(
     gallery_server: GalleryServer, make_image: MakeImage
 ) -> None:
     with ExitStack() as stack:
-        stalled = _open_sockets(gallery_server, 150, stack)
+        stalled = _open_sockets(gallery_server.url, 150, stack)
         _sync_sequence(gallery_server, make_image, timeout=10)
         # the stalled clients were only kept waiting: nothing was answered to them
         stalled[1].settimeout(0.2)
@@ -145,8 +149,45 @@ def test_silent_sockets_over_the_connection_limit_are_closed_after_the_channel_t
         channel_timeout=1,
     )
     with server, ExitStack() as stack:
-        stalled = _open_sockets(server, 30, stack)  # the sync's calls queue behind them
+        stalled = _open_sockets(server.url, 30, stack)  # the sync's calls queue behind them
         _sync_sequence(server, make_image, timeout=30)
         for sock in (stalled[0], stalled[1], stalled[2]):
             sock.settimeout(10)
             assert sock.recv(1) == b""  # closed by the server, without an answer
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_gallery_serve_takes_its_connection_limit_and_channel_timeout(tmp_path: Path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "syncd.cli", "gallery", "serve", "--port", str(port),
+               "--data", str(tmp_path / "data"), "--api-key", API_KEY, "--secret-key",
+               SECRET_KEY, "--connection-limit", "10", "--channel-timeout", "1"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "the server exited early"
+            try:
+                requests.get(url + "/_syncd/health", timeout=1).raise_for_status()
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the server did not come up within 30 s"
+                time.sleep(0.05)
+        with ExitStack() as stack:
+            stalled = _open_sockets(url, 15, stack)  # over the limit: health waits its turn
+            assert requests.get(url + "/_syncd/health", timeout=20).json() == {"status": "ok"}
+            stalled[0].settimeout(10)
+            assert stalled[0].recv(1) == b""  # closed after about a second, not 30
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr.decode(errors="replace")
