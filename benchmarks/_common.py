@@ -240,6 +240,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+#: a folder holding another checkout's ``syncd`` package (e.g. a ``git worktree`` of an
+#: older commit): the ``syncd`` processes a benchmark starts run that code, against this
+#: checkout's local gallery, so a "before" and an "after" meet the same server
+CLIENT_PATH_ENV = "SYNCD_BENCH_CLIENT_PATH"
+
+
+def client_env() -> dict[str, str]:
+    """The environment of the ``syncd`` processes a benchmark starts (see CLIENT_PATH_ENV)."""
+    env = dict(os.environ)
+    other = env.get(CLIENT_PATH_ENV, "")
+    if other:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (other, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def tests_on_path() -> None:
     """Put ``tests/`` on ``sys.path`` so ``from imagegen import make_image`` works."""
     tests = str(REPO_ROOT / "tests")

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/bench_hosts.py [--quick] [--images N] [--qps 
 [--hosts 3] [--ledger postgresql|sqlite]``.
 
 A local gallery server (in this process) answers error 18 to any call beyond ``--qps`` per
-second (a token bucket holding one second of calls). ``--hosts`` ``syncd reconcile``
+second (strictly: at most that many in any sliding second, no burst). ``--hosts`` ``syncd reconcile``
 processes start at once, each its own ``host.name`` with ``api.qps = --qps`` and
 ``api.concurrency = 4`` over its own library of ``--images`` new images, all on one ledger
 (a fresh PostgreSQL database by default; ``$SYNCD_BENCH_PG_URL`` names a server). The
@@ -32,6 +32,7 @@ from _common import (
     SECRET_KEY,
     Result,
     bench_parser,
+    client_env,
     postgresql_database,
     report,
     running_gallery,
@@ -108,6 +109,7 @@ def main() -> int:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     text=True,
+                    env=client_env(),
                 )
                 for config in configs
             ]
