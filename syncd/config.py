@@ -91,6 +91,14 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """What /healthz forgives: ``accept`` lists reason codes (``syncd.health.REASONS``) that
+    are still shown but keep /healthz at 200, such as "polling" for roots on NFS."""
+
+    accept: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ConsoleConfig:
     """The web console (SPEC §10): ``listen`` "" = off; the password never in a repr."""
 
@@ -169,6 +177,7 @@ class Config:
     source: Path | None = None
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     host: HostConfig = field(default_factory=lambda: HostConfig(default_host_name()))
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,6 +242,7 @@ def parse_config(
     metrics = _parse_metrics(top.table("metrics"))
     console = _parse_console(top.table("console"), base_dir, env)
     host = _parse_host(top.table("host"))
+    health = _parse_health(top.table("health"))
     libraries = tuple(
         _parse_library(_Table(item, f"library[{n}]"), base_dir)
         for n, item in enumerate(top.table_array("library"), start=1)
@@ -246,8 +256,9 @@ def parse_config(
             raise ConfigError(f'library[{n}].name: "{lib.name}" is used by an earlier library')
         seen.add(lib.name)
     return Config(
-        api, ledger, watch, safety, metrics, libraries, source, console=console, host=host
-    )
+        api, ledger, watch, safety, metrics, libraries, source, console=console, host=host,
+        health=health,
+    )  # fmt: skip
 
 
 def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
@@ -412,6 +423,20 @@ def _parse_metrics(t: _Table) -> MetricsConfig:
             raise ConfigError(f'{t.key("listen")}: expected "host:port" or "", got {_show(listen)}')
     t.finish()
     return MetricsConfig(listen)
+
+
+def _parse_health(t: _Table) -> HealthConfig:
+    from syncd.health import REASONS
+
+    accept = t.string_list("accept", HealthConfig().accept)
+    for code in accept:
+        if code not in REASONS:
+            raise ConfigError(
+                f"{t.key('accept')}: unknown reason {_show(code)} (expected some of "
+                f"{', '.join(REASONS)})"
+            )
+    t.finish()
+    return HealthConfig(tuple(dict.fromkeys(accept)))
 
 
 def _parse_host(t: _Table) -> HostConfig:
