@@ -4,22 +4,43 @@ A file is opened only when its real path (symlinks resolved) stays under the rea
 a library this host's config names, and is checked again on the open descriptor, so a
 symlink swapped in between cannot lead outside. Thumbnails are JPEG, EXIF orientation
 applied, kept in a cache bounded in bytes.
+
+Only the formats the scan reads are opened. A thumbnail is decoded within the process's
+decode budget (``syncd.imaging``): a JPEG at a reduced scale, other formats whole, then
+converted and shrunk a band of rows at a time; an image whose decode would need more than
+the whole budget gets the placeholder, with the reason.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
+import math
 import os
 import stat
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
+from syncd.imaging import (
+    DECODE_BUDGET,
+    ImageRefused,
+    band_converter,
+    draft_size,
+    held_bytes,
+    load_bytes,
+    open_image,
+    orientation,
+    output_mode,
+    readable_formats,
+    scaled,
+    scaling_bytes,
+    upright,
+)
 from syncd.ledger.browse import FileLocation
 
 #: longest side of a thumbnail, pixels
@@ -30,6 +51,8 @@ CACHE_BYTES = 32 * 1024 * 1024
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
 #: decoded pixels at most: a decompression bomb is refused, not decoded
 MAX_PIXELS = 100_000_000
+#: how much smaller a frame is first reduced by whole factors (as Pillow's thumbnail)
+_REDUCING_GAP = 2.0
 
 
 class NoThumbnail(Exception):
@@ -79,39 +102,71 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-@functools.cache
-def _register_openers() -> None:
-    """Let Pillow read what the scan reads: HEIC/HEIF phone photos too (once)."""
-    Image.init()
-    from pillow_heif import register_heif_opener
+def thumbnail_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size of the thumbnail of an image of ``size``: within ``THUMB_SIDE`` a side,
+    aspect kept (as Pillow's ``Image.thumbnail`` rounds it), never larger than the image."""
+    width, height = size
+    if width <= THUMB_SIDE and height <= THUMB_SIDE:
+        return width, height
+    aspect = width / height
+    if aspect <= 1:
+        return _rounded(THUMB_SIDE * aspect, lambda n: abs(aspect - n / THUMB_SIDE)), THUMB_SIDE
+    return THUMB_SIDE, _rounded(THUMB_SIDE / aspect, lambda n: abs(aspect - THUMB_SIDE / n))
 
-    register_heif_opener(thumbnails=False)
+
+def _rounded(number: float, error: Callable[[int], float]) -> int:
+    """``number`` rounded down or up, whichever keeps the aspect closer; at least 1."""
+    return max(min(math.floor(number), math.ceil(number), key=error), 1)
 
 
 def make_thumbnail(fd: int) -> bytes:
     """JPEG bytes of the image on ``fd`` (closed here), EXIF orientation applied, at most
-    ``THUMB_SIDE`` pixels a side. Raises NoThumbnail for what is not a readable image."""
-    with os.fdopen(fd, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size > MAX_SOURCE_BYTES:
-            raise NotAnImage("too large to preview")
-        data = handle.read(MAX_SOURCE_BYTES + 1)
-    _register_openers()
+    ``THUMB_SIDE`` pixels a side. Raises NoThumbnail for what is not a readable image
+    (NotAnImage, saying why, for one too large to decode within the decode budget)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise NotAnImage("too many pixels to preview")
-            image.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at a reduced scale
-            shown = ImageOps.exif_transpose(image)
-            shown.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            if shown.mode not in ("RGB", "L"):
-                shown = shown.convert("RGB")
-            out = io.BytesIO()
-            shown.save(out, "JPEG", quality=82)
-            return out.getvalue()
+        with os.fdopen(fd, "rb") as handle:
+            nbytes = os.fstat(handle.fileno()).st_size
+            if nbytes > MAX_SOURCE_BYTES:
+                raise NotAnImage("too large to preview")
+            with open_image(handle, readable_formats()) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise NotAnImage("too many pixels to preview")
+                shown = _shrink(image, nbytes)
+        out = io.BytesIO()
+        shown.save(out, "JPEG", quality=82)
+        return out.getvalue()
     except NoThumbnail:
         raise
+    except ImageRefused as exc:
+        raise NotAnImage(f"too large to preview: {exc.reason}") from None
     except Exception as exc:  # Pillow raises many kinds for broken files; all mean "no preview"
         raise NotAnImage(f"not a readable image ({type(exc).__name__})") from None
+
+
+def _shrink(image: Image.Image, nbytes: int) -> Image.Image:
+    """The opened ``image`` (``nbytes`` on disk) decoded within the budget (a JPEG at a
+    reduced scale), converted and shrunk a band at a time, and turned upright."""
+    target = thumbnail_size(image.size)
+    # a JPEG is decoded at the smallest DCT scale still twice the thumbnail, as Image.thumbnail
+    request = (target[0] * 2, target[1] * 2)
+    jpeg = image.format in ("JPEG", "MPO")
+    decoded = draft_size(image.size, request) if jpeg and target != image.size else image.size
+    result = held_bytes(output_mode(image), target)
+    need = max(
+        load_bytes(image, decoded, nbytes),
+        held_bytes(image.mode, decoded)
+        + scaling_bytes(decoded, target, _REDUCING_GAP, Image.Resampling.BICUBIC)
+        + 2 * result,
+    )
+    with DECODE_BUDGET.reserve(need):
+        if jpeg and target != image.size:
+            image.draft("RGB", request)
+        image.load()
+        turn = orientation(image)  # read after loading, as TIFF turns itself upright on load
+        small = scaled(
+            image, target, band_converter(image), Image.Resampling.BICUBIC, _REDUCING_GAP
+        )
+        return upright(small, turn)
 
 
 class ThumbnailCache:

@@ -4,6 +4,12 @@ Validation follows the API document, in the order the gallery answers:
 216200 empty, 216202 base64 over 4 MiB, 216203 bad base64, 216201 not JPEG/PNG/BMP/GIF
 or undecodable, 216202 a side under 15 px or over 4096 px. Each image is decoded once
 per request; everything the index needs is derived from that one decode.
+
+Decoding is held in the process's decode budget (``syncd.imaging``), which the embedded
+gallery shares with the sync workers and the console: the peak of the decode and of what
+is derived from it is reserved first (a request waits while others' decodes fill the
+budget), and an image whose decode alone would need more than the whole budget answers
+216202, the API's image size error, naming the MiB needed and the limit.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import io
 import time
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -20,14 +27,27 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 import requests
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from syncd.errors import ApiError, error_for
 from syncd.gallery.keypoints import MIN_KEYPOINT_SIDE, WORK_SIDE
+from syncd.imaging import (
+    BAND_PIXELS,
+    DECODE_BUDGET,
+    ImageRefused,
+    held_bytes,
+    load_bytes,
+    open_image,
+)
 from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MAX_URL_BYTES, MIN_IMAGE_SIDE
 
 #: Pillow format names the API takes (MPO is how Pillow names many camera JPEGs)
 ACCEPTED_FORMATS: Final = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF"})
+#: the readers tried, in order (Pillow's JPEG reader opens MPO too); no other is started
+_OPENED_FORMATS: Final = ("JPEG", "PNG", "GIF", "BMP")
+#: a band of rows signed and flattened at a time: its crop, converted, its bytes, the white
+#: it is composited on and the composite, in RGB
+_BAND_BYTES: Final = 24 * BAND_PIXELS
 
 #: largest download accepted from a url input, bytes
 URL_MAX_BYTES: Final = 10 * 1024 * 1024
@@ -80,46 +100,85 @@ def decode_base64_image(value: str) -> DecodedImage:
 
 
 def decode_image_bytes(raw: bytes) -> DecodedImage:
-    """Decode and validate an encoded image (216200/216201/216202)."""
+    """Decode and validate an encoded image (216200/216201/216202), within the decode
+    budget until everything the index keeps is derived (module docstring)."""
     if not raw:
         raise _refuse(216200)
-    try:
-        with warnings.catch_warnings():
-            # the side limit below is stricter than Pillow's decompression-bomb guard
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(raw)) as image:
+    with ExitStack() as held:
+        try:
+            with warnings.catch_warnings():
+                # the side limit below is stricter than Pillow's decompression-bomb guard
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = held.enter_context(open_image(io.BytesIO(raw), _OPENED_FORMATS))
                 fmt = image.format or ""
                 if fmt not in ACCEPTED_FORMATS:
                     raise _refuse(216201, "not JPEG, PNG, BMP or GIF")
                 width, height = image.size
                 if min(width, height) < MIN_IMAGE_SIDE or max(width, height) > MAX_IMAGE_SIDE:
                     raise _refuse(216202, f"{width}x{height} px")
+                held.enter_context(DECODE_BUDGET.reserve(_decode_need(image, len(raw))))
                 image.load()
-                mode = "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
-                pixels = image.convert(mode)
-    except ApiError:
-        raise
-    except Exception as exc:  # Pillow raises many types on corrupt data; all mean "undecodable"
-        raise _refuse(216201, "cannot decode") from exc
-    rgb = _on_white(pixels)
-    return DecodedImage(
-        cont_sign=_pixel_sign(pixels),
-        width=width,
-        height=height,
-        format="JPEG" if fmt == "MPO" else fmt,
-        thumb=_thumbnail(rgb),
-        # small pictures are matched by their global features only
-        grey=_working_grey(rgb) if max(width, height) >= MIN_KEYPOINT_SIDE else None,
+                cont_sign, rgb = _signed_on_white(image)
+        except ApiError:
+            raise
+        except ImageRefused as exc:
+            raise _refuse(216202, exc.reason) from None
+        except UnidentifiedImageError as exc:
+            raise _refuse(216201, "not JPEG, PNG, BMP or GIF") from exc
+        except Exception as exc:  # Pillow raises many types on corrupt data; all mean "undecodable"
+            raise _refuse(216201, "cannot decode") from exc
+        return DecodedImage(
+            cont_sign=cont_sign,
+            width=width,
+            height=height,
+            format="JPEG" if fmt == "MPO" else fmt,
+            thumb=_thumbnail(rgb),
+            # small pictures are matched by their global features only
+            grey=_working_grey(rgb) if max(width, height) >= MIN_KEYPOINT_SIDE else None,
+        )
+
+
+def _signed_mode(image: Image.Image) -> str:
+    """The mode the pixels are signed in: "RGBA" with transparency, else "RGB"."""
+    return "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
+
+
+def _decode_need(image: Image.Image, nbytes: int) -> int:
+    """Bytes held at the peak of decoding the opened ``image`` (``nbytes`` encoded) and
+    deriving its features: the frame, its RGB copy on white (unless it is one already),
+    a band being signed, then the grey working copy and its reduction."""
+    frame = held_bytes(image.mode, image.size)
+    own = image.mode == _signed_mode(image) == "RGB"
+    rgb = 0 if own else held_bytes("RGB", image.size)
+    grey = held_bytes("L", image.size)
+    return max(
+        load_bytes(image, nbytes=nbytes),
+        frame + rgb + _BAND_BYTES,
+        frame + rgb + 2 * grey + _BAND_BYTES,
     )
 
 
-def _pixel_sign(pixels: Image.Image) -> str:
-    """Two uint32 of a hash of the decoded pixels, "A,B" as the API writes cont_sign."""
+def _signed_on_white(image: Image.Image) -> tuple[str, Image.Image]:
+    """The loaded picture's cont_sign, and its RGB pixels with alpha composited on white;
+    made a band of rows at a time, so no whole converted copy is held beside the frame.
+
+    cont_sign is two uint32 of a hash of the decoded pixels in ``_signed_mode``, "A,B" as
+    the API writes it; bands hash what the whole converted picture would.
+    """
+    mode = _signed_mode(image)
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(f"{pixels.mode}:{pixels.width}x{pixels.height}:".encode())
-    digest.update(pixels.tobytes())
+    digest.update(f"{mode}:{image.width}x{image.height}:".encode())
+    own = image.mode == mode == "RGB"
+    rgb = image if own else Image.new("RGB", image.size)
+    rows = max(1, BAND_PIXELS // image.width)
+    for top in range(0, image.height, rows):
+        band = image.crop((0, top, image.width, min(image.height, top + rows)))
+        if not own:
+            band = band.convert(mode)
+            rgb.paste(_on_white(band), (0, top))
+        digest.update(band.tobytes())
     value = digest.digest()
-    return f"{int.from_bytes(value[:4], 'big')},{int.from_bytes(value[4:], 'big')}"
+    return f"{int.from_bytes(value[:4], 'big')},{int.from_bytes(value[4:], 'big')}", rgb
 
 
 def _on_white(pixels: Image.Image) -> Image.Image:

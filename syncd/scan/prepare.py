@@ -30,10 +30,18 @@ Rules, from the API document's limits (``syncd.protocol``):
   source's tag. A downscaled JPEG/PNG/BMP/GIF keeps its pixels' orientation and only the
   EXIF orientation tag, as it would have been sent byte for byte within the limits.
   Re-encoded images keep no other metadata (GPS, camera) and only an RGB/grey ICC profile.
+- Memory is bounded by what a file decodes to, not by its size on disk
+  (``syncd.imaging``): before decoding, the peak of each step is worked out from the
+  header (the frame in its mode, what the format's decoder holds beside it, the scaled
+  result, the rows converted at a time) and held in the process-wide decode budget while
+  the image is decoded, scaled and encoded; decodes that do not fit beside the others wait.
+  The image is reduced before it is converted: palette, 1-bit, 16-bit and CMYK frames are
+  converted to RGB or grey a band of rows at a time while they are scaled, never whole.
 - Rejected (``ImageRejected`` with a one-line ``reason``): empty files, non-images,
   corrupt or truncated files, images under 15 px on the shortest side (or that would
   be after scaling down), decompression bombs over ``MAX_PIXELS``, and images whose
-  decode would need more than ``MAX_DECODE_BYTES`` of memory.
+  decode would need more than ``MAX_DECODE_BYTES`` (the whole budget), the reason naming
+  the MiB needed and the limit.
 
 Errors opening the file itself (vanished, permission denied) propagate as ``OSError``;
 everything Pillow raises about the content becomes ``ImageRejected``.
@@ -43,12 +51,12 @@ MAX_PIXELS``, so Pillow never warns about an image syncd accepts; images over it
 refused by syncd's own check (Pillow itself raises ``DecompressionBombError`` only above
 twice its limit), and Pillow's ``DecompressionBombWarning`` for those is silenced because
 the rejection says it. pillow-heif's HEIF opener is registered with Pillow once, when the
-first image is opened. Calls mutate no other global state and may run on many threads at once.
+first image is opened. Calls mutate no other global state and may run on many threads at
+once; they share the process's decode budget, so a call may wait for others' decodes to end.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import re
@@ -56,9 +64,27 @@ import warnings
 from dataclasses import dataclass
 from typing import IO, Final, Literal
 
-from PIL import Image, UnidentifiedImageError, features
+from PIL import Image, UnidentifiedImageError
 
 from syncd.errors import SyncdError
+from syncd.imaging import (
+    DECODE_BUDGET,
+    DECODE_BUDGET_BYTES,
+    ImageRefused,
+    band_converter,
+    draft_size,
+    forget_open_buffers,
+    held_bytes,
+    load_bytes,
+    mib,
+    open_cost,
+    orientation,
+    output_mode,
+    readable_formats,
+    scaled,
+    scaling_bytes,
+    upright,
+)
 from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from syncd.scan.hashing import open_file
 
@@ -80,9 +106,9 @@ Action = Literal["as_is", "downscale", "convert"]
 MAX_IMAGE_BYTES: Final = MAX_IMAGE_B64_BYTES // 4 * 3
 #: images with more pixels are decompression bombs, whatever their format
 MAX_PIXELS: Final = 180_000_000
-#: memory one decode may take (Pillow keeps 1, 2 or 4 bytes per pixel); bounds bombs and
-#: huge non-JPEG files that cannot be decoded at a reduced scale
-MAX_DECODE_BYTES: Final = 256 * 1024 * 1024
+#: memory one decode may need at its peak (all of the process's decode budget); bounds
+#: bombs and huge non-JPEG files that cannot be decoded at a reduced scale
+MAX_DECODE_BYTES: Final = DECODE_BUDGET_BYTES
 JPEG_QUALITIES: Final = (90, 80, 70)
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -90,26 +116,12 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning, modul
 
 #: formats sent byte for byte, and the name the bytes go by
 _SEND_AS: Final = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "BMP": "BMP", "GIF": "GIF"}
-#: formats opened at all: each has a real signature (no guessing on arbitrary bytes), and
-#: none runs an external program (EPS and PDF would start Ghostscript)
-_WANTED_FORMATS: Final = (
-    "JPEG", "PNG", "GIF", "BMP", "MPO", "WEBP", "TIFF", "AVIF", "HEIF", "JPEG2000", "PPM", "QOI",
-    "ICO",
-)  # fmt: skip
 _JPEG_LIKE: Final = ("JPEG", "MPO")
 #: formats stored as ISO base media boxes, whose lengths are checked against the file's
 _BOXED: Final = ("HEIF", "AVIF")
 _EXIF_ORIENTATION: Final = 0x0112
-#: EXIF orientation -> the transpose that turns the pixels upright (as ImageOps.exif_transpose)
-_UPRIGHT: Final = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
+#: how much smaller a frame is first reduced by whole factors before it is resampled
+_REDUCING_GAP: Final = 3.0
 _BOMB_RE: Final = re.compile(r"\((\d+) pixels\)")
 
 
@@ -149,23 +161,6 @@ class PreparedImage:
     decoded_size: tuple[int, int] | None = None
 
 
-@functools.cache
-def _readable_formats() -> tuple[str, ...]:
-    """The wanted formats this Pillow build reads, in the order they are tried (loads all
-    plugins and registers pillow-heif's HEIF opener, once, on the first image opened)."""
-    Image.init()
-    # after init: AVIF files with a generic "mif1" brand must reach Pillow's AVIF first
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener(thumbnails=False)
-    # a Pillow without libavif registers AVIF but identifies nothing with it
-    return tuple(
-        name
-        for name in _WANTED_FORMATS
-        if name in Image.OPEN and (name != "AVIF" or features.check("avif"))
-    )
-
-
 def _one_line(exc: BaseException) -> str:
     """An exception as one short line."""
     text = " ".join(str(exc).split()) or type(exc).__name__
@@ -192,13 +187,23 @@ def _bomb(exc: Image.DecompressionBombError) -> ImageRejected:
 
 
 def _open_image(source: IO[bytes]) -> Image.Image:
-    """Identify an image from its header, or raise ``ImageRejected``."""
+    """Identify an image from its header, or raise ``ImageRejected``. What Pillow allocates
+    while opening (a GIF's disposal buffer, an ICO's embedded image) is held in the decode
+    budget meanwhile."""
     try:
-        return Image.open(source, formats=_readable_formats())
+        with DECODE_BUDGET.reserve(open_cost(source)):
+            try:
+                img = Image.open(source, formats=readable_formats())
+            except UnidentifiedImageError:
+                raise _unidentified(source) from None
+            forget_open_buffers(img)
+            return img
+    except ImageRejected:
+        raise
+    except ImageRefused as exc:
+        raise ImageRejected(f"opening the image: {exc.reason}") from None
     except Image.DecompressionBombError as exc:
         raise _bomb(exc) from None
-    except UnidentifiedImageError:
-        raise _unidentified(source) from None
     except Exception as exc:  # header parsers raise many kinds on crafted input
         raise ImageRejected(f"corrupt image header ({_one_line(exc)})") from None
 
@@ -209,7 +214,7 @@ def _unidentified(source: IO[bytes]) -> ImageRejected:
     try:
         source.seek(0)
         prefix = source.read(16)
-        for name in _readable_formats():
+        for name in readable_formats():
             factory, accept = Image.OPEN[name]
             if accept is None or accept(prefix) is not True:
                 continue
@@ -235,20 +240,17 @@ def _fit(width: int, height: int) -> tuple[int, int]:
     )
 
 
-def _draft_size(width: int, height: int, target: tuple[int, int]) -> tuple[int, int]:
-    """The size libjpeg decodes at when asked for ``target`` (as Pillow's JPEG ``draft``)."""
-    ratio = min(width // target[0], height // target[1])
-    scale = next(s for s in (8, 4, 2, 1) if ratio >= s)
-    return -(-width // scale), -(-height // scale)
-
-
-def _bytes_per_pixel(mode: str) -> int:
-    """Bytes Pillow keeps per pixel for ``mode`` in memory."""
-    if mode in ("1", "L", "P"):
-        return 1
-    if mode.startswith("I;16"):
-        return 2
-    return 4
+def _decode_need(img: Image.Image, target: tuple[int, int], nbytes: int) -> int:
+    """Bytes held at the peak of re-encoding ``img`` (not yet drafted or loaded) at
+    ``target``: loading it (at the JPEG draft size), scaling it into the result a band at
+    a time, and turning the result upright or shrinking it while it is encoded."""
+    decoded = draft_size(img.size, target) if img.format in _JPEG_LIKE else img.size
+    result = held_bytes(output_mode(img), target)
+    return max(
+        load_bytes(img, decoded, nbytes),
+        held_bytes(img.mode, decoded) + result + scaling_bytes(decoded, target, _REDUCING_GAP),
+        2 * result + 2 * MAX_IMAGE_BYTES,
+    )
 
 
 def _plan(img: Image.Image, nbytes: int, oversize: Oversize) -> ImageInfo:
@@ -277,12 +279,11 @@ def _plan(img: Image.Image, nbytes: int, oversize: Oversize) -> ImageInfo:
             f"image is {width}x{height} px; scaled to {MAX_IMAGE_SIDE} px on the longest side "
             f"it would have less than {MIN_IMAGE_SIDE} px on the shortest"
         )
-    decoded = _draft_size(width, height, target) if fmt in _JPEG_LIKE else (width, height)
-    need = decoded[0] * decoded[1] * _bytes_per_pixel(img.mode)
+    need = _decode_need(img, target, nbytes)
     if need > MAX_DECODE_BYTES:
         raise ImageRejected(
-            f"image is {width}x{height} px; decoding it needs {need >> 20} MiB, over the "
-            f"limit of {MAX_DECODE_BYTES >> 20} MiB"
+            f"image is {width}x{height} px; decoding it needs {mib(need)} MiB, over the "
+            f"limit of {mib(MAX_DECODE_BYTES)} MiB"
         )
     return ImageInfo(fmt, width, height, "downscale" if sendable else "convert")
 
@@ -334,7 +335,7 @@ def prepare_image(path: str | os.PathLike[str], oversize: Oversize = "downscale"
             if info.action == "as_is" and data is not None:
                 _check_integrity(img, info.format)
                 return PreparedImage(data, _SEND_AS[info.format], info.width, info.height, False)
-            return _reencode(img, info, allow_shrink=oversize == "downscale")
+            return _reencode(img, info, nbytes, allow_shrink=oversize == "downscale")
 
 
 def _check_boxes(source: IO[bytes], nbytes: int, fmt: str) -> None:
@@ -392,25 +393,22 @@ def _read_at_most(raw: io.FileIO, limit: int) -> bytes:
 
 def _check_integrity(img: Image.Image, fmt: str) -> None:
     """The cheap check that a file sent as is decodes (module docstring); ``ImageRejected``."""
+    eighth = (max(1, img.width // 8), max(1, img.height // 8))
+    if fmt in _JPEG_LIKE:
+        need = load_bytes(img, draft_size(img.size, eighth))
+    else:
+        need = 0 if fmt == "PNG" else load_bytes(img)
     try:
-        if fmt in _JPEG_LIKE:
-            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
-            img.load()
-        elif fmt == "PNG":
-            img.verify()
-        else:
-            img.load()
+        with DECODE_BUDGET.reserve(need):
+            if fmt in _JPEG_LIKE:
+                img.draft("RGB", eighth)
+                img.load()
+            elif fmt == "PNG":
+                img.verify()
+            else:
+                img.load()
     except Exception as exc:  # decoders raise many kinds on corrupt data
         raise _decode_failure(fmt, exc) from None
-
-
-def _orientation(img: Image.Image) -> int:
-    """The source's EXIF orientation (2..8), or 1 when upright, untagged or unreadable."""
-    try:
-        orientation = img.getexif().get(_EXIF_ORIENTATION)
-    except Exception:  # a broken EXIF block is not worth rejecting the image for
-        return 1
-    return orientation if isinstance(orientation, int) and 2 <= orientation <= 8 else 1
 
 
 def _orientation_exif(orientation: int) -> bytes:
@@ -422,69 +420,46 @@ def _orientation_exif(orientation: int) -> bytes:
     return exif.tobytes()
 
 
-def _has_alpha(img: Image.Image) -> bool:
-    """Whether the image has transparency to flatten."""
-    return img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
-
-
-def _to_8bit_gray(img: Image.Image) -> Image.Image:
-    """A 16/32-bit or float grey image as 8-bit "L", scaled (Pillow's convert would clip)."""
-    if img.mode == "F":
-        top = img.getextrema()[1]
-        factor = 255.0 if isinstance(top, (int, float)) and top <= 1.0 else 1 / 256
-        return img.point(lambda v: v * factor).convert("L")
-    wide = img if img.mode == "I" else img.convert("I")
-    top = wide.getextrema()[1]
-    if img.mode != "I" or (isinstance(top, (int, float)) and top > 255):
-        wide = wide.point(lambda v: v * (1 / 256))
-    return wide.convert("L")
-
-
-def _to_output_mode(img: Image.Image) -> Image.Image:
-    """The image in "RGB" or "L", transparency flattened onto white."""
-    if img.mode in ("RGB", "L"):
-        return img
-    if _has_alpha(img):
-        rgba = img.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    if img.mode.startswith("I") or img.mode == "F":
-        return _to_8bit_gray(img)
-    if img.mode == "1":
-        return img.convert("L")
-    return img.convert("RGB")
-
-
-def _reencode(img: Image.Image, info: ImageInfo, *, allow_shrink: bool) -> PreparedImage:
-    """Decode (at reduced scale where the format allows), scale to fit, encode as JPEG."""
+def _reencode(
+    img: Image.Image, info: ImageInfo, nbytes: int, *, allow_shrink: bool
+) -> PreparedImage:
+    """Decode (at reduced scale where the format allows), scale to fit while converting a
+    band at a time, encode as JPEG; all within the decode budget (module docstring)."""
     fmt = info.format
     target = _fit(info.width, info.height)
     source_mode = img.mode
     icc = img.info.get("icc_profile")
+    need = _decode_need(img, target, nbytes)
     try:
-        if fmt in _JPEG_LIKE and target != img.size:
-            img.draft("RGB", target)
-        decoded = img.size
-        img.load()
-        # read after loading: some plugins (TIFF in Pillow 11+) turn the pixels upright on load
-        orientation = _orientation(img)
-        frame: Image.Image = img
-        if frame.mode in ("P", "PA", "1") or frame.mode.startswith("I") or frame.mode == "F":
-            frame = _to_output_mode(frame)  # these modes do not resample well (or at all)
-        if frame.size != target:
-            frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        frame = _to_output_mode(frame)
-        # a converted image is made upright; a downscaled one keeps the tag it would be sent with
-        if info.action == "convert" and orientation != 1:
-            frame = frame.transpose(_UPRIGHT[orientation])
-    except Exception as exc:  # decoders raise many kinds on corrupt data
-        raise _decode_failure(fmt, exc) from None
-    exif = b"" if info.action == "convert" else _orientation_exif(orientation)
-    space = {"RGB": "RGB", "RGBA": "RGB", "L": "L"}.get(source_mode)
-    if not isinstance(icc, bytes) or space != frame.mode:
-        icc = None  # a CMYK or palette profile would misdescribe the converted pixels
-    data, (width, height) = _encode_to_fit(frame, exif, icc, allow_shrink)
+        DECODE_BUDGET.check(need)  # as ``_plan`` did: a decode never waits for what cannot be
+    except ImageRefused as exc:
+        raise ImageRejected(f"image is {info.width}x{info.height} px; {exc.reason}") from None
+    with DECODE_BUDGET.reserve(need):
+        try:
+            if fmt in _JPEG_LIKE and target != img.size:
+                img.draft("RGB", target)
+            decoded = img.size
+            img.load()
+            # read after loading: some plugins (TIFF in Pillow 11+) turn the pixels upright
+            turn = orientation(img)
+            frame = scaled(
+                img,
+                target,
+                band_converter(img),
+                Image.Resampling.LANCZOS,
+                _REDUCING_GAP,
+            )
+            img.close()  # the source frame is not needed any more: let its memory go
+            # a converted image is made upright; a downscaled one keeps the tag it is sent with
+            if info.action == "convert":
+                frame = upright(frame, turn)
+        except Exception as exc:  # decoders raise many kinds on corrupt data
+            raise _decode_failure(fmt, exc) from None
+        exif = b"" if info.action == "convert" else _orientation_exif(turn)
+        space = {"RGB": "RGB", "RGBA": "RGB", "L": "L"}.get(source_mode)
+        if not isinstance(icc, bytes) or space != frame.mode:
+            icc = None  # a CMYK or palette profile would misdescribe the converted pixels
+        data, (width, height) = _encode_to_fit(frame, exif, icc, allow_shrink)
     return PreparedImage(data, "JPEG", width, height, True, decoded)
 
 
