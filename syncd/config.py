@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from syncd.errors import ConfigError
-from syncd.paths import PathMatcher, WalkFilter
+from syncd.paths import PathMatcher, WalkFilter, ignore_globs
 from syncd.protocol import GALLERIES, GALLERY_NAMES, MAX_TAGS, TAG_MAX, TAG_MIN, GalleryName
 
 AuthMode = Literal["token", "bce"]
@@ -76,6 +76,8 @@ class WatchConfig:
     delete_grace: float = 30.0
     rescan_interval: float = 3600.0
     polling: PollingMode = "auto"
+    #: name globs never synced, beside the built-in system folders (syncd.paths.SYSTEM_FOLDERS);
+    #: an entry "!name" takes one of those back
     ignore: tuple[str, ...] = (".*", "*~", "*.tmp", "*.part", "*.swp", "*.crdownload")
 
 
@@ -398,9 +400,10 @@ def _parse_watch(t: _Table) -> WatchConfig:
         raise ConfigError(
             f'{t.key("polling")}: expected "auto", true or false, got {_show(polling_raw)}'
         )
+    # extends the built-in system folders (syncd.paths.SYSTEM_FOLDERS); "!name" takes one back
     ignore = t.string_list("ignore", d.ignore)
     try:
-        WalkFilter(ignore=ignore)
+        WalkFilter(ignore=ignore_globs(ignore))
     except ValueError as exc:
         raise ConfigError(f"{t.key('ignore')}: {exc}") from None
     t.finish()

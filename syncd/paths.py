@@ -1,7 +1,8 @@
 """Facts every stage of syncd shares, and nothing else: it imports nothing of syncd.
 
 - **Globs and filters**: the include/exclude/ignore dialect of the config (``PathMatcher``,
-  ``WalkFilter``); the walk, the watcher and the tag rules all match with these.
+  ``WalkFilter``); the walk, the watcher and the tag rules all match with these. The NAS and
+  OS system folders no library holds (``SYSTEM_FOLDERS``) are ignored by every walk and watcher.
 - **The file signature** (size, mtime_ns, inode) that says a file is unchanged (SPEC §2.10).
 - **Paths**: the stored form of a relative path (bytes, undecodable names round-trip) and
   the printable one-line form for logs and messages.
@@ -346,12 +347,20 @@ class WalkFilter:
 
     @classmethod
     def for_library(cls, library: _LibraryGlobs, watch: _WatchGlobs) -> WalkFilter:
-        """The filter of one ``[[library]]`` under the ``[watch] ignore`` globs."""
-        return cls(library.include, library.exclude, watch.ignore)
+        """The filter of one ``[[library]]`` under the ``[watch] ignore`` globs and the
+        system folders in force (:func:`ignore_globs`)."""
+        return cls(library.include, library.exclude, ignore_globs(watch.ignore))
 
     def ignores_name(self, name: str) -> bool:
         """Whether a file or directory basename is hidden by the ignore globs."""
         return self._ignore is not None and self._ignore(name) is not None
+
+    def ignored_part(self, relpath: str) -> str | None:
+        """The first component of ``relpath`` (folder or file name) the ignore globs hide,
+        or None."""
+        if self._ignore is None:
+            return None
+        return next((part for part in relpath.split("/") if self._ignore(part)), None)
 
     def takes_file(self, relpath: str, name: str) -> bool:
         """Include/exclude verdict for a file whose basename (not ignored) is ``name``."""
@@ -388,6 +397,105 @@ class WalkFilter:
         """Whether a path the watcher names is the library's business: a file the walk would
         take, or a folder it would enter."""
         return not self.hides_dir(relpath) if is_dir else self.accepts(relpath)
+
+
+# -- NAS and OS system folders --------------------------------------------------------------
+
+#: Names (files and folders, at any depth) that are never a library's: the thumbnail caches,
+#: recycle bins and snapshot folders that NAS systems keep inside shares, and the litter
+#: desktop clients leave on them. Photos in them are copies or deleted files: a thumbnail
+#: must not name an item, and a move into a recycle bin is a delete. Always in force,
+#: before the ``[watch] ignore`` globs; an ``ignore`` entry ``"!name"`` takes one back.
+SYSTEM_FOLDERS: Final[tuple[str, ...]] = (
+    # Synology DSM: the per-folder cache of thumbnails and indexing data (with the
+    # SYNOPHOTO_THUMB_* / SYNOFILE_THUMB_* files in it), a share's recycle bin, its
+    # visible snapshots, and the volume's temporary and shared-bin folders
+    "@eaDir",
+    "SYNOPHOTO_THUMB_*",
+    "SYNOFILE_THUMB_*",
+    "#recycle",
+    "#snapshot",
+    "@tmp",
+    "@sharebin",
+    # QNAP QTS: the network recycle bin, visible snapshots, thumbnail caches, and Samba's
+    # store of alternate data streams (streams_depot)
+    "@Recycle",
+    "@Recently-Snapshot",
+    ".@__thumb",
+    "@__thumb",
+    ".streams",
+    # ZFS (TrueNAS and others): the control folder holding .zfs/snapshot, listed when the
+    # dataset's snapdir is "visible"
+    ".zfs",
+    # snapshot folders of other filers (NetApp: .snapshot, ~snapshot; snapper on btrfs:
+    # .snapshots) and Samba's vfs_recycle bin
+    ".snapshot",
+    "~snapshot",
+    ".snapshots",
+    ".recycle",
+    # Windows on a share or a disk: recycle bins (Vista and later, XP), restore points and
+    # indexing data, thumbnail caches, folder settings
+    "$RECYCLE.BIN",
+    "RECYCLER",
+    "System Volume Information",
+    "Thumbs.db",
+    "ehthumbs.db",
+    "ehthumbs_vista.db",
+    "desktop.ini",
+    # macOS clients: Finder settings, AppleDouble files ("._photo.jpg" holds no photo) and
+    # folders, Spotlight, trash, fsevents, AFP server folders, zip archives' metadata
+    ".DS_Store",
+    "._*",
+    ".AppleDouble",
+    ".AppleDB",
+    ".AppleDesktop",
+    ".apdisk",
+    ".Spotlight-V100",
+    ".Trashes",
+    ".fseventsd",
+    ".TemporaryItems",
+    ".DocumentRevisions-V100",
+    "Network Trash Folder",
+    "Temporary Items",
+    "__MACOSX",
+    # Linux desktops (the freedesktop.org trash: .Trash, .Trash-<uid>) and file systems
+    ".Trash",
+    ".Trash-*",
+    "lost+found",
+)
+#: the prefix of an ``[watch] ignore`` entry that takes a name back from SYSTEM_FOLDERS
+TAKE_BACK: Final = "!"
+
+
+def system_folders_in_force(ignore: Iterable[str]) -> tuple[str, ...]:
+    """The entries of :data:`SYSTEM_FOLDERS` in force under the ``[watch] ignore`` globs
+    ``ignore``: all but those an ``"!name"`` entry takes back (compared ignoring case).
+
+    Raises ``ValueError`` naming an ``"!name"`` entry that is not one of them.
+    """
+    entries = [entry for entry in ignore if entry.startswith(TAKE_BACK)]
+    taken = {entry[len(TAKE_BACK) :].lower() for entry in entries}
+    built_in = {name.lower() for name in SYSTEM_FOLDERS}
+    unknown = [entry for entry in entries if entry[len(TAKE_BACK) :].lower() not in built_in]
+    if unknown:
+        shown = ", ".join(repr(entry) for entry in unknown)
+        raise ValueError(
+            f"{shown} takes back no built-in system folder name (they are: "
+            f"{', '.join(SYSTEM_FOLDERS)})"
+        )
+    return tuple(name for name in SYSTEM_FOLDERS if name.lower() not in taken)
+
+
+def ignore_globs(ignore: Iterable[str]) -> tuple[str, ...]:
+    """The ignore globs a library's walk and watcher apply under ``[watch] ignore = ignore``:
+    the system folders in force (:func:`system_folders_in_force`), then the other entries.
+
+    Raises ``ValueError`` as :func:`system_folders_in_force` does.
+    """
+    entries = tuple(ignore)
+    return system_folders_in_force(entries) + tuple(
+        entry for entry in entries if not entry.startswith(TAKE_BACK)
+    )
 
 
 # -- the brief ------------------------------------------------------------------------------

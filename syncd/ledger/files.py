@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from syncd.config import LibraryConfig
 from syncd.ledger.dialect import stream_rows
 from syncd.ledger.intents import queue_contents
-from syncd.ledger.models import VERDICT_OK, VERDICT_SKIPPED, File, Library
+from syncd.ledger.models import VERDICT_OK, VERDICT_SKIPPED, Content, File, Item, Library
 from syncd.ledger.schema import Ledger
 from syncd.paths import (
     FILE_HELD,
@@ -281,6 +281,85 @@ def count_files(session: Session, library_id: int) -> int:
         )
         or 0
     )
+
+
+def count_files_under(session: Session, library_id: int, relpath: str) -> int:
+    """Files the ledger holds in the library (live and held rows) at or below ``relpath``
+    (relative to the root)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(File)
+            .where(
+                rows_at_or_below(library_id, [encode_relpath(relpath)]),
+                File.state.in_([FILE_LIVE, FILE_HELD]),
+            )
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsLeft:
+    """What becomes of the items of some vanished files: ``deleted``: items in the gallery
+    that no other file holds (deleted once ``delete_grace`` has passed); ``kept``: items
+    another live or held file (a copy, or an image the gallery took for the same) keeps."""
+
+    deleted: int
+    kept: int
+
+
+def items_left_by(session: Session, library: LibraryRow, keys: Sequence[bytes]) -> ItemsLeft:
+    """:class:`ItemsLeft` of the vanished rows of ``library`` at the stored paths ``keys``."""
+    relpath = type_coerce(File.relpath, LargeBinary)
+    hashes: set[str] = set()
+    for start in range(0, len(keys), IN_CHUNK):
+        hashes.update(
+            h
+            for h in session.scalars(
+                select(File.content_hash)
+                .where(
+                    File.library_id == library.id,
+                    relpath.in_(keys[start : start + IN_CHUNK]),
+                    File.state == FILE_VANISHED,
+                    File.verdict == VERDICT_OK,
+                )
+                .distinct()
+            )
+            if h is not None
+        )
+    ordered = sorted(hashes)
+    items: dict[int, bool] = {}  # item id -> whether the gallery holds it
+    for start in range(0, len(ordered), IN_CHUNK):
+        for item_id, cont_sign in session.execute(
+            select(Content.item_id, Item.cont_sign)
+            .join(Item, Item.id == Content.item_id)
+            .where(
+                Content.gallery == library.gallery,
+                Content.content_hash.in_(ordered[start : start + IN_CHUNK]),
+            )
+        ):
+            items[item_id] = cont_sign is not None
+    ids = sorted(items)
+    kept: set[int] = set()
+    for start in range(0, len(ids), IN_CHUNK):
+        kept.update(
+            session.scalars(
+                select(Content.item_id)
+                .join(File, File.content_hash == Content.content_hash)
+                .join(Library, Library.id == File.library_id)
+                .where(
+                    Content.gallery == library.gallery,
+                    Content.item_id.in_(ids[start : start + IN_CHUNK]),
+                    Library.gallery == library.gallery,
+                    File.state.in_([FILE_LIVE, FILE_HELD]),
+                    File.verdict == VERDICT_OK,
+                )
+                .distinct()
+            )
+        )
+    deleted = sum(1 for item_id, held in items.items() if held and item_id not in kept)
+    return ItemsLeft(deleted, len(kept))
 
 
 def record_observations(

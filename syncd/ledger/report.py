@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from syncd.ledger.backlog import queued_calls
 from syncd.ledger.budget import budget_used
 from syncd.ledger.calls import calls_since
+from syncd.ledger.conditions import LibraryConditions, conditions_by_library
 from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
@@ -315,6 +316,10 @@ class StatusReport:
     queue: QueueStatus | None = None
     #: the daily budget (``api.daily_budget``), None when there is no cap
     budget: BudgetStatus | None = None
+    #: library name -> what its last scan knew of its filesystems and could not see, and
+    #: why (files kept, not deleted); ``conditions.reasons()`` words them, ``.clear`` says
+    #: there is nothing to say. Libraries not scanned yet are absent.
+    conditions: dict[str, LibraryConditions] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -435,6 +440,10 @@ def ledger_status(
     ]
     kept = [line for line in gone if line.files or line.items or line.pending]
     hosts = host_status(session, now)
+    shown = named | {line.name for line in kept}
+    conditions = {
+        name: found for name, found in conditions_by_library(session).items() if name in shown
+    }
     return StatusReport(
         lines,
         _pause(session, now),
@@ -443,6 +452,7 @@ def ledger_status(
         hosts,
         queue_status(session, now, qps),
         budget_status(session, now, daily_budget),
+        conditions,
     )
 
 
@@ -467,6 +477,10 @@ def status_document(
         "hosts": [dataclasses.asdict(host) for host in report.hosts],
         "queue": None if report.queue is None else dataclasses.asdict(report.queue),
         "budget": None if report.budget is None else dataclasses.asdict(report.budget),
+        "conditions": {
+            name: dataclasses.asdict(found) | {"clear": found.clear, "reasons": found.reasons()}
+            for name, found in report.conditions.items()
+        },
     }
     if failures is not None:
         data["failed"] = [dataclasses.asdict(entry) for entry in failures]

@@ -3,8 +3,8 @@
 A no-change ``syncd reconcile`` of 100k files spends about as long importing the ledger's
 database layer and loading its index as walking the tree (SPEC §8). ``start_walks`` forks,
 before those imports, one child that walks the libraries in turn and streams each one's
-``FileBatch``es and skips through a pipe of its own; the scan reads them (``WalkAhead.take``)
-instead of walking, so on two cores the walk costs almost no wall time.
+``FileBatch``es, skips and mount points through a pipe of its own; the scan reads them
+(``WalkAhead.take``) instead of walking, so on two cores the walk costs almost no wall time.
 
 The child only walks: it prints and logs nothing, never returns into the caller's code
 (``os._exit``), keeps what the pipe cannot take yet in memory (compact: about 60 bytes a
@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Final, NoReturn
 
 from syncd.config import Config, LibraryConfig, WatchConfig
 from syncd.paths import WalkFilter, printable_relpath
-from syncd.scan.walk import FileBatch, RootUnavailable, SkippedEntry, walk_batches
+from syncd.scan.walk import FileBatch, MountPoint, RootUnavailable, SkippedEntry, walk_batches
 
 __all__ = ["WalkAhead", "WalkFailed", "start_walks"]
 
@@ -44,6 +44,7 @@ _SKIPPED: Final = 1  # (_SKIPPED, relpath, reason, unreadable): a SkippedEntry
 _UNAVAILABLE: Final = 2  # (_UNAVAILABLE, reason): RootUnavailable; the last message
 _FAILED: Final = 3  # (_FAILED, what): the walk failed unexpectedly; the last message
 _END: Final = 4  # (_END,): the walk is complete; the last message
+_MOUNT: Final = 5  # (_MOUNT, relpath, dev): a MountPoint
 _HEADER: Final = struct.Struct("<I")
 #: bytes of a pipe's kernel buffer asked for (Linux grants up to fs.pipe-max-size, 1 MiB)
 _PIPE_BYTES: Final = 1 << 20
@@ -83,7 +84,7 @@ class WalkAhead:
 
     def take(
         self, library: LibraryConfig, watch: WatchConfig
-    ) -> Iterator[FileBatch | SkippedEntry] | None:
+    ) -> Iterator[FileBatch | SkippedEntry | MountPoint] | None:
         """The walk of ``library`` streamed by the child, as ``walk_batches`` would yield it;
         None when no walk of it under these settings was started (walk it in-process then).
 
@@ -113,8 +114,9 @@ class WalkAhead:
 
     def _messages(
         self, stream: _Stream, message: tuple[Any, ...]
-    ) -> Iterator[FileBatch | SkippedEntry]:
-        """The batches and skips of ``stream``, starting with ``message`` (already read)."""
+    ) -> Iterator[FileBatch | SkippedEntry | MountPoint]:
+        """The batches, skips and mount points of ``stream``, starting with ``message``
+        (already read)."""
         try:
             while True:
                 kind = message[0]
@@ -122,6 +124,8 @@ class WalkAhead:
                     yield FileBatch(message[1], message[2], message[3])
                 elif kind == _SKIPPED:
                     yield SkippedEntry(message[1], message[2], message[3])
+                elif kind == _MOUNT:
+                    yield MountPoint(message[1], message[2])
                 elif kind == _END:
                     return
                 elif kind == _UNAVAILABLE:
@@ -330,6 +334,8 @@ def _walk_into(library: LibraryConfig, watch: WatchConfig, out: _Outbox) -> None
                 return
             if type(item) is FileBatch:
                 out.put((_FILES, item.keys, item.signatures, item.devs))
+            elif type(item) is MountPoint:
+                out.put((_MOUNT, item.relpath, item.dev))
             else:
                 assert isinstance(item, SkippedEntry)
                 out.put((_SKIPPED, item.relpath, item.reason, item.unreadable))

@@ -25,20 +25,29 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from itertools import repeat
 from typing import Protocol
 
 from syncd.config import Config, LibraryConfig
+from syncd.ledger.conditions import (
+    ROOT_UNAVAILABLE,
+    LibraryConditions,
+    RootCondition,
+    load_conditions,
+    store_conditions,
+)
 from syncd.ledger.files import (
     KnownContent,
     LedgerIndex,
     LibraryRow,
     Observation,
     count_files,
+    count_files_under,
     ensure_library,
     hold_mass_vanish,
+    items_left_by,
     known_contents,
     load_index,
     record_observations,
@@ -51,16 +60,29 @@ from syncd.paths import (
     FileIdentity,
     LookAgain,
     WalkFilter,
-    encode_relpath,
+    decode_relpath,
     file_identity,
     file_signature,
+    ignore_globs,
     printable_relpath,
     seconds_until_quiet,
+    system_folders_in_force,
 )
 from syncd.scan.ahead import WalkAhead
+from syncd.scan.unseen import (
+    WalkFacts,
+    at_or_above,
+    at_or_below,
+    device_of,
+    judge_unseen,
+    look_at_mounts,
+    unreadable_folders,
+    unreadable_warning,
+)
 from syncd.scan.walk import (
     FileBatch,
     FileEntry,
+    MountPoint,
     RootUnavailable,
     SkippedEntry,
     _kind,
@@ -126,10 +148,22 @@ class LibraryScan:
     settling_paths: list[str] = field(default_factory=list)
     skipped_count: int = 0
     skipped: list[SkippedEntry] = field(default_factory=list)
-    #: files the ledger knew that could not be looked at: neither seen nor vanished
+    #: files the ledger knew that could not be looked at: neither seen nor vanished (in
+    #: unreadable folders, under mount points not mounted, under a root that changed)
     unknown: int = 0
-    #: why the root could not be scanned (missing, unreadable, empty): nothing vanished
+    #: why the root could not be scanned (missing, unreadable, empty, another filesystem):
+    #: nothing vanished
     unavailable: str | None = None
+    #: what the library's conditions are after this scan (the filesystems it knows, what it
+    #: could not see and why); stored in the ledger for status and health
+    conditions: LibraryConditions | None = None
+    #: files that vanished because a built-in system folder name hides them now (an upgrade
+    #: that added the name, or an ``ignore = ["!name"]`` removed): how many, which names
+    ignored_now: int = 0
+    ignored_names: list[str] = field(default_factory=list)
+    #: of those files' items: how many go (no other copy) and how many another copy keeps
+    ignored_items_deleted: int = 0
+    ignored_items_kept: int = 0
     #: new or changed files read to hash them
     hashed: int = 0
     #: new or changed files whose content the ledger knew from another path (moved): not read
@@ -198,6 +232,7 @@ def scan_library(
     written are waited for a few rounds, or with ``wait_for_writers=False`` only reported."""
     with ledger.transaction() as session:
         row = ensure_library(session, lib)
+        previous = load_conditions(session, row.id, lib.name)
     result = LibraryScan(lib.name, lib.gallery)
     if allow_mass_delete:
         with ledger.transaction() as session:
@@ -206,35 +241,72 @@ def scan_library(
     known_files = len(index.signatures)
     tick = progress(lib, known_files) if progress is not None else None
     recorder = _Recorder(ledger, config, lib, row, index, result, now, wait_for_writers)
+    flt = WalkFilter.for_library(lib, config.watch)
+    root = os.fspath(lib.root)
     try:
         walk = walks.take(lib, config.watch) if walks is not None else None
         if walk is None:
-            walk = walk_batches(
-                lib.root, WalkFilter.for_library(lib, config.watch), lib.follow_symlinks
-            )
-        unreadable = _compare(walk, index, result, tick, recorder.look)
+            walk = walk_batches(lib.root, flt, lib.follow_symlinks)
+        root_device = device_of(root)
+        facts = _compare(walk, index, result, tick, recorder.look)
     except RootUnavailable as exc:
         result.unavailable = exc.reason
+        result.unknown = known_files
         _log.warning("library %s: %s: nothing will be deleted", lib.name, exc.reason)
+        missing = RootCondition(ROOT_UNAVAILABLE, exc.reason, known_files)
+        _keep_conditions(ledger, row, previous, replace(previous, root=missing), now, result)
         return result
     finally:
         if tick is not None:
             tick.finish()
     recorder.finish()
-    gone = _missing_keys(index, unreadable, result)
-    if gone and result.seen == 0 and result.skipped_count == 0:
-        result.unavailable = f"library root {lib.root} is empty"
-        result.unknown += len(gone)
-        _log.warning(
-            "library %s: the root is empty but the ledger knows %d files: nothing will be "
-            "deleted (is the share mounted?)",
-            lib.name,
-            len(gone),
-        )
-    elif gone:
-        _vanish(ledger, config, lib, row, gone, known_files, result, now, allow_mass_delete)
+
+    def count_under(path: str) -> int:
+        with ledger.transaction() as session:
+            return count_files_under(session, row.id, path)
+
+    judgement = judge_unseen(
+        previous,
+        root=root,
+        root_device=root_device,
+        facts=facts,
+        gone=sorted(index.signatures),
+        known_files=known_files,
+        seen=result.seen,
+        skipped=result.skipped_count,
+        flt=flt,
+        allow_mass_delete=allow_mass_delete,
+        count_under=count_under,
+        exists=lambda path: os.path.lexists(os.path.join(root, path)),
+    )
+    result.unknown += judgement.kept
+    if judgement.conditions.root is not None:
+        result.unavailable = judgement.conditions.root.reason
+    for line in judgement.warnings:
+        _log.warning("library %s: %s", lib.name, line)
+    if judgement.vanished:
+        _vanish(
+            ledger, config, lib, row, judgement.vanished, known_files, result, now,
+            allow_mass_delete,
+        )  # fmt: skip
+    _keep_conditions(ledger, row, previous, judgement.conditions, now, result)
     _log_scan(lib, result, "")
     return result
+
+
+def _keep_conditions(
+    ledger: Ledger,
+    row: LibraryRow,
+    previous: LibraryConditions,
+    conditions: LibraryConditions,
+    now: float,
+    result: LibraryScan,
+) -> None:
+    """Store the library's conditions after a scan (when they changed) and report them."""
+    result.conditions = conditions
+    if conditions != previous:
+        with ledger.transaction() as session:
+            store_conditions(session, row.id, conditions, now)
 
 
 def scan_paths(
@@ -285,42 +357,125 @@ def scan_library_paths(
         return scan_library(ledger, config, lib, now, progress=progress, wait_for_writers=False)
     with ledger.transaction() as session:
         row = ensure_library(session, lib)
+        previous = load_conditions(session, row.id, lib.name)
+    if previous.root is not None:
+        # the root was missing, empty or another filesystem: only a whole scan can judge it
+        return scan_library(ledger, config, lib, now, progress=progress, wait_for_writers=False)
     result = LibraryScan(lib.name, lib.gallery)
+    root = os.fspath(lib.root)
     try:
-        root_fd = _open_root(os.fspath(lib.root))
+        root_fd = _open_root(root)
     except RootUnavailable as exc:
         result.unavailable = exc.reason
         _log.warning("library %s: %s: nothing will be deleted", lib.name, exc.reason)
         return result
+    if previous.root_device not in (None, os.fstat(root_fd).st_dev):
+        os.close(root_fd)
+        return scan_library(ledger, config, lib, now, progress=progress, wait_for_writers=False)
     index = load_index(ledger, row.id, under=targets)
     tick = progress(lib, len(index.signatures)) if progress is not None else None
     recorder = _Recorder(ledger, config, lib, row, index, result, now, wait_for_writers=False)
+    flt = WalkFilter.for_library(lib, config.watch)
+
+    def count_under(path: str) -> int:
+        with ledger.transaction() as session:
+            return count_files_under(session, row.id, path)
+
     try:
-        flt = WalkFilter.for_library(lib, config.watch)
-        entries = _entries_at(os.fspath(lib.root), root_fd, targets, flt, config)
-        unreadable = _compare(entries, index, result, tick, recorder.look)
+        entries = _entries_at(root, root_fd, targets, flt, config)
+        facts = _compare(entries, index, result, tick, recorder.look)
+        changed, still_missing = look_at_mounts(
+            previous,
+            targets=targets,
+            facts=facts,
+            gone=index.signatures,
+            flt=flt,
+            is_mount=lambda path: _is_mount(root_fd, path),
+            count_under=count_under,
+        )
     finally:
         os.close(root_fd)
         if tick is not None:
             tick.finish()
     recorder.finish()
-    gone = _missing_keys(index, unreadable, result)
+    if changed:
+        # a mount point dropped, came back or appeared: a whole scan judges what it holds
+        return _whole_instead(ledger, config, lib, now, progress, result)
+    gone = _missing_keys(index, facts, still_missing, result)
     if gone:
         with ledger.transaction() as session:
             files_now = count_files(session, row.id)
         if files_now <= len(gone):
             # nothing would be left: only a walk of the whole root can tell an empty root
-            whole = scan_library(
-                ledger, config, lib, now, progress=progress, wait_for_writers=False
-            )
-            whole.hashed += result.hashed
-            whole.reused += result.reused
-            return whole
+            return _whole_instead(ledger, config, lib, now, progress, result)
         # the rows this scan created were not files of the library before it
         known_files = files_now - result.new
         _vanish(ledger, config, lib, row, gone, known_files, result, now, False)
+    conditions = _merge_unreadable(previous, targets, facts, index)
+    if facts.unreadable:
+        folders = unreadable_folders(facts.unreadable, _kept_below(index, facts))
+        _log.warning("library %s: %s", lib.name, unreadable_warning(folders))
+    _keep_conditions(ledger, row, previous, conditions, now, result)
     _log_scan(lib, result, f" (at {len(targets)} paths)")
     return result
+
+
+def _whole_instead(
+    ledger: Ledger,
+    config: Config,
+    lib: LibraryConfig,
+    now: float,
+    progress: ProgressFactory | None,
+    part: LibraryScan,
+) -> LibraryScan:
+    """A whole scan of the library after a scan of some of its paths (``part``) found that
+    only a whole one can judge what it saw; the files ``part`` read count as read."""
+    whole = scan_library(ledger, config, lib, now, progress=progress, wait_for_writers=False)
+    whole.hashed += part.hashed
+    whole.reused += part.reused
+    return whole
+
+
+def _is_mount(root_fd: int, relpath: str) -> bool:
+    """Whether the folder ``relpath`` (under the root) is on another device than its parent."""
+    parts = relpath.split("/")
+    try:
+        st = _lstat_below(root_fd, parts)
+        parent = _lstat_below(root_fd, parts[:-1]) if len(parts) > 1 else os.fstat(root_fd)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_dev != parent.st_dev
+
+
+def _kept_below(index: LedgerIndex, facts: WalkFacts) -> dict[str, int]:
+    """Stored paths not found, counted by the unreadable path of ``facts`` they lie under."""
+    unreadable = {entry.relpath for entry in facts.unreadable}
+    counts: dict[str, int] = {}
+    for key in index.signatures:
+        relpath = decode_relpath(key)
+        for path in at_or_above(relpath):
+            if path in unreadable:
+                counts[path] = counts.get(path, 0) + 1
+                break
+    return counts
+
+
+def _merge_unreadable(
+    previous: LibraryConditions,
+    targets: Sequence[str],
+    facts: WalkFacts,
+    index: LedgerIndex,
+) -> LibraryConditions:
+    """The library's conditions after a scan of ``targets``: what it could not read there
+    replaces what the last scans could not read at and below them."""
+    kept = [
+        folder
+        for folder in previous.unreadable
+        if not any(at_or_below(folder.path, target) for target in targets)
+    ]
+    fresh = unreadable_folders(facts.unreadable, _kept_below(index, facts))
+    merged = tuple(sorted((*kept, *fresh), key=lambda folder: folder.path))
+    return replace(previous, unreadable=merged)
 
 
 def _outermost(paths: Iterable[str]) -> list[str]:
@@ -343,19 +498,20 @@ def _outermost(paths: Iterable[str]) -> list[str]:
 
 def _entries_at(
     root: str, root_fd: int, targets: Sequence[str], flt: WalkFilter, config: Config
-) -> Iterator[FileEntry | SkippedEntry]:
+) -> Iterator[FileEntry | SkippedEntry | MountPoint]:
     """What a full walk of the root (symlinks not followed) yields at and below ``targets``
-    (a link to a folder is not reported as skipped here: it has no rows either way)."""
+    (a link to a folder is not reported as skipped here: it has no rows either way), with a
+    target folder on another device than the folder above it as a ``MountPoint``."""
     # walks below a target pass every name but the ignored ones; the library's filter then
     # judges each path relative to the root, as the full walk does
-    every_name = WalkFilter(ignore=config.watch.ignore)
+    every_name = WalkFilter(ignore=ignore_globs(config.watch.ignore))
     for rel in targets:
         yield from _entries_at_path(root, root_fd, rel, flt, every_name)
 
 
 def _entries_at_path(
     root: str, root_fd: int, rel: str, flt: WalkFilter, every_name: WalkFilter
-) -> Iterator[FileEntry | SkippedEntry]:
+) -> Iterator[FileEntry | SkippedEntry | MountPoint]:
     """What a full walk yields at and below ``rel``: nothing when it is gone or hidden."""
     parts = rel.split("/")
     if flt.hides_dir(rel.rpartition("/")[0]) or flt.ignores_name(parts[-1]):
@@ -371,6 +527,8 @@ def _entries_at_path(
         return
     if stat.S_ISDIR(st.st_mode):
         if not flt.hides_dir(rel):
+            if _is_mount(root_fd, rel):
+                yield MountPoint(rel, st.st_dev)
             yield from _walk_below(root, rel, flt, every_name)
     elif not flt.accepts(rel):
         return
@@ -398,7 +556,7 @@ def _lstat_below(root_fd: int, parts: Sequence[str]) -> os.stat_result:
 
 def _walk_below(
     root: str, rel: str, flt: WalkFilter, every_name: WalkFilter
-) -> Iterator[FileEntry | SkippedEntry]:
+) -> Iterator[FileEntry | SkippedEntry | MountPoint]:
     """The full walk's entries below the folder ``rel``, with paths relative to the root."""
     top = os.path.join(root, rel)
     try:
@@ -413,6 +571,9 @@ def _walk_below(
         if type(entry) is FileEntry:
             if flt.accepts(path):
                 yield FileEntry(path, entry.size, entry.mtime_ns, entry.inode, entry.dev)
+        elif type(entry) is MountPoint:
+            if not flt.hides_dir(path):
+                yield MountPoint(path, entry.dev)
         elif isinstance(entry, SkippedEntry):
             if entry.unreadable:
                 if not flt.hides_dir(path):
@@ -440,14 +601,15 @@ def _log_scan(lib: LibraryConfig, result: LibraryScan, where: str) -> None:
 
 
 def _compare(
-    walk: Iterable[FileBatch | FileEntry | SkippedEntry],
+    walk: Iterable[FileBatch | FileEntry | SkippedEntry | MountPoint],
     index: LedgerIndex,
     result: LibraryScan,
     tick: Progress | None,
     look: Callable[[list[FileEntry]], None],
-) -> list[str]:
+) -> WalkFacts:
     """Walk against the index, handing new and changed files to ``look`` in batches of
-    ``BATCH_ROWS`` (so a first scan never holds the whole tree); the unreadable paths.
+    ``BATCH_ROWS`` (so a first scan never holds the whole tree); what the walk said besides
+    its files (the paths it could not read, the mount points it walked).
 
     Seen paths leave ``index.signatures``, so what is left there has vanished. The hot
     loop of a no-change rescan: per ``FileBatch``, one C-level pass of ``dict.pop`` over its
@@ -455,7 +617,7 @@ def _compare(
     """
     pop = index.signatures.pop
     changed: list[FileEntry] = []
-    unreadable: list[str] = []
+    facts = WalkFacts()
     files = 0
     untold = 0  # entries walked since the last progress update
     for item in walk:
@@ -485,6 +647,8 @@ def _compare(
                 else:
                     result.changed += 1
                 changed.append(item)
+        elif type(item) is MountPoint:
+            facts.mounts[item.relpath] = item.dev
         else:
             assert isinstance(item, SkippedEntry)
             untold += 1
@@ -498,7 +662,7 @@ def _compare(
                 item.reason,
             )
             if item.unreadable:
-                unreadable.append(item.relpath)
+                facts.unreadable.append(item)
                 result.unreadable += 1
         while len(changed) >= BATCH_ROWS:
             look(changed[:BATCH_ROWS])
@@ -512,7 +676,7 @@ def _compare(
         tick.update(untold)
     result.seen = files
     result.unchanged = result.seen - result.new - result.changed
-    return unreadable
+    return facts
 
 
 class _Recorder:
@@ -701,38 +865,84 @@ def _vanish(
     allow_mass_delete: bool,
 ) -> None:
     """Mark the stored paths ``gone`` vanished; hold their deletes when they are too many of
-    the ``known_files`` the library had (SPEC §2.8)."""
-    for start in range(0, len(gone), BATCH_ROWS):
+    the ``known_files`` the library had (SPEC §2.8).
+
+    Paths in a built-in system folder (a thumbnail cache, a recycle bin: files the library
+    no longer takes, not files a person deleted) vanish without being held, and the log
+    says what becomes of their items.
+    """
+    litter = WalkFilter(ignore=system_folders_in_force(config.watch.ignore))
+    ignored: list[bytes] = []
+    names: set[str] = set()
+    deleted: list[bytes] = []
+    for key in gone:
+        name = litter.ignored_part(decode_relpath(key))
+        if name is None:
+            deleted.append(key)
+        else:
+            ignored.append(key)
+            names.add(name)
+    _record_vanished(ledger, row, deleted, now, result)
+    if deleted and not allow_mass_delete:
         with ledger.transaction() as session:
-            result.vanished += record_vanished(session, row, gone[start : start + BATCH_ROWS], now)
-    if allow_mass_delete:
-        return
-    with ledger.transaction() as session:
-        result.held = hold_mass_vanish(
-            session,
-            row,
-            known_files,
-            now,
-            config.watch.delete_grace,
-            config.safety.max_delete_fraction,
-        )
-    if result.held:
+            result.held = hold_mass_vanish(
+                session,
+                row,
+                known_files - len(ignored),
+                now,
+                config.watch.delete_grace,
+                config.safety.max_delete_fraction,
+            )
+        if result.held:
+            _log.warning(
+                "library %s: %d of %d files vanished in one scan: their deletes are held "
+                "(`syncd reconcile --allow-mass-delete` lets them go)",
+                lib.name,
+                result.held,
+                known_files - len(ignored),
+            )
+    if ignored:
+        _record_vanished(ledger, row, ignored, now, result)
+        with ledger.transaction() as session:
+            left = items_left_by(session, row, ignored)
+        result.ignored_now = len(ignored)
+        result.ignored_names = sorted(names, key=str.lower)
+        result.ignored_items_deleted = left.deleted
+        result.ignored_items_kept = left.kept
         _log.warning(
-            "library %s: %d of %d files vanished in one scan: their deletes are held "
-            "(`syncd reconcile --allow-mass-delete` lets them go)",
+            "library %s: %d file%s now ignored as NAS and OS system folders (%s): %d item%s "
+            "to delete, %d kept as other copies exist",
             lib.name,
-            result.held,
-            known_files,
+            len(ignored),
+            " is" if len(ignored) == 1 else "s are",
+            ", ".join(result.ignored_names),
+            left.deleted,
+            "" if left.deleted == 1 else "s",
+            left.kept,
         )
 
 
-def _missing_keys(index: LedgerIndex, unreadable: list[str], result: LibraryScan) -> list[bytes]:
-    """Stored paths the walk did not find, less those under paths it could not read."""
-    left: Iterator[bytes] = iter(index.signatures)
-    if unreadable:
-        prefixes = tuple(encode_relpath(p) for p in unreadable)
-        below = tuple(p + b"/" for p in prefixes)
-        keep = [k for k in left if k not in prefixes and not k.startswith(below)]
-        result.unknown += len(index.signatures) - len(keep)
-        return sorted(keep)
-    return sorted(left)
+def _record_vanished(
+    ledger: Ledger, row: LibraryRow, keys: list[bytes], now: float, result: LibraryScan
+) -> None:
+    for start in range(0, len(keys), BATCH_ROWS):
+        with ledger.transaction() as session:
+            result.vanished += record_vanished(session, row, keys[start : start + BATCH_ROWS], now)
+
+
+def _missing_keys(
+    index: LedgerIndex, facts: WalkFacts, missing_mounts: Collection[str], result: LibraryScan
+) -> list[bytes]:
+    """Stored paths the walk did not find, less those under paths it could not read and
+    under the mount points ``missing_mounts`` (unknown, not vanished: counted in
+    ``result.unknown``)."""
+    unseen = {entry.relpath for entry in facts.unreadable} | set(missing_mounts)
+    if not unseen:
+        return sorted(index.signatures)
+    keep = [
+        key
+        for key in index.signatures
+        if not any(path in unseen for path in at_or_above(decode_relpath(key)))
+    ]
+    result.unknown += len(index.signatures) - len(keep)
+    return sorted(keep)

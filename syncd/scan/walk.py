@@ -31,6 +31,7 @@ from syncd.paths import WalkFilter, file_signature, printable_relpath
 __all__ = [
     "FileBatch",
     "FileEntry",
+    "MountPoint",
     "RootUnavailable",
     "SkippedEntry",
     "entry_of",
@@ -86,6 +87,18 @@ def entry_of(key: bytes, signature: int, dev: int) -> FileEntry:
         signature & _MASK64,
         dev,
     )
+
+
+class MountPoint(NamedTuple):
+    """A folder under the root on another filesystem than the folder that holds it (its
+    ``st_dev`` differs): a mount point. Yielded before anything the walk finds in it.
+
+    What the ledger knows under a mount point that is no longer mounted is unknown, not
+    vanished: the scan remembers the mount points it walked to tell the two apart.
+    """
+
+    relpath: str
+    dev: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +164,9 @@ def _open_root(root: str) -> int:
 
 def walk_library(
     root: str | os.PathLike[str], flt: WalkFilter, follow_symlinks: bool = False
-) -> Iterator[FileEntry | SkippedEntry]:
-    """Stream the files of a library root: a ``FileEntry`` per regular file the filter takes.
+) -> Iterator[FileEntry | SkippedEntry | MountPoint]:
+    """Stream the files of a library root: a ``FileEntry`` per regular file the filter takes,
+    and a ``MountPoint`` before the contents of each folder on another filesystem.
 
     Raises ``RootUnavailable`` at once (not at the first ``next``) when the root is missing,
     not a directory or unreadable. The walk then runs lazily, in no particular order, with an
@@ -173,19 +187,20 @@ def walk_library(
     root_str = os.fspath(root)
     os.close(_open_root(root_str))  # fail now, in the caller's frame, not at the first next()
     walk = _walk(root_str, flt, follow_symlinks, one_by_one=True)
-    return cast(Iterator[FileEntry | SkippedEntry], walk)  # one by one: no batch
+    return cast(Iterator[FileEntry | SkippedEntry | MountPoint], walk)  # one by one: no batch
 
 
 def walk_batches(
     root: str | os.PathLike[str], flt: WalkFilter, follow_symlinks: bool = False
-) -> Generator[FileBatch | SkippedEntry, None, None]:
+) -> Generator[FileBatch | SkippedEntry | MountPoint, None, None]:
     """``walk_library`` with the files of each directory handed over as one ``FileBatch``
-    (at most ``BATCH_FILES`` files each): the same files, skips and errors, in the same
-    order, for the scanner's hot path."""
+    (at most ``BATCH_FILES`` files each): the same files, skips, mount points and errors, in
+    the same order, for the scanner's hot path."""
     root_str = os.fspath(root)
     os.close(_open_root(root_str))  # fail now, in the caller's frame, not at the first next()
     walk = _walk(root_str, flt, follow_symlinks)
-    return cast(Generator[FileBatch | SkippedEntry, None, None], walk)  # batches: no FileEntry
+    # batches: no FileEntry
+    return cast(Generator[FileBatch | SkippedEntry | MountPoint, None, None], walk)
 
 
 # one pending subdirectory: (name, (dev, ino) a followed symlink resolved to or None, realpath)
@@ -202,7 +217,7 @@ def _new_batch() -> tuple[
 
 def _walk(
     root: str, flt: WalkFilter, follow: bool, one_by_one: bool = False
-) -> Generator[FileBatch | FileEntry | SkippedEntry, None, None]:
+) -> Generator[FileBatch | FileEntry | SkippedEntry | MountPoint, None, None]:
     """The generator behind ``walk_batches`` and ``walk_library``: files in batches, or
     ``one_by_one`` as ``FileEntry`` records, each stat'ed only when the caller asks for the
     next (a file deleted meanwhile is not reported)."""
@@ -221,6 +236,7 @@ def _walk(
         key = (st.st_dev, st.st_ino)
         prefix = ""
         real = root_real
+        crossed = False  # whether the directory at prefix is on another device than its parent
         while True:
             subdirs: list[_Subdir] = []
             try:
@@ -230,10 +246,14 @@ def _walk(
                 if not prefix:
                     reason = f"library root {printable_relpath(root)} cannot be listed"
                     raise RootUnavailable(f"{reason} ({exc.strerror})") from None
+                if crossed:
+                    yield MountPoint(prefix[:-1], key[0])
                 yield SkippedEntry(prefix[:-1], f"cannot list directory: {exc.strerror}", True)
             else:
                 stack.append((fd, prefix, subdirs, key))
                 on_path.add(key)
+                if crossed:
+                    yield MountPoint(prefix[:-1], key[0])
                 batch, add_key, add_signature, add_dev = _new_batch()
                 with entries:
                     for entry in entries:
@@ -317,6 +337,7 @@ def _walk(
                 if isinstance(opened, tuple):
                     fd, key = opened
                     prefix = rel + "/"
+                    crossed = key[0] != pkey[0]
                     break
                 if opened is not None:
                     yield opened
