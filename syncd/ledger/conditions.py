@@ -130,11 +130,11 @@ class LibraryConditions:
         """One line per condition, for a person (``status``, the log, health)."""
         lines: list[str] = []
         if self.root is not None:
-            lines.append(f"{self.root.reason}: its {self.root.files} files are kept")
+            lines.append(f"{self.root.reason}: {files_kept(self.root.files)}")
         for mount in self.missing_mounts:
-            lines.append(f"{mount.describe()}: its {mount.files} files are kept")
+            lines.append(f"{mount.describe()}: {files_kept(mount.files)}")
         for folder in self.unreadable:
-            lines.append(f"{folder.describe()}: its {folder.files} files are kept")
+            lines.append(f"{folder.describe()}: {files_kept(folder.files)}")
         return lines
 
     def to_json(self) -> str:
@@ -162,6 +162,11 @@ class LibraryConditions:
             tuple(MissingMount(**m) for m in data.get("missing_mounts", ())),
             tuple(UnreadableFolder(**u) for u in data.get("unreadable", ())),
         )
+
+
+def files_kept(count: int) -> str:
+    """``its 3 files are kept`` (``its 1 file is kept``)."""
+    return f"its {count} file is kept" if count == 1 else f"its {count} files are kept"
 
 
 def load_conditions(session: Session, library_id: int, name: str) -> LibraryConditions:

@@ -40,6 +40,7 @@ from syncd.ledger.conditions import (
     MountKind,
     RootCondition,
     UnreadableFolder,
+    files_kept,
     show_device,
 )
 from syncd.paths import WalkFilter, decode_relpath, printable_relpath
@@ -266,11 +267,11 @@ def _warnings(conditions: LibraryConditions) -> list[str]:
     lines: list[str] = []
     root = conditions.root
     if root is not None:
-        lines.append(f"{root.reason}: its {root.files} files are kept, nothing is deleted")
+        lines.append(f"{root.reason}: {files_kept(root.files)}, nothing is deleted")
     for mount in conditions.missing_mounts:
         lines.append(
-            f"{mount.describe()}: its {mount.files} files are kept, not deleted (if it is gone "
-            "for good, `syncd reconcile --allow-mass-delete` lets their items go)"
+            f"{mount.describe()}: {files_kept(mount.files)}, not deleted (if it is gone for "
+            "good, `syncd reconcile --allow-mass-delete` lets their items go)"
         )
     if conditions.unreadable:
         lines.append(unreadable_warning(conditions.unreadable))
