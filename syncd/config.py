@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from syncd.errors import ConfigError
 from syncd.paths import PathMatcher, WalkFilter, ignore_globs
 from syncd.protocol import GALLERIES, GALLERY_NAMES, MAX_TAGS, TAG_MAX, TAG_MIN, GalleryName
+from syncd.rate_schedule import RateSchedule, parse_schedule
 
 AuthMode = Literal["token", "bce"]
 PollingMode = Literal["auto", "on", "off"]
@@ -42,6 +43,13 @@ class ApiConfig:
     ca_bundle: str = ""
     #: calls per day (00:00 UTC+8 to the next), all hosts together; 0 = no cap
     daily_budget: int = 0
+    #: rates by time of the account's day (UTC+8), e.g. "08:00,3 19:00,10"; "" = qps always
+    qps_schedule: str = ""
+
+    @property
+    def rates(self) -> RateSchedule:
+        """The account's rate by time of day: ``qps_schedule``, else ``qps`` always."""
+        return parse_schedule(self.qps_schedule, self.qps)
 
 
 @dataclass(frozen=True)
@@ -279,6 +287,11 @@ def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
             f"{t.key('secret_key_file')}: set secret_key or secret_key_file, not both"
         )
     qps = t.number("qps", d.qps, above=0.0)
+    qps_schedule = t.string("qps_schedule", d.qps_schedule).strip()
+    try:
+        parse_schedule(qps_schedule, qps)
+    except ValueError as exc:
+        raise ConfigError(f"{t.key('qps_schedule')}: {exc}") from None
     concurrency = t.integer("concurrency", d.concurrency, least=1)
     timeout = t.number("timeout", d.timeout, above=0.0)
     daily_budget = t.integer("daily_budget", d.daily_budget, least=0)
@@ -308,6 +321,7 @@ def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
         timeout,
         ca_bundle,
         daily_budget,
+        qps_schedule,
     )
 
 

@@ -1,11 +1,16 @@
-"""The account's call rate, shared by every host of the ledger (SPEC §3 "rate", §9.5).
+"""The account's call rate, shared by every host of the ledger: ``api.qps`` (or the rate
+``api.qps_schedule`` sets for the hour) is the account's, all hosts together.
 
 One row (``settings`` key :data:`BUCKET_KEY`) holds the account's schedule: the current
 rate (calls per second) and the next free call slot (seconds since the epoch). A host takes
 a few consecutive slots at a time in a short transaction (:func:`take_slots`) and spends
 them itself; slots never overlap, so all hosts together stay within the rate however many
-there are, and a host alone gets all of it. A rate error (:func:`slow_down`) halves the
-rate for every host; it then creeps back to ``api.qps`` over :data:`RECOVERY_SECONDS`.
+there are, and a host alone gets all of it. While several hosts book, slots are spaced
+:data:`SHARED_PACE` of the rate apart: a call of one host that leaves a little late (or
+arrives late) cannot then meet the next host's call in one of the server's windows. A rate
+error (:func:`slow_down`) halves the rate for every host; it then climbs back to the
+ceiling over :data:`RECOVERY_SECONDS`. When the ceiling changes (the schedule's hour), the
+row adopts it.
 
 The row is locked while it is read and written (``SELECT … FOR UPDATE`` on PostgreSQL;
 SQLite's transactions take the write lock up front).
@@ -14,7 +19,7 @@ SQLite's transactions take the write lock up front).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -25,7 +30,17 @@ from syncd.ledger.models import Setting
 #: settings key of the shared call schedule
 BUCKET_KEY = "rate_bucket"
 #: seconds a rate pushed down by rate errors takes to climb back to the ceiling
-RECOVERY_SECONDS = 20.0
+RECOVERY_SECONDS = 5.0
+#: the share of the rate slots are paced at while several hosts book: the margin (4 % of a
+#: second at 10 calls/s) absorbs one host's call leaving or arriving late next to
+#: another's; a host alone checks its own calls' window exactly and needs none
+SHARED_PACE = 0.96
+#: seconds after its last booking a host still counts as booking (then one is alone)
+BOOKING_SECONDS = 2.0
+#: seconds a host alone may spend a slot late (its own window check keeps that safe)
+LATE_ALONE = 0.25
+#: seconds a host among several may spend a slot late (within the margin of SHARED_PACE)
+LATE_SHARED = 0.02
 #: the schedule is never booked further ahead than this (seconds): a host whose clock ran
 #: ahead cannot hold the others back for longer
 MAX_AHEAD = 5.0
@@ -41,14 +56,20 @@ class _Schedule:
     rate_at: float
     #: when a rate error last lowered the rate
     slowed_at: float
+    #: the ceiling the rate recovers to, as last booked (calls per second)
+    ceiling: float = 0.0
+    #: host -> when it last booked (seconds since the epoch)
+    hosts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Grant:
-    """Call slots a host may use (seconds since the epoch, ascending) at ``rate`` calls/s."""
+    """Call slots a host may use (seconds since the epoch, ascending) at ``rate`` calls/s;
+    ``late``: seconds after its time a slot may still be spent (else it is given up)."""
 
     slots: tuple[float, ...]
     rate: float
+    late: float = LATE_ALONE
 
 
 def _load(session: Session, ceiling: float, now: float) -> _Schedule:
@@ -67,6 +88,9 @@ def _load(session: Session, ceiling: float, now: float) -> _Schedule:
         schedule = _Schedule(**json.loads(text or ""))
     except (ValueError, TypeError):
         schedule = _Schedule(ceiling, now, now, 0.0)
+    if ceiling > schedule.ceiling and schedule.rate >= schedule.ceiling:
+        schedule.rate = ceiling  # the schedule's hour raised a full rate: take it at once
+    schedule.ceiling = ceiling
     # recovery: a lowered rate climbs back linearly; never above this host's ceiling
     elapsed = max(0.0, now - schedule.rate_at)
     schedule.rate = min(ceiling, max(1e-3, schedule.rate) + elapsed * ceiling / RECOVERY_SECONDS)
@@ -83,17 +107,29 @@ def _store(session: Session, schedule: _Schedule, now: float) -> None:
     )
 
 
-def take_slots(session: Session, ceiling: float, seconds: float, now: float) -> Grant:
+def take_slots(
+    session: Session, ceiling: float, seconds: float, now: float, host: str = ""
+) -> Grant:
     """Book ``seconds`` worth of consecutive call slots (at least one) at the shared rate,
-    capped at ``ceiling`` calls per second (this host's ``api.qps``), from ``now`` on."""
+    capped at ``ceiling`` calls per second (this host's ``api.qps`` for the hour), from
+    ``now`` on, for ``host``."""
     schedule = _load(session, ceiling, now)
-    count = max(1, int(schedule.rate * seconds))
+    recent = {h: at for h, at in schedule.hosts.items() if now - at < BOOKING_SECONDS}
+    alone = not recent or set(recent) == {host}
+    joining = bool(recent) and host not in recent
+    recent[host] = now
+    schedule.hosts = recent
     start = max(now, schedule.next_slot)
-    step = 1.0 / schedule.rate
+    if joining:
+        # the host booking so far may still spend its slots late: leave them that room
+        start += LATE_ALONE
+    rate = schedule.rate if alone else schedule.rate * SHARED_PACE
+    count = max(1, int(rate * seconds))
+    step = 1.0 / rate
     slots = tuple(start + n * step for n in range(count))
     schedule.next_slot = start + count * step
     _store(session, schedule, now)
-    return Grant(slots, schedule.rate)
+    return Grant(slots, schedule.rate, LATE_ALONE if alone else LATE_SHARED)
 
 
 def slow_down(

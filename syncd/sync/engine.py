@@ -172,8 +172,10 @@ class SyncEngine:
         self._ctx = SyncContext(
             ledger=ledger,
             client=client,
-            # the account's rate, shared with every host of the ledger (SPEC §9.5)
-            limiter=limiter if limiter is not None else SharedRateLimiter(ledger, config.api.qps),
+            # the account's rate (by the hour with api.qps_schedule), shared with every host
+            limiter=limiter if limiter is not None else SharedRateLimiter(
+                ledger, config.api.qps, schedule=config.api.rates, host=config.host.name
+            ),
             account=AccountState(ledger, clock),
             libraries={lib.name: lib for lib in config.libraries},
             plan_rules=PlanRules.of(config),

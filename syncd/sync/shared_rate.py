@@ -1,10 +1,13 @@
-"""The rate limiter of a ledger shared by several hosts (SPEC §9.5): ``api.qps`` is the
-account's, so every host paces its calls on one schedule kept in the ledger.
+"""The rate limiter of a ledger shared by several hosts: ``api.qps`` (or the rate
+``api.qps_schedule`` sets for the hour) is the account's, so every host paces its calls on
+one schedule kept in the ledger.
 
 Each host books a fraction of a second of consecutive call slots at a time
 (``syncd.ledger.account.take_slots``) and its workers spend them in order; a rate error
 slows the one schedule down for every host. A host alone gets the whole rate; three hosts
-share it. Slots are wall-clock times (hosts keep their clocks in sync with NTP).
+share it. Slots are wall-clock times (hosts keep their clocks in sync with NTP). A call also
+waits for a free place in this host's departure window (``syncd.sync.rate``), and a slot
+missed by more than the grant allows is given up rather than spent next to the next one.
 """
 
 from __future__ import annotations
@@ -15,18 +18,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from syncd.ledger.account import slow_down, take_slots
+from syncd.ledger.account import LATE_ALONE, slow_down, take_slots
 from syncd.ledger.schema import Ledger
+from syncd.rate_schedule import RateSchedule
 from syncd.sync.rate import RateLimiter
 
 log = logging.getLogger("syncd.sync")
 
 #: seconds of calls booked per visit to the ledger: small, so hosts interleave finely
 GRANT_SECONDS = 0.25
-#: a booked slot missed by more than this many seconds is given up (another host's calls
-#: sit next to it: using it much later would bunch calls up); a little late is harmless,
-#: and at hundreds of calls a second every slot is a few milliseconds late
-LATE_SECONDS = GRANT_SECONDS
 #: seconds to wait before trying the ledger again when it could not be reached
 LEDGER_RETRY = 1.0
 
@@ -34,9 +34,10 @@ LEDGER_RETRY = 1.0
 class SharedRateLimiter(RateLimiter):
     """Paces this host's calls on the account's schedule in ``ledger``.
 
-    ``qps``, ``floor``, ``decrease`` and ``reaction`` mean what they mean for
+    ``qps``, ``floor``, ``decrease``, ``reaction`` and ``schedule`` mean what they mean for
     :class:`RateLimiter`; recovery runs in time (``syncd.ledger.account.RECOVERY_SECONDS``),
-    not per call. ``clock``: seconds since the epoch.
+    not per call. ``host``: this host's name in the ledger. ``clock``: seconds since the
+    epoch.
     """
 
     def __init__(
@@ -48,10 +49,18 @@ class SharedRateLimiter(RateLimiter):
         decrease: float = 0.5,
         reaction: float = 1.0,
         clock: Callable[[], float] = time.time,
+        schedule: RateSchedule | None = None,
+        host: str = "",
     ) -> None:
-        super().__init__(qps, floor=floor, decrease=decrease, reaction=reaction, clock=clock)
+        super().__init__(
+            qps, floor=floor, decrease=decrease, reaction=reaction, clock=clock,
+            schedule=schedule, wall=clock,
+        )  # fmt: skip
         self._ledger = ledger
+        self._host = host
         self._slots: deque[float] = deque()
+        #: seconds after its time a booked slot may still be spent (the last grant's)
+        self._late = LATE_ALONE
         #: held by the one thread booking slots in the ledger
         self._booking = threading.Lock()
         self._ledger_failing = False
@@ -67,26 +76,26 @@ class SharedRateLimiter(RateLimiter):
         return slot
 
     def acquire(self) -> bool:
-        """Wait for this host's next call slot; False (at once) when the limiter is closed."""
+        """Wait for this host's next call slot and a free place in its window; False (at
+        once) when the limiter is closed."""
         while True:
             if self.closed:
                 return False
             slot = self._next_slot_or_none()
-            if slot is not None:
-                break
-            self._book()
-        with self._cond:
-            while not self._closed:
-                remaining = slot - self._clock()
-                if remaining <= 0:
+            if slot is None:
+                self._book()
+                continue
+            with self._cond:
+                if self._depart_locked(slot, late=self._late):
                     return True
-                self._cond.wait(remaining)
-            return False
+                if self._closed:
+                    return False
+            # the slot passed while the window was full: it is given up, not spent late
 
     def _next_slot_or_none(self) -> float | None:
-        """Pop the next usable slot; slots missed by far are dropped."""
+        """Pop the next usable slot; slots missed by more than the grant allows are dropped."""
         with self._cond:
-            late = self._clock() - max(LATE_SECONDS, 1.0 / self._rate)
+            late = self._clock() - self._late
             while self._slots and self._slots[0] < late:
                 self._slots.popleft()
             if not self._slots:
@@ -104,9 +113,12 @@ class SharedRateLimiter(RateLimiter):
             with self._cond:
                 if self._slots or self._closed:
                     return
+                ceiling = self._schedule.rate_at(self._wall())
             try:
                 with self._ledger.transaction() as session:
-                    grant = take_slots(session, self._ceiling, GRANT_SECONDS, self._clock())
+                    grant = take_slots(
+                        session, ceiling, GRANT_SECONDS, self._clock(), self._host
+                    )
             except Exception as exc:
                 if not self._ledger_failing:
                     log.warning("the ledger cannot book calls now (%s); calls wait for it",
@@ -119,17 +131,20 @@ class SharedRateLimiter(RateLimiter):
                 log.info("the ledger books calls again")
                 self._ledger_failing = False
             with self._cond:
+                self._follow_schedule_locked()
                 self._rate = grant.rate
+                self._late = grant.late
                 self._slots.extend(grant.slots)
                 self._cond.notify_all()
 
     def on_rate_error(self) -> None:
         """An answer said "too many calls" (4, 18): slow every host down at once."""
+        self._answered()
         now = self._clock()
         try:
             with self._ledger.transaction() as session:
                 rate = slow_down(
-                    session, self._ceiling, now,
+                    session, self.ceiling, now,
                     factor=self._decrease, floor=self._floor, reaction=self._reaction,
                 )  # fmt: skip
         except Exception:
@@ -142,4 +157,5 @@ class SharedRateLimiter(RateLimiter):
             self._slots.clear()
 
     def on_success(self) -> None:
-        """Recovery runs on the shared schedule's clock: nothing to do per call."""
+        """Recovery runs on the shared schedule's clock: only the window learns the answer."""
+        self._answered()

@@ -1,12 +1,15 @@
-"""The shared rate limiter: smooth pacing, slow-down on rate errors, recovery, shutdown."""
+"""The shared rate limiter: smooth pacing, a window no second of calls exceeds, slow-down on
+rate errors, recovery, shutdown, the rate schedule."""
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
 
-from syncd.sync.rate import RateLimiter
+from syncd.rate_schedule import parse_schedule
+from syncd.sync.rate import DepartureWindow, RateLimiter
 
 
 class FakeClock:
@@ -110,3 +113,73 @@ def test_acquire_returns_when_the_slot_is_due() -> None:
 def test_non_positive_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="qps must be positive"):
         RateLimiter(0)
+
+
+def test_calls_whose_slots_came_late_wait_for_the_window_instead_of_bunching_up() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10.0, clock=clock)
+    for n in range(10):  # ten calls on time, answered at once
+        clock.now = 1000.0 + n * 0.1
+        assert limiter.acquire()
+        limiter.on_success()
+    # a worker was stuck: the next slots all passed; the eleventh call may not leave before
+    # the first one (at 1000.0) left the server's one-second window
+    clock.now = 1000.95
+    left: list[bool] = []
+    waiter = threading.Thread(target=lambda: left.append(limiter.acquire()))
+    waiter.start()
+    waiter.join(timeout=0.3)
+    assert left == [], "the eleventh call left within one second of the first"
+    clock.now = 1001.01
+    waiter.join(timeout=10)
+    assert left == [True]
+
+
+def test_in_any_second_the_server_counts_no_more_calls_than_the_rate() -> None:
+    rng = random.Random(7)
+    window = DepartureWindow(10.0)
+    now = 1000.0
+    calls: list[tuple[float, float]] = []  # (left, answered)
+    for n in range(300):
+        slot = 1000.0 + n * 0.1 + rng.choice((0.0, 0.0, 0.08, 0.2))  # some slots come late
+        now = max(now, slot)
+        now = max(now, window.earliest(now))
+        place = window.depart(now)
+        answered = now + rng.uniform(0.001, 0.04)
+        DepartureWindow.answered(place, answered)
+        calls.append((now, answered))
+    # the server counts a call somewhere between its departure and its answer: the worst
+    # case packs early calls late and late calls early
+    for arrival in (
+        [left for left, _ in calls],
+        [answered for _, answered in calls],
+        [answered if n % 2 == 0 else left for n, (left, answered) in enumerate(calls)],
+        [rng.uniform(left, answered) for left, answered in calls],
+    ):
+        arrival.sort()
+        assert all(arrival[i + 10] - arrival[i] > 1.0 for i in range(len(arrival) - 10))
+
+
+def test_an_unanswered_call_holds_its_place_for_the_guard_time_only() -> None:
+    window = DepartureWindow(2.0, guard=0.05)
+    window.depart(0.0)  # never answered (a timeout, a transient error)
+    window.depart(0.0)
+    assert window.earliest(0.5) == pytest.approx(0.05 + window.window)
+
+
+def test_the_scheduled_rate_is_taken_at_the_boundary() -> None:
+    # 00:00 UTC is 08:00 in the account's time zone
+    midnight_utc = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    wall = FakeClock()
+    wall.now = midnight_utc - 1.0  # 07:59:59 UTC+8
+    schedule = parse_schedule("08:00,3 19:00,10", 10.0)
+    limiter = RateLimiter(10.0, clock=FakeClock(), schedule=schedule, wall=wall)
+    assert limiter.ceiling == 10.0 and limiter.rate == 10.0
+    wall.now = midnight_utc
+    assert limiter.ceiling == 3.0
+    assert limiter.rate == 3.0
+    wall.now = midnight_utc + 11 * 3600 - 1  # 18:59:59
+    assert limiter.ceiling == 3.0
+    wall.now = midnight_utc + 11 * 3600
+    limiter.reserve()
+    assert limiter.rate == 10.0  # a full rate follows the schedule up at once
