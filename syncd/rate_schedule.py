@@ -65,6 +65,21 @@ class RateSchedule:
         return text
 
 
+    def document(self, when: float) -> dict[str, object]:
+        """The rate at ``when`` and the next change, for ``status --json``: calls/s, and
+        the next change's time (seconds since the epoch, and ``HH:MM`` UTC+8) and rate."""
+        change = self.change_at(when)
+        upcoming: dict[str, object] | None = None
+        if change.next_at is not None and change.next_rate != change.rate:
+            upcoming = {
+                "at": change.next_at,
+                "at_utc8": clock_time(change.next_at),
+                "calls_per_second": change.next_rate,
+            }
+        return {"calls_per_second": change.rate, "scheduled": bool(self.entries),
+                "next": upcoming}  # fmt: skip
+
+
 def clock_time(when: float) -> str:
     """``"HH:MM"`` of ``when`` (seconds since the epoch) on the account's clock (UTC+8)."""
     minutes = int(((when + ACCOUNT_DAY_OFFSET) % _DAY) // 60)

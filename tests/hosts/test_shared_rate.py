@@ -1,4 +1,4 @@
-"""The account's call schedule in the ledger (SPEC §9.5): hosts book slots that never
+"""The account's call schedule in the ledger: hosts book slots that never
 overlap, one host alone gets the whole rate, and a rate error slows every host down."""
 
 from __future__ import annotations
@@ -69,3 +69,20 @@ def test_a_rate_error_slows_every_host_and_the_rate_climbs_back(ledger: Ledger) 
     with ledger.transaction() as session:
         later = take_slots(session, QPS, 1.0, T0 + 0.2 + RECOVERY_SECONDS)
     assert later.rate == QPS
+
+
+def test_a_rate_the_schedule_raises_is_adopted_by_the_shared_rate_at_once(ledger: Ledger) -> None:
+    with ledger.transaction() as session:
+        assert take_slots(session, 3.0, 1.0, T0, "a").rate == 3.0
+    with ledger.transaction() as session:
+        assert take_slots(session, QPS, 1.0, T0 + 5.0, "a").rate == QPS
+
+
+def test_slots_are_paced_with_a_margin_only_while_several_hosts_book(ledger: Ledger) -> None:
+    with ledger.transaction() as session:
+        alone = take_slots(session, QPS, 1.0, T0, "a")
+        shared = take_slots(session, QPS, 1.0, T0 + 0.5, "b")
+    assert alone.slots[1] - alone.slots[0] == pytest.approx(1 / QPS)
+    assert shared.slots[1] - shared.slots[0] > 1 / QPS
+    assert shared.late < alone.late
+    assert shared.slots[0] >= alone.slots[-1] + alone.late, "the joiner left no room"
