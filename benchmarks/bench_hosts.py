@@ -1,4 +1,4 @@
-"""Several hosts, one account (SPEC §8 "several hosts", §9.5): three hosts together stay
+"""Several hosts, one account: three hosts together stay
 within the account's rate and still use all of it.
 
 Run: ``.venv/bin/python benchmarks/bench_hosts.py [--quick] [--images N] [--qps 10]

@@ -1,4 +1,4 @@
-"""Rate adherence of ``syncd reconcile`` against a gallery enforcing 10 calls/s (SPEC §8).
+"""Rate adherence of ``syncd reconcile`` against a gallery enforcing 10 calls/s.
 
 Run: ``.venv/bin/python benchmarks/bench_rate.py [--quick] [--images N] [--qps 10]``.
 
