@@ -437,6 +437,8 @@ class _RootState:
     #: wall times of recent queue overflows, and whether one was logged at WARNING
     overflows: list[float] = field(default_factory=list)
     overflow_warned: bool = False
+    #: the mount points strictly inside the root when its watch was scheduled
+    inner_mounts: frozenset[str] = frozenset()
 
 
 class LibraryWatcher:
@@ -599,6 +601,7 @@ class LibraryWatcher:
         state.identity = identity
         state.missing_reason = ""
         state.since = time.time()
+        state.inner_mounts = inner_mounts(state.root, self._mountinfo())
         self._note_mount(state, identity[0])
         if limit is not None:
             self._warn_limit(state, limit)
@@ -717,10 +720,15 @@ class LibraryWatcher:
             if self._start(state):
                 self._rescan(state.library, "root is back")
             return
+        mounts = inner_mounts(state.root, self._mountinfo())
         if identity != state.identity:
             reason = "root replaced (mounted or unmounted)"
         elif not self._emitter_alive(state):
             reason = f"the {state.choice.mode} observer stopped"
+        elif mounts != state.inner_mounts:
+            # a share mounted inside the root hides the folder inotify watched; one that
+            # dropped took its watches with it: watch the tree anew, and let a scan judge
+            reason = _mounts_changed(state.root, state.inner_mounts, mounts)
         else:
             return
         log.warning("library %s: %s; rewatching and rescanning", state.library, reason)
@@ -841,6 +849,34 @@ class LibraryWatcher:
         state.overflows, state.overflow_warned = [], False
         log.info("library %s: watching %s with inotify again (%s)",
                  state.library, state.root, choice.reason)  # fmt: skip
+
+
+def inner_mounts(root: str, mountinfo: str) -> frozenset[str]:
+    """The mount points strictly inside ``root``, from a /proc/self/mountinfo table."""
+    found: set[str] = set()
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 5:
+            continue
+        point = _unescape_mount_field(fields[4])
+        if point != root and _is_within(point, root):
+            found.add(point)
+    return frozenset(found)
+
+
+def _mounts_changed(root: str, before: frozenset[str], now: frozenset[str]) -> str:
+    """One line naming the mount points that came and went inside ``root``."""
+
+    def named(points: frozenset[str]) -> str:
+        shown = sorted(os.path.relpath(p, root) for p in points)
+        return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+
+    parts = []
+    if now - before:
+        parts.append(f"mounted inside the root: {named(now - before)}")
+    if before - now:
+        parts.append(f"unmounted inside the root: {named(before - now)}")
+    return "; ".join(parts)
 
 
 def _topmost(paths: Iterable[str]) -> list[str]:
