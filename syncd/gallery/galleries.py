@@ -9,9 +9,11 @@ from the file a stop (or the start that last built it) saved beside the store
 (``saved_index``), brought in step with the store's items (a crash may have left it
 behind), or built from the store when there is no usable file (an upgrade, a torn file).
 
-same_hq search answers the same images only: copies found by their global features
-(re-encoded, rescaled) and, through keypoints, partial copies (a crop keeping at least
-half of the picture), verified geometrically outside the lock (see ``keypoints``).
+same_hq search answers the same images only: copies (re-encoded, rescaled) and, through
+keypoints, partial copies (a crop keeping at least half of the picture), verified
+geometrically outside the lock (see ``keypoints``). A copy, like the image a 216681 or
+an update or delete by image names, is a candidate of the index confirmed by its
+fingerprint (``same_image``): coarse features alone merge look-alike pictures.
 
 Deletion latency (``delete_latency`` seconds): a deleted item keeps being found by
 search and keeps refusing a re-add of its image (216681) until the latency has passed,
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from syncd.errors import ITEM_EXISTS_CODE, ItemExistsError, error_for, error_message
+from syncd.gallery.fingerprint import fingerprint_of
+from syncd.gallery.fingerprint_store import FingerprintStore
 from syncd.gallery.images import DecodedImage
 from syncd.gallery.index import GalleryIndex, Hit, IndexEntry, TagFilter, features_of
 from syncd.gallery.keypoints import (
@@ -37,11 +41,10 @@ from syncd.gallery.keypoints import (
     ItemWords,
     KeypointIndex,
     LocalFeatures,
-    QueryImage,
     local_features_of,
     query_image,
-    verify,
 )
+from syncd.gallery.same_image import COPIES, IDENTITY, Query, SameImages
 from syncd.gallery.saved_index import index_path
 from syncd.gallery.saved_index import load as load_saved_index
 from syncd.gallery.saved_index import save as save_index
@@ -100,6 +103,8 @@ class Galleries:
 
     def __init__(self, store: GalleryStore, delete_latency: float = 0.0) -> None:
         self._store = store
+        self._fingerprints = FingerprintStore(store.path)
+        self._same = SameImages(store, self._fingerprints)
         self.delete_latency = max(0.0, delete_latency)
         self._galleries: dict[str, _Gallery] = {name: _Gallery(name) for name in GALLERY_NAMES}
         now = time.time()
@@ -122,6 +127,8 @@ class Galleries:
                 store.purge(gallery.name, expired)
             if gallery.name in KEYPOINT_GALLERIES:
                 self._open_keypoints(gallery)
+        # fingerprints of items a crash purged, or never stored, before their turn
+        self._fingerprints.sweep()
         self._saving = threading.Lock()
         # a start that had to build an index saves it at once: a crash must not cost
         # the next start the whole build again
@@ -184,6 +191,7 @@ class Galleries:
             self._saver.join()
             self._saver = None
         self.save_indexes()
+        self._fingerprints.close()
 
     def _gallery(self, name: str) -> _Gallery:
         return self._galleries[name]
@@ -200,6 +208,7 @@ class Galleries:
                 expired.append(sign)
         if expired:
             self._store.purge(gallery.name, expired)
+            self._fingerprints.purge(gallery.name, expired)
 
     def add(self, name: str, image: DecodedImage, brief: str, tag1: int, tag2: int) -> str:
         """Store a new item; its cont_sign.
@@ -207,20 +216,22 @@ class Galleries:
         Raises ItemExistsError (216681) naming the held item when the gallery holds the
         same image, also one deleted less than ``delete_latency`` ago.
         """
-        features = features_of(image.thumb)
+        query = _query(image)
         local = _local_features(name, image)
         gallery = self._gallery(name)
         now = time.time()
         with gallery.lock:
             self._purge_expired(gallery, now)
-            # a crop is an item of its own: only near-identical pictures are the same image
-            existing = gallery.index.find_same_image(image.cont_sign, features)
+            # a crop is an item of its own: only a copy of the whole picture is the same image
+            existing = self._same_image(gallery, query, live_only=False)
             if existing is not None:
                 # like the real service, the answer names the item it holds
                 raise ItemExistsError(
                     ITEM_EXISTS_CODE, error_message(ITEM_EXISTS_CODE), None, existing
                 )
-            entry = IndexEntry(image.cont_sign, brief, tag1, tag2, features)
+            entry = IndexEntry(image.cont_sign, brief, tag1, tag2, query.features)
+            # the fingerprint first: an item never exists without it, even after a crash
+            self._fingerprints.insert(name, image.cont_sign, query.fingerprint)
             self._store.insert(name, entry, now, local)
             gallery.index.insert(entry)
             if local is not None:
@@ -232,20 +243,23 @@ class Galleries:
     ) -> SearchPage:
         """The page pn..pn+rn of the results, best first: copies of the image in
         same_hq; every item ranked by visual similarity in similar and product."""
-        features = features_of(image.thumb)
         gallery = self._gallery(name)
         depth = _depth(pn, rn)
         if name not in KEYPOINT_GALLERIES:
+            features = features_of(image.thumb)
             with gallery.lock:
                 self._purge_expired(gallery, time.time())
                 hits = gallery.index.search_similar(image.cont_sign, features, tags, depth)
             return _page(hits, pn, rn)
+        same = _query(image)
         query = None if image.grey is None else query_image(image.grey)
         candidates: list[tuple[str, str]] = []
         with gallery.lock:
             self._purge_expired(gallery, time.time())
-            hits = gallery.index.search_same(image.cont_sign, features, tags, depth)
+            copies = gallery.index.same_image_candidates(image.cont_sign, same.features, tags)
             postings = None if query is None else gallery.keypoints.view()
+        # confirmed without the lock, like the keypoint candidates below
+        hits = self._same.confirmed(name, same, copies, COPIES)[:depth]
         if query is None or postings is None:
             return _page(hits[:depth], pn, rn)
         # ranked without the lock: an add waits for no search's ranking
@@ -261,33 +275,29 @@ class Galleries:
                 if len(candidates) == CANDIDATES:
                     break
         if candidates:
-            hits = _best_first(hits + self._verified(name, query, candidates))
+            hits = _best_first(hits + self._same.partial_copies(name, query, candidates))
         return _page(hits[:depth], pn, rn)
-
-    def _verified(
-        self, name: str, query: QueryImage, candidates: list[tuple[str, str]]
-    ) -> list[Hit]:
-        """The candidates (cont_sign, brief) whose keypoints confirm they are the query's
-        picture or the picture it is a part of (outside the gallery's lock)."""
-        stored = self._store.load_local_features(name, [sign for sign, _ in candidates])
-        hits = []
-        for sign, brief in candidates:
-            features = stored.get(sign)
-            match = None if features is None else verify(query, features)
-            if match is not None:
-                hits.append(Hit(sign, brief, match.score))
-        return hits
 
     def resolve_image(self, name: str, image: DecodedImage) -> str:
         """The cont_sign of the live item that is this image; 216680 if none."""
-        features = features_of(image.thumb)
+        query = _query(image)
         gallery = self._gallery(name)
         with gallery.lock:
             self._purge_expired(gallery, time.time())
-            sign = gallery.index.find_live_same_image(image.cont_sign, features)
+            sign = self._same_image(gallery, query, live_only=True)
         if sign is None:
             raise error_for(216680)
         return sign
+
+    def _same_image(self, gallery: _Gallery, query: Query, live_only: bool) -> str | None:
+        """The item the gallery takes for this very picture (identical pixels, else the
+        copy closest by fingerprint), also a deleted-but-searchable one unless
+        ``live_only``; None if there is none. The caller holds the gallery's lock."""
+        candidates = gallery.index.same_image_candidates(
+            query.cont_sign, query.features, live_only=live_only
+        )
+        hits = self._same.confirmed(gallery.name, query, candidates, IDENTITY)
+        return hits[0].cont_sign if hits else None
 
     def update(self, name: str, cont_sign: str, change: MetaChange) -> None:
         """Change brief and/or tags of a live item; 216680 if it is not in the gallery."""
@@ -325,6 +335,7 @@ class Galleries:
                     gallery.pending.append((now, sign))
             else:
                 self._store.purge(name, live)
+                self._fingerprints.purge(name, live)
                 for sign in live:
                     gallery.index.remove(sign)
                     if sign in gallery.keypoints:
@@ -345,6 +356,11 @@ class Galleries:
             with gallery.lock:
                 counts[name] = gallery.index.live_count()
         return counts
+
+
+def _query(image: DecodedImage) -> Query:
+    """What a same-image check needs of ``image``."""
+    return Query(image.cont_sign, features_of(image.thumb), fingerprint_of(image))
 
 
 def _local_features(name: str, image: DecodedImage) -> LocalFeatures | None:

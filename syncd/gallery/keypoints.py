@@ -12,7 +12,8 @@ shares keypoints. Same-image search works in two stages:
 2. Verification (the best ``CANDIDATES`` only): descriptors matched both ways, a
    similarity transform fitted by RANSAC, then the query warped onto the stored picture
    must agree with its stored 32x32 grey thumbnail (normalised cross-correlation) and
-   cover at least half of it.
+   cover at least half of it; ``same_image`` then holds it to the stored picture's grey
+   levels too (a correlation is blind to gain and offset).
 
 Coordinates are pixels of the *working image*: the grey picture scaled so that its
 longest side is ``WORK_SIDE`` pixels.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import cv2
@@ -103,11 +104,13 @@ class QueryImage:
 
 @dataclass(frozen=True)
 class LocalMatch:
-    """A verified partial or full copy: RANSAC inliers, correlation -1..1, coverage 0..1."""
+    """A verified partial or full copy: RANSAC inliers, correlation -1..1, coverage 0..1,
+    and the similarity transform (2x3) from the query's working image to the stored one's."""
 
     inliers: int
     correlation: float
     coverage: float
+    transform: npt.NDArray[np.float64] = field(compare=False, repr=False)
 
     @property
     def score(self) -> float:
@@ -447,7 +450,6 @@ class PostingsView:
         return [(int(owners_of_best[i]), int(best[i])) for i in top.tolist()]
 
 
-
 def verify(query: QueryImage, stored: LocalFeatures) -> LocalMatch | None:
     """Whether ``query`` shows (part of) the stored picture; the match, or None.
 
@@ -504,4 +506,4 @@ def verify(query: QueryImage, stored: LocalFeatures) -> LocalMatch | None:
     correlation = float((a * b).sum()) / denominator
     if correlation < MIN_CORRELATION:
         return None
-    return LocalMatch(distinct, correlation, coverage)
+    return LocalMatch(distinct, correlation, coverage, np.asarray(transform, dtype=np.float64))
