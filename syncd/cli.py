@@ -121,6 +121,7 @@ if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
     from syncd.config import Config, LibraryConfig
+    from syncd.health import LibraryHealth
     from syncd.ledger.report import PlanEntry, StatusReport
     from syncd.ledger.schema import Ledger
     from syncd.plan.dryrun import DryRun
@@ -237,6 +238,7 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
     import json
     import time
 
+    from syncd.health import current_health, with_health
     from syncd.ledger.report import empty_status, failed_files, ledger_status, status_document
     from syncd.sync.inflight import AddSpool
 
@@ -257,11 +259,13 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
     else:
         report = empty_status(libraries)
     unsettled = AddSpool.for_host(config.ledger.path, config.host).count()
+    healths = current_health(config, report.libraries)
     if as_json:
         data = status_document(report, unsettled, failures if failed else None)
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(with_health(data, healths), ensure_ascii=False, indent=2))
         return
     _print_status(report, failures if failed else None)
+    _print_health(healths)
     if unsettled:
         click.echo(_unsettled_line(unsettled))
 
@@ -400,6 +404,19 @@ def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> Non
         click.echo(f"failed files ({len(failures)}):")
         for entry in failures:
             click.echo(f"  {entry.library}/{printable_relpath(entry.path)}: {entry.detail}")
+
+
+def _print_health(healths: list[LibraryHealth]) -> None:
+    """How `syncd run` watches each root, then one line per reason a library is not healthy
+    ("degraded: ...", or "accepted: ..." for what health.accept lists)."""
+    watched = [f"{h.library} {h.watch.mode}" for h in healths if h.watch is not None]
+    if watched:
+        click.echo("watching: " + ", ".join(watched))
+    for health in healths:
+        for line in health.lines():
+            click.echo(f"degraded: {line}")
+        for line in health.lines(accepted=True):
+            click.echo(f"accepted: {line}")
 
 
 def _print_queue(report: StatusReport) -> None:

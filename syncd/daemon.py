@@ -1,11 +1,14 @@
-"""`syncd run`: reconcile, then watch and sync until SIGTERM/SIGINT; SIGHUP reloads (SPEC §6).
+"""`syncd run`: reconcile, then watch and sync until SIGTERM/SIGINT; SIGHUP reloads.
 
 Threads, and who owns what:
 - the main thread waits for signals (all other threads have them blocked) and, between
   signals, pings systemd's watchdog and refreshes STATUS=;
 - the work thread takes settled batches from the aggregator and hands them to the scanner,
   which writes intents to the ledger and wakes the sync workers;
-- watchdog's observer threads feed the aggregator; the sync engine runs its own workers.
+- watchdog's observer threads feed the aggregator; the sync engine runs its own workers;
+- the supervise thread looks at every library root every few seconds (and at once when the
+  observer reports a limit or an overflow), keeps what it saw for /healthz, and publishes how
+  each root is watched for `syncd status` (`syncd.health`).
 
 The ledger is the queue: nothing here holds work a crash would lose. Events only say where to
 look; the scan decides what changed.
@@ -30,6 +33,16 @@ from syncd.api import ImageSearchClient
 from syncd.config import Config, ConfigRef, LibraryConfig, load_config
 from syncd.console import console_for
 from syncd.errors import ConfigError, SyncdError
+from syncd.health import (
+    Counts,
+    LibraryCounts,
+    LibraryHealth,
+    RootFacts,
+    ServiceStateFile,
+    health_report,
+    inspect_root,
+    service_state_path,
+)
 from syncd.ledger.backlog import items_by_state, pending_intents, vanished_waiting
 from syncd.ledger.hosts import join_ledger
 from syncd.ledger.report import StatusReport, ledger_status
@@ -165,6 +178,11 @@ class Daemon:
             polling=config.watch.polling,
             poll_interval=_poll_interval(config.watch.settle),
         )
+        #: library -> its root as the supervise thread last saw it (a hung mount stalls that
+        #: thread, never /healthz)
+        self._root_facts: dict[str, RootFacts] = {}
+        #: how each root is watched and seen, for `syncd status` and `syncd console`
+        self._state_file = ServiceStateFile(service_state_path(config))
         self._pipeline: Pipeline | None = None
         self._metrics: MetricsServer | None = None
         self._stop = threading.Event()
@@ -174,7 +192,8 @@ class Daemon:
         self._next_full_rescan = 0.0
         #: monotonic time of the next replan (vanished files past delete_grace), None = none due
         self._next_replan: float | None = None
-        #: the ledger went away (SPEC §9.6): why, since when, and when to try it again
+        #: the ledger went away (a database restart, a failover): why, since when, and when to
+        #: try it again
         self._away: LedgerAway | None = None
 
     @property
@@ -190,11 +209,12 @@ class Daemon:
         for lib in self._ref.current.libraries:
             self._add_library(lib)
         self._agg.set_roots(self._roots())
+        self._look_at_roots()
         if self._ref.current.metrics.listen:
             self._metrics = MetricsServer(self._ref.current.metrics.listen, self.snapshot, self.health)
             self._metrics.start()
             log.info("metrics on http://%s/metrics", self._ref.current.metrics.listen)
-        # the web console (SPEC §10), stopped with the stack, before the pipeline
+        # the web console, stopped with the stack, before the pipeline
         self._stack.enter_context(console_for(self._ref.current))
         # the start-up reconcile: a full scan of every library, before any settled batch
         for name in self._libraries:
@@ -228,6 +248,7 @@ class Daemon:
         for thread in (self._work, self._supervisor):
             if thread is not None and thread.is_alive():
                 thread.join()
+        self._state_file.remove()  # nothing is watched any more
         if self._metrics is not None:
             self._metrics.close()
         # the pipeline's exit stops the workers within api.timeout and closes the ledger
@@ -354,8 +375,20 @@ class Daemon:
         self._next_full_rescan = time.monotonic() + self._ref.current.watch.rescan_interval
 
     def _supervise_loop(self) -> None:
-        while not self._stop.wait(_SUPERVISE_INTERVAL):
+        while not self._stop.is_set():
+            # a limit reached or an overflow is acted on at once, not at the next round
+            self._watcher.wait_for_trouble(_SUPERVISE_INTERVAL)
+            if self._stop.is_set():
+                break
             self._watcher.supervise()
+            self._look_at_roots()
+
+    def _look_at_roots(self) -> None:
+        """Look at every library root (for /healthz) and publish how each is watched."""
+        libraries = list(self._libraries.items())  # the work thread may reload meanwhile
+        facts = {name: inspect_root(lib.config.root) for name, lib in libraries}
+        self._root_facts = facts
+        self._state_file.publish(self._watcher.states(), facts)
 
     def _on_missed_events(self, library: str, reason: str) -> None:
         log.info("library %s: full rescan (%s)", library, reason)
@@ -401,6 +434,8 @@ class Daemon:
         if new.watch.polling != old.watch.polling:
             log.info("config reload: watch.polling is now %s", new.watch.polling)
             self._watcher.set_polling(new.watch.polling)
+        # roots polled because of an inotify limit: the limit may have been raised meanwhile
+        self._watcher.retry_inotify()
         wanted = {lib.name: lib for lib in new.libraries}
         for name in [n for n in self._libraries if n not in wanted]:
             log.info("library %s: removed from the config; no longer watched", name)
@@ -441,6 +476,9 @@ class Daemon:
         missing = [n for n, m in modes.items() if m == "missing"]
         if missing:
             parts.append("root missing: " + ", ".join(sorted(missing)))
+        polled = [n for n, m in modes.items() if m == "polling"]
+        if polled:
+            parts.append("polling: " + ", ".join(sorted(polled)))
         parts.append(f"{self._agg.pending_count} paths settling")
         if self._pipeline is not None:
             try:
@@ -453,37 +491,61 @@ class Daemon:
         """Numbers for /metrics."""
         pipeline = self._pipeline
         base = MetricsSnapshot()
+        known: list[Counts] | None = None
         if pipeline is not None:
             # while the ledger is away its numbers are left out; /healthz says why
             with contextlib.suppress(LedgerUnavailable):
                 base = pipeline.snapshot(self._ref.current)
+                held = base.file_states
+                known = [
+                    Counts(name, n, held.get((name, "held"), 0)) for name, n in base.files.items()
+                ]
+        libraries = self.library_health(known)
         return replace(
-            base, watch_pending=self._agg.pending_count, watch_modes=self._watcher.modes()
+            base,
+            watch_pending=self._agg.pending_count,
+            watch_modes=self._watcher.modes(),
+            library_conditions={
+                (h.library, r.code): not r.accepted for h in libraries for r in h.reasons
+            },
+            library_polling={h.library: h.polling for h in libraries},
         )
 
+    def library_health(self, known: Sequence[LibraryCounts] | None) -> list[LibraryHealth]:
+        """Every library's health: its root as last seen, how it is watched now, and the
+        ledger's numbers in `known` (None: the ledger cannot be read)."""
+        return health_report(self._ref.current, known, self._watcher.states(), self._root_facts)
+
     def health(self) -> Health:
-        """/healthz: the work thread and workers run, and no library root is missing."""
+        """/healthz: 503 with one line per cause (the work thread or workers stopped, the
+        ledger away, calls paused, a gallery stopped, a degraded library), else 200; the
+        library states the operator accepts (``health.accept``) follow "ok"."""
+        causes: list[str] = []
         if not self.healthy():
-            return Health(False, "work thread or sync workers stopped")
-        missing = [n for n, m in self._watcher.modes().items() if m == "missing"]
-        if missing:
-            return Health(False, "library root missing: " + ", ".join(sorted(missing)))
+            causes.append("work thread or sync workers stopped")
+        known: Sequence[LibraryCounts] | None = None
         away = self._away
         if away is not None:
-            return Health(False, f"ledger unreachable since {_utc(away.since)}: {away.reason}")
-        if self._pipeline is not None:
+            causes.append(f"ledger unreachable since {_utc(away.since)}: {away.reason}")
+        elif self._pipeline is not None:
             try:
-                problem = self._pipeline.problem(self._ref.current)
+                report = self._pipeline.status(self._ref.current)
             except LedgerUnavailable as exc:
-                return Health(False, f"ledger unreachable: {exc}")
-            if problem:
-                return Health(False, problem)
-        return Health(True)
+                causes.append(f"ledger unreachable: {exc}")
+            else:
+                known = report.libraries
+                causes += _problems(report)
+        libraries = self.library_health(known)
+        causes += [line for lib in libraries for line in lib.lines()]
+        accepted = [f"accepted: {line}" for lib in libraries for line in lib.lines(accepted=True)]
+        if causes:
+            return Health(False, "\n".join(causes + accepted))
+        return Health(True, "\n".join(["ok", *accepted]))
 
 
 @dataclass
 class LedgerAway:
-    """The ledger could not be reached (SPEC §9.6): ``reason`` in one line (no password),
+    """The ledger could not be reached: ``reason`` in one line (no password),
     ``since`` (epoch s), ``tries`` since, and when the work thread tries again (monotonic)."""
 
     reason: str
@@ -494,6 +556,16 @@ class LedgerAway:
     def pause(self) -> float:
         """Seconds before the next try: 1 s doubling to a minute."""
         return float(min(LEDGER_RETRY_MAX, 2**self.tries))
+
+
+def _problems(report: StatusReport) -> list[str]:
+    """Why calls are not being made (account paused, galleries stopped), one line each."""
+    out = []
+    if report.paused:
+        out.append(f"calls paused: {report.paused.get('reason', 'quota')}")
+    if report.fatal:
+        out.append("gallery stopped: " + ", ".join(sorted(report.fatal)))
+    return out
 
 
 def _utc(seconds: float) -> str:
@@ -565,7 +637,8 @@ class Pipeline:
             self._engine = None
 
     def join(self, config: Config) -> None:
-        """Take the libraries ``config`` names (SPEC §9); HostRefused names their owner."""
+        """Take the libraries ``config`` names (one host owns a library); HostRefused names
+        their owner."""
         join_ledger(self._ledger, config)
 
     def reconfigure(self, config: Config) -> None:
@@ -593,7 +666,7 @@ class Pipeline:
             self._ledger, config, looks, now=now,
             progress=lambda _lib, _known: _StopCheck(stopping),
         )  # fmt: skip
-        # what the watcher saw a person do goes ahead of a scan's backlog (SPEC §2.11)
+        # what the watcher saw a person do goes ahead of a scan's backlog (fresh changes first)
         live = not any(look.full_rescan for look in looks)
         plan_pending(self._ledger, PlanRules.of(config), now, live=live)
         return result
@@ -659,15 +732,6 @@ class Pipeline:
             budget_limit=None if report.budget is None else report.budget.limit,
             budget_paused=bool(report.paused and report.paused.get("budget")),
         )
-
-    def problem(self, config: Config) -> str:
-        """'' or why calls are not being made (account paused, gallery stopped)."""
-        report = self.status(config)
-        if report.paused:
-            return f"calls paused: {report.paused.get('reason', 'quota')}"
-        if report.fatal:
-            return "gallery stopped: " + ", ".join(sorted(report.fatal))
-        return ""
 
 
 @contextmanager

@@ -182,14 +182,15 @@ def root_reasons(facts: RootFacts, known_files: int | None, mount_device: str = 
         return [Reason("root_missing", f"root {root} {facts.error}")]
     if facts.problem == "unreadable":
         return [Reason("root_unreadable", f"root {root} cannot be read: {facts.error}")]
-    knows = f", but the ledger knows {known_files} files" if known_files else ""
+    knows = f", but the ledger knows {_files(known_files)}" if known_files else ""
     if mount_device and facts.on_parent_device:
+        what = "an empty folder" if facts.empty else "a folder"
         return [
             Reason(
                 "root_unmounted",
-                f"root {root} is no longer a mount point: it is on its parent's filesystem "
-                f"(device {facts.device}), it was on device {mount_device}"
-                f"{' and is empty' if facts.empty else ''}{knows}; is it mounted?",
+                f"root {root} is no longer a mount point: it is {what} on its parent's "
+                f"filesystem (device {facts.device}; it was on device {mount_device})"
+                f"{knows if facts.empty else ''}; is it mounted?",
             )
         ]
     if not facts.empty:
@@ -198,11 +199,15 @@ def root_reasons(facts: RootFacts, known_files: int | None, mount_device: str = 
         return [
             Reason(
                 "root_unmounted",
-                f"root {root} is an empty directory on its parent's filesystem{knows}; "
+                f"root {root} is an empty folder on its parent's filesystem{knows}; "
                 "is the share mounted?",
             )
         ]
     return [Reason("root_empty", f"root {root} is empty{knows}")]
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def watch_reasons(state: WatchState | None) -> list[Reason]:
@@ -222,7 +227,8 @@ def held_reasons(held_deletes: int) -> list[Reason]:
     return [
         Reason(
             "held_deletes",
-            f"{held_deletes} deletes held (more than safety.max_delete_fraction vanished at "
+            f"{held_deletes} delete{'' if held_deletes == 1 else 's'} held (more than "
+            "safety.max_delete_fraction vanished at "
             "once); if meant, release them with `syncd reconcile --allow-mass-delete`",
         )
     ]
@@ -260,8 +266,9 @@ class LibraryHealth:
         ]
 
     def as_dict(self) -> dict[str, Any]:
-        """The `health` member of a library in `status --json`."""
+        """One library in the `health` member of `status --json`."""
         return {
+            "name": self.library,
             "ok": not self.degraded,
             "watch": None if self.watch is None else self.watch.mode,
             "watch_reason": None if self.watch is None else self.watch.reason,
@@ -351,14 +358,12 @@ def health_report(
 
 
 def with_health(document: dict[str, Any], healths: Sequence[LibraryHealth]) -> dict[str, Any]:
-    """Add health to a `status --json` document: each library's `health`, and `healthy`
-    (no library degraded) at the top. Returns the same document."""
-    by_name = {h.library: h for h in healths}
-    for lib in document.get("libraries", []):
-        found = by_name.get(lib.get("name", ""))
-        if found is not None:
-            lib["health"] = found.as_dict()
-    document["healthy"] = not any(h.degraded for h in healths)
+    """Add `health` to a `status --json` document: ``{"ok": no library degraded,
+    "libraries": [each library's health, in config order]}``. Returns the same document."""
+    document["health"] = {
+        "ok": not any(h.degraded for h in healths),
+        "libraries": [h.as_dict() for h in healths],
+    }
     return document
 
 

@@ -52,11 +52,15 @@ class MetricsSnapshot:
     budget_limit: int | None = None
     #: 1 while calls are paused because the daily budget is spent
     budget_paused: bool = False
+    #: (library, reason code) -> whether it degrades health (False: the operator accepts it)
+    library_conditions: Mapping[tuple[str, str], bool] = field(default_factory=dict)
+    #: library -> whether its root is polled instead of watched
+    library_polling: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Health:
-    """What /healthz answers: 200 when ok, 503 otherwise, with a one-line reason."""
+    """What /healthz answers: 200 when ok, 503 otherwise; `reason` is one line per cause."""
 
     ok: bool
     reason: str = "ok"
@@ -134,6 +138,21 @@ def _families(snap: MetricsSnapshot) -> Iterator[Metric]:
     for lib, mode in sorted(snap.watch_modes.items()):
         modes.add_metric([lib, mode], 1)
     yield modes
+    polling = GaugeMetricFamily(
+        "syncd_library_polling", "1 while the library root is polled instead of watched.",
+        labels=["library"],
+    )  # fmt: skip
+    for lib, polled in sorted(snap.library_polling.items()):
+        polling.add_metric([lib], 1 if polled else 0)
+    yield polling
+    degraded = GaugeMetricFamily(
+        "syncd_library_degraded",
+        "A reason the library is not healthy (1; 0 when health.accept lists it).",
+        labels=["library", "reason"],
+    )
+    for (lib, reason), counts in sorted(snap.library_conditions.items()):
+        degraded.add_metric([lib, reason], 1 if counts else 0)
+    yield degraded
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

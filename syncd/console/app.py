@@ -335,6 +335,7 @@ class ConsoleApp:
 
     def read_status_document(self) -> dict[str, Any]:
         """The ``syncd status --json`` document, read now."""
+        from syncd.health import current_health, with_health
         from syncd.ledger.report import empty_status, ledger_status, status_document
         from syncd.sync.inflight import AddSpool
 
@@ -348,7 +349,8 @@ class ConsoleApp:
         else:
             report = empty_status(libraries)
         unsettled = AddSpool.for_host(self.config.ledger.path, self.config.host).count()
-        return status_document(report, unsettled)
+        healths = current_health(self.config, report.libraries)
+        return with_health(status_document(report, unsettled), healths)
 
     def calls_chart(self) -> dict[str, Any]:
         """Calls per minute over the last ``CHART_MINUTES`` minutes, oldest first."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -94,8 +95,13 @@ class Daemon:
     qps: float = 500.0
     settle: float = SETTLE
     metrics_listen: str = ""
+    console_listen: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    #: `[health] accept`
+    accept: list[str] = field(default_factory=list)
+    #: turns the command into the one started (e.g. in a user namespace of its own)
+    wrap: Callable[[list[str]], list[str]] | None = None
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -126,6 +132,10 @@ class Daemon:
                 "max_delete_fraction = 1.0",
                 "[metrics]",
                 f'listen = "{self.metrics_listen}"',
+                "[console]",
+                f'listen = "{self.console_listen}"',
+                "[health]",
+                f"accept = {json.dumps(self.accept)}",
             ]
             for lib in self.libraries:
                 lines += [
@@ -146,9 +156,11 @@ class Daemon:
         env |= self.extra_env
         n = len(list(self.tmp.glob("daemon-*.log")))
         self.log_path = self.tmp / f"daemon-{n}.log"
+        command = [sys.executable, "-m", "syncd.cli", "run", "-c", str(self.config_path)]
+        command += self.args
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "syncd.cli", "run", "-c", str(self.config_path), *self.args],
+                self.wrap(command) if self.wrap else command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -184,6 +196,25 @@ class Daemon:
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def healthz(self) -> tuple[int, str]:
+        """/healthz's status code and body ((0, "") while it does not answer)."""
+        host, _, port = self.metrics_listen.rpartition(":")
+        try:
+            answer = requests.get(f"http://{host}:{port}/healthz", timeout=10)
+        except requests.ConnectionError:
+            return 0, ""
+        return answer.status_code, answer.text
+
+    def status_json(self) -> dict[str, Any]:
+        """`syncd status --json` of this config, run now in a process of its own."""
+        done = subprocess.run(
+            [sys.executable, "-m", "syncd.cli", "status", "--json", "-c", str(self.config_path)],
+            capture_output=True, text=True, timeout=CONVERGE,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        document: dict[str, Any] = json.loads(done.stdout)
+        return document
 
 
 @pytest.fixture

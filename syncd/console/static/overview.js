@@ -42,7 +42,13 @@
     if (node) node.textContent = value === undefined || value === null ? "" : String(value);
   }
 
+  // how the root is watched and whether the library is healthy, as the page first showed it
+  function healthText(h) {
+    return h ? `${h.watch ? h.watch + ", " : ""}${h.ok ? "ok" : "degraded"}` : "";
+  }
+
   function showStatus(doc) {
+    const health = new Map(((doc.health && doc.health.libraries) || []).map((h) => [h.name, h]));
     for (const lib of doc.libraries || []) {
       const row = document.querySelector(`tr[data-library="${CSS.escape(lib.name)}"]`);
       if (!row) continue;
@@ -50,6 +56,8 @@
         const cell = row.querySelector(`[data-key="${key}"]`);
         if (cell) cell.textContent = String(lib[key]);
       }
+      const cell = row.querySelector('[data-key="health"]');
+      if (cell) cell.textContent = healthText(health.get(lib.name));
       const bar = row.querySelector("progress");
       if (bar) { bar.max = Math.max(lib.files, 1); bar.value = lib.synced; }
       const pct = row.querySelector(".pct");
@@ -61,6 +69,12 @@
       if (doc.paused) lines.push(["alert", `calls paused: ${doc.paused.reason || JSON.stringify(doc.paused)}`]);
       for (const [gallery, stop] of Object.entries(doc.fatal || {})) {
         lines.push(["alert stopped", `gallery ${gallery} stopped: ${stop.reason || JSON.stringify(stop)}`]);
+      }
+      for (const lib of health.values()) {
+        for (const r of lib.reasons || []) {
+          lines.push(r.accepted ? ["muted accepted", `library ${lib.name}: ${r.detail} (accepted)`]
+            : ["alert degraded", `library ${lib.name}: ${r.detail}`]);
+        }
       }
       states.replaceChildren(...lines.map(([cls, text]) => {
         const p = document.createElement("p"); p.className = cls; p.textContent = text; return p;
