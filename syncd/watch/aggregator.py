@@ -1,4 +1,4 @@
-"""Settle and coalesce filesystem events into batches of quiet paths (SPEC §2.4, §4).
+"""Settle and coalesce filesystem events into batches of quiet paths (`watch.settle`).
 
 Events are hints, not truth: the aggregator only decides *when* a path is worth a look.
 It remembers each touched path with a deadline `settle` seconds after its last event;
@@ -154,7 +154,7 @@ class SettleAggregator:
                 return
             deadline = self._clock.monotonic() + self._settle
             # a move is two paths to look at: the scan finds the file at its new path by
-            # its identity, so the content is not read again (SPEC §2.2)
+            # its identity, so the content is not read again (a rename costs one update)
             for path in (event.path, event.dest) if event.kind == "moved" else (event.path,):
                 self._touch_path(path, event.is_directory, deadline)
             self._cond.notify_all()

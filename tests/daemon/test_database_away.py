@@ -1,6 +1,6 @@
 """A PostgreSQL ledger that goes away under ``syncd run`` (a restart, a failover): the
 service keeps watching, stops calling, says why in /healthz, and once the database is back
-it rescans and syncs what changed meanwhile (SPEC §9.6). It never exits because of it."""
+it rescans and syncs what changed meanwhile. It never exits because of it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fresh changes first (SPEC §2.11) in the running service: a file a person drops into a
+"""Fresh changes first in the running service: a file a person drops into a
 watched folder while an initial import is queued is in the gallery long before the
 backlog is through, and the backlog still drains."""
 

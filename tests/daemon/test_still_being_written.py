@@ -1,4 +1,4 @@
-"""`syncd run` never sleeps on a file still being written (SPEC §4): the scan leaves it to the
+"""`syncd run` never sleeps on a file still being written: the scan leaves it to the
 watcher, which hands it back once it is quiet, and other changes are synced meanwhile."""
 
 from __future__ import annotations

@@ -345,7 +345,7 @@ def test_concurrent_observer_threads_lose_no_path(tmp_path: Path) -> None:
     assert sorted(batch[0].paths) == sorted(str(p.relative_to(tmp_path)) for p in paths)
 
 
-# -- files a scan found still being written come back once quiet (SPEC §4) -----------------
+# -- files a scan found still being written come back once quiet ------------------------
 
 
 def test_file_handed_back_by_a_scan_comes_out_once_its_mtime_is_settle_old(
