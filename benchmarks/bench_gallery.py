@@ -14,7 +14,9 @@ gallery of 100k items must answer well under a second (an index, not a row scan)
    synthetic items keypoints whose descriptors are drawn from a pool of real ones
    (with a few bits flipped), so the inverted index holds 100k items' worth of
    realistic words without 100k ORB runs (written through the store, not over HTTP:
-   100k adds over HTTP would take most of an hour on this machine).
+   100k adds over HTTP would take most of an hour on this machine). Every item has
+   its same-image fingerprint (``FingerprintStore``): the real one of a decoded
+   picture, a synthetic item's grown from its thumbnail.
 2. Restart: wall time of ``GalleryServer.start()`` (store load and index build until
    listening) in a fresh process, best of ``--restarts``, and its peak RSS; a bare
    SQLite read of the same rows is printed beside it for scale. The first start, with
@@ -53,6 +55,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlencode
 
+import cv2
 import numpy as np
 import requests
 from _common import (
@@ -70,6 +73,8 @@ from _common import (
 from waitress import wasyncore
 from waitress.server import create_server
 
+from syncd.gallery.fingerprint import FINE_SIDE, Fingerprint, fingerprint_of
+from syncd.gallery.fingerprint_store import FingerprintStore
 from syncd.gallery.images import decode_image_bytes
 from syncd.gallery.index import IndexEntry, features_of
 from syncd.gallery.keypoints import CHECK_SIDE, LocalFeatures, local_features_of
@@ -154,6 +159,13 @@ def synthetic_keypoints(pool: LocalFeatures, rng: np.random.Generator) -> LocalF
     )
 
 
+def synthetic_fingerprint(thumb: np.ndarray) -> Fingerprint:
+    """The fingerprint of a 320x240 picture whose thumbnail is ``thumb``."""
+    grey = cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY)
+    grown = cv2.resize(grey, (FINE_SIDE, FINE_SIDE), interpolation=cv2.INTER_LINEAR)
+    return Fingerprint(320, 240, np.asarray(grown, dtype=np.uint8))
+
+
 def populate(
     data: Path, items: int, probes: Sequence[bytes], originals: Sequence[bytes]
 ) -> tuple[list[str], list[str]]:
@@ -164,12 +176,14 @@ def populate(
     """
     entries: list[IndexEntry] = []
     local: dict[str, LocalFeatures] = {}
+    fingerprints: dict[str, Fingerprint] = {}
     probe_signs = []
     original_signs = []
     for n, raw in enumerate([*probes, *originals]):
         image = decode_image_bytes(raw)
         brief = json.dumps({"path": f"probes/p{n:04d}.jpg"})
         entries.append(IndexEntry(image.cont_sign, brief, 0, 0, features_of(image.thumb)))
+        fingerprints[image.cont_sign] = fingerprint_of(image)
         if n < len(probes):
             probe_signs.append(image.cont_sign)
             continue
@@ -185,7 +199,9 @@ def populate(
         sign = f"{4_000_000_000 + n // 1_000_000},{n % 1_000_000}"
         brief = json.dumps({"path": f"photos/{n // 1000:03d}/img_{n:07d}.jpg"})
         entries.append(IndexEntry(sign, brief, 0, 0, features_of(thumb)))
+        fingerprints[sign] = synthetic_fingerprint(thumb)
     store = GalleryStore(data)
+    kept = FingerprintStore(store.path)
     try:
         now = time.time()
         for gallery in SEARCHED:
@@ -193,8 +209,10 @@ def populate(
                 keypoints = None
                 if gallery == "same_hq":
                     keypoints = local.get(entry.cont_sign) or synthetic_keypoints(pool, rng)
+                kept.insert(gallery, entry.cont_sign, fingerprints[entry.cont_sign])
                 store.insert(gallery, entry, now, keypoints)
     finally:
+        kept.close()
         store.close()
     return probe_signs, original_signs
 

@@ -40,7 +40,6 @@ COARSE_SIDE: Final = THUMB_SIDE
 ASPECT_SLACK: Final = 1.5
 
 _LUMA: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-_DILATE: Final = np.ones((3, 3), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -111,40 +110,56 @@ def luma_difference(a: Fingerprint, b: Fingerprint) -> float:
     return _difference(first, second, tolerance)
 
 
-def chroma_difference(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
-    """How far apart two 8x8 RGB colour thumbnails (flattened, 192 values) are in
-    chroma, in tolerances (<= 1: the same colours)."""
-    worst = 0.0
-    for first, second in zip(_chroma(a), _chroma(b), strict=True):
-        worst = max(worst, _difference(first, second, CHROMA))
+def chroma_differences(
+    colours: npt.NDArray[np.uint8], others: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.float32]:
+    """How far apart the 8x8 RGB colour thumbnail ``colours`` (192 values) is in chroma
+    from each of ``others`` (n, 192), in tolerances (<= 1: the same colours)."""
+    if not len(others):
+        return np.zeros(0, dtype=np.float32)
+    first = _chroma(colours.reshape(1, -1))
+    second = _chroma(others.reshape(-1, colours.size))
+    both_edges = np.minimum(_edge_strengths(first), _edge_strengths(second))
+    ratio = np.abs(first - second) / (CHROMA.floor + CHROMA.slope * both_edges)
+    worst: npt.NDArray[np.float32] = ratio.reshape(len(second), -1).max(axis=1)
     return worst
 
 
-def _chroma(colours: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], ...]:
-    """(R - Y, B - Y) of an 8x8 RGB thumbnail."""
-    rgb = colours.reshape(8, 8, 3).astype(np.float32)
+def _chroma(colours: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """(n, 2, 8, 8): R - Y and B - Y of n flattened 8x8 RGB thumbnails."""
+    rgb = colours.reshape(-1, 8, 8, 3).astype(np.float32)
     luma = rgb @ _LUMA
-    return rgb[..., 0] - luma, rgb[..., 2] - luma
+    return np.stack([rgb[..., 0] - luma, rgb[..., 2] - luma], axis=1)
+
+
+def _edge_strengths(planes: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Gradient magnitude (grey levels per pixel, Sobel over a mirrored border) of each
+    plane of (..., h, w), spread to the 3x3 neighbourhood so that a copy's edge a
+    fraction of a pixel away still counts."""
+    pad = [(0, 0)] * (planes.ndim - 2) + [(1, 1), (1, 1)]
+    p = np.pad(planes, pad, mode="reflect")
+    rows = p[..., :-2, :] + 2 * p[..., 1:-1, :] + p[..., 2:, :]
+    cols = p[..., :, :-2] + 2 * p[..., :, 1:-1] + p[..., :, 2:]
+    dx = rows[..., 2:] - rows[..., :-2]
+    dy = cols[..., 2:, :] - cols[..., :-2, :]
+    strength = np.pad(np.hypot(dx, dy) / np.float32(8), pad, mode="edge")
+    height, width = planes.shape[-2:]
+    spread = strength[..., 1 : height + 1, 1 : width + 1].copy()
+    for dy_, dx_ in ((y, x) for y in range(3) for x in range(3)):
+        np.maximum(spread, strength[..., dy_ : dy_ + height, dx_ : dx_ + width], out=spread)
+    return spread.astype(np.float32)
 
 
 def _difference(
     first: npt.NDArray[np.float32], second: npt.NDArray[np.float32], tolerance: Tolerance
 ) -> float:
     """The worst window mean of |first - second| in units of the local tolerance."""
-    both_edges = np.minimum(_edge_strength(first), _edge_strength(second))
+    both_edges = np.minimum(_edge_strengths(first), _edge_strengths(second))
     ratio = np.abs(first - second) / (tolerance.floor + tolerance.slope * both_edges)
     if tolerance.window > 1:
         window = (tolerance.window, tolerance.window)
         ratio = cv2.blur(ratio, window, borderType=cv2.BORDER_REFLECT)
     return float(ratio.max())
-
-
-def _edge_strength(grey: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Gradient magnitude (grey levels per pixel), spread to the 3x3 neighbourhood so a
-    copy's edge a fraction of a pixel away still counts."""
-    dx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / np.float32(8)
-    dy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / np.float32(8)
-    return np.asarray(cv2.dilate(np.hypot(dx, dy), _DILATE), dtype=np.float32)
 
 
 def difference(a: Fingerprint, b: Fingerprint) -> float:
@@ -183,7 +198,7 @@ def part_difference(
     # outside the copy the stored picture stands in for it: no difference there
     reference = stored.grey.astype(np.float32)
     small = np.where(covered, small, reference)
-    both_edges = np.minimum(_edge_strength(small), _edge_strength(reference))
+    both_edges = np.minimum(_edge_strengths(small), _edge_strengths(reference))
     ratio = np.abs(small - reference) / (tolerance.floor + tolerance.slope * both_edges)
     window = (tolerance.window, tolerance.window)
     ratio = cv2.blur(ratio, window, borderType=cv2.BORDER_REFLECT)

@@ -52,6 +52,8 @@ class FingerprintStore:
         self._db = sqlite3.connect(
             path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT
         )
+        # as the store's own connection: in WAL mode, a commit need not wait for the disk
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

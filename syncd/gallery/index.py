@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from syncd.gallery.fingerprint import chroma_difference
+from syncd.gallery.fingerprint import chroma_differences
 from syncd.gallery.images import THUMB_SIDE
 
 #: items stored without a fingerprint (by an earlier version) are the same image by
@@ -393,17 +393,18 @@ class GalleryIndex:
         rows = np.flatnonzero(near)
         # twice the limit: a few may fail the chroma check
         rows = rows[np.argsort(layouts[rows], kind="stable")][: 2 * limit]
-        colour_diffs = self._colour_diff(rows, features)
+        if not rows.size:
+            return []
+        colour_diffs = self._colour_diff(rows, features).tolist()
+        chromas = chroma_differences(features.colours, self._colours[rows]).tolist()
         found = []
-        for row, colour_diff in zip(rows.tolist(), colour_diffs.tolist(), strict=True):
-            chroma = chroma_difference(features.colours, self._colours[row])
+        for row, colour_diff, chroma in zip(rows.tolist(), colour_diffs, chromas, strict=True):
             if chroma > 1.0:
                 continue
-            found.append(
-                Candidate(
-                    self._signs[row], self._briefs[row], int(distances[row]), colour_diff, chroma
-                )
+            candidate = Candidate(
+                self._signs[row], self._briefs[row], int(distances[row]), colour_diff, chroma
             )
+            found.append(candidate)
             if len(found) == limit:
                 break
         return found
