@@ -6,7 +6,7 @@ files are hashed on a thread pool and checked as images (header only), and their
 are written in batches together with the planner's queue. A file with the identity
 (dev, inode, size, mtime_ns) of a row at another path is that file moved: its known
 content is reused, not read again (SPEC §2.2). Files the walk no longer finds vanish,
-unless the root is missing, unreadable or empty (no deletes, SPEC §2.8) or the scan could
+unless the root is missing, unreadable or empty (no deletes at all) or the scan could
 not see them (a folder it cannot read, a mount point not mounted, a root now on another
 filesystem: ``syncd.scan.unseen``, whose verdict the library's conditions keep in the
 ledger), and a scan that vanishes too much of a library holds those deletes; files a
