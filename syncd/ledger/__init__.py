@@ -5,7 +5,8 @@
 - what the stages record and ask: ``files`` (the scan's rows), ``facts`` + ``intents``
   (the planner's facts and answer), ``queue`` (claims, leases, recorded answers),
   ``items`` and ``tombstones`` (lookups by cont_sign), ``backlog`` (counts of work),
-  ``retry``, ``settings`` (the settings store: pauses and stops), ``budget``, ``calls``
-  (calls per host and minute), ``hosts`` and ``account`` (several hosts, one account);
+  ``retry``, ``settings`` (the settings store: pauses and stops), ``conditions`` (what each
+  library's last scan could not see, and why), ``budget``, ``calls`` (calls per host and
+  minute), ``hosts`` and ``account`` (several hosts, one account);
 - what people read: ``report`` (``status``, the dry-run's plan), ``browse`` (the console).
 """
