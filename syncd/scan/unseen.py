@@ -91,10 +91,11 @@ def judge_unseen(
     """Apply the module's rules to a whole library's scan.
 
     ``previous``: the conditions the last scan stored; ``root``/``root_device``: the root as
-    configured and its st_dev now (None: not known); ``gone``: the stored paths the walk did not find (sorted);
-    ``known_files``: the files the ledger knew before the scan; ``seen``/``skipped``: what
-    the walk found. ``count_under(path)``: files the ledger knows at or below a path relative
-    to the root; ``exists(path)``: whether something is at that path now.
+    configured and its st_dev now (None: not known); ``gone``: the stored paths the walk did
+    not find (sorted); ``known_files``: the files the ledger knew before the scan;
+    ``seen``/``skipped``: what the walk found. ``count_under(path)``: files the ledger knows
+    at or below a path relative to the root; ``exists(path)``: whether something is at that
+    path now.
     """
     unreadable = {entry.relpath: entry.reason for entry in facts.unreadable}
     kept_unreadable: Counter[str] = Counter()
@@ -206,13 +207,13 @@ def look_at_mounts(
     for path, dev in facts.mounts.items():
         if known.get(path) != dev or path in missing_before:
             return True, set()  # a new mount point, one numbered anew, or one back
-    unreadable = {entry.relpath for entry in facts.unreadable}
+    unreadable = dict.fromkeys(entry.relpath for entry in facts.unreadable)
     still_missing: set[str] = set()
     for path in known:
         walked = any(at_or_below(path, target) for target in targets)
         if not walked and not any(at_or_below(target, path) for target in targets):
             continue
-        if flt.hides_dir(path) or _outermost_in(path, dict.fromkeys(unreadable)) is not None:
+        if flt.hides_dir(path) or _outermost_in(path, unreadable) is not None:
             continue
         mounted = path in facts.mounts if walked else is_mount(path)
         if mounted == (path in missing_before):
@@ -259,7 +260,7 @@ def unreadable_warning(folders: Sequence[UnreadableFolder]) -> str:
     files = sum(f.files for f in folders)
     return (
         f"{len(folders)} {noun} could not be read ({named}); "
-        f"their {files} known file{'s' if files != 1 else ''} are kept"
+        f"their {files} known file{'s are' if files != 1 else ' is'} kept"
     )
 
 
@@ -284,7 +285,8 @@ def _short_cause(reason: str) -> str:
 
 
 def at_or_above(relpath: str) -> Iterable[str]:
-    """``a``, ``a/b``, ``a/b/c`` for ``a/b/c``: the path and the folders above it, outermost first."""
+    """``a``, ``a/b``, ``a/b/c`` for ``a/b/c``: the folders above a path, outermost first,
+    then the path."""
     start = 0
     while True:
         cut = relpath.find("/", start)
