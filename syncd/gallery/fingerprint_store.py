@@ -6,7 +6,8 @@ grey fingerprint (64x64 or 32x32 bytes). A start reads none of it: the same-imag
 check reads the few rows of its candidates.
 
 A fingerprint is written before its item and purged after it, so a crash between the
-two leaves at worst a fingerprint without an item, which the next start sweeps away.
+two leaves at worst a fingerprint without an item, which the next start sweeps away (in
+the background: it reads the whole table's keys).
 Items stored before fingerprints were kept have none: the same-image check falls back
 on what they have (``Galleries``).
 """
@@ -110,13 +111,21 @@ class FingerprintStore:
                 raise
             self._db.execute("COMMIT")
 
-    def sweep(self) -> int:
-        """Remove fingerprints whose item the store no longer holds (a crash between
-        the two writes); how many."""
+    def last_row(self) -> int:
+        """The rowid of the newest fingerprint (0: none): ``sweep`` looks at no later one."""
+        with self._lock:
+            row = self._db.execute("SELECT coalesce(max(rowid), 0) FROM fingerprints").fetchone()
+        return int(row[0])
+
+    def sweep(self, last_row: int) -> int:
+        """Remove the fingerprints up to rowid ``last_row`` whose item the store no longer
+        holds (a crash between the two writes); how many. Later rows are left alone: an add
+        writes its fingerprint a moment before its item."""
         with self._lock:
             cursor = self._db.execute(
-                "DELETE FROM fingerprints WHERE NOT EXISTS (SELECT 1 FROM items"
+                "DELETE FROM fingerprints WHERE rowid <= ? AND NOT EXISTS (SELECT 1 FROM items"
                 " WHERE items.gallery = fingerprints.gallery"
-                " AND items.cont_sign = fingerprints.cont_sign)"
+                " AND items.cont_sign = fingerprints.cont_sign)",
+                (last_row,),
             )
         return max(0, cursor.rowcount)

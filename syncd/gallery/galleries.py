@@ -127,8 +127,15 @@ class Galleries:
                 store.purge(gallery.name, expired)
             if gallery.name in KEYPOINT_GALLERIES:
                 self._open_keypoints(gallery)
-        # fingerprints of items a crash purged, or never stored, before their turn
-        self._fingerprints.sweep()
+        # fingerprints of items a crash purged, or never stored, are swept in the
+        # background: the start need not wait for a pass over the whole table
+        self._sweeper = threading.Thread(
+            target=self._fingerprints.sweep,
+            args=(self._fingerprints.last_row(),),
+            name="syncd-gallery-sweep",
+            daemon=True,
+        )
+        self._sweeper.start()
         self._saving = threading.Lock()
         # a start that had to build an index saves it at once: a crash must not cost
         # the next start the whole build again
@@ -191,6 +198,7 @@ class Galleries:
             self._saver.join()
             self._saver = None
         self.save_indexes()
+        self._sweeper.join()
         self._fingerprints.close()
 
     def _gallery(self, name: str) -> _Gallery:

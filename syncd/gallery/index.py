@@ -103,13 +103,17 @@ def features_of(thumb: npt.NDArray[np.uint8]) -> ImageFeatures:
 
 
 def layouts_of(colours: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """(n, LAYOUT_DIM) uint8 4x4 grey layouts of (n, COLOUR_DIM) 8x8 RGB thumbnails."""
-    rgb = colours.reshape(-1, 4, 2, 4, 2, 3).astype(np.float32)
-    grey = rgb.mean(axis=(2, 4)) @ _LUMA
-    layouts: npt.NDArray[np.uint8] = (
-        grey.reshape(-1, LAYOUT_DIM).round().clip(0, 255).astype(np.uint8)
-    )
-    return layouts
+    """(n, LAYOUT_DIM) uint8 4x4 grey layouts of (n, COLOUR_DIM) 8x8 RGB thumbnails (or
+    of one, flattened)."""
+    colours = colours.reshape(-1, COLOUR_DIM)
+    count = len(colours)
+    if not count:
+        return np.zeros((0, LAYOUT_DIM), dtype=np.uint8)
+    # as one tall picture, 8 rows per item: OpenCV does 100k items in 10 ms, not 300
+    rgb = np.ascontiguousarray(colours.reshape(count * 8, 8, 3))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    halved = cv2.resize(grey, (4, count * 4), interpolation=cv2.INTER_AREA)
+    return np.asarray(halved, dtype=np.uint8).reshape(count, LAYOUT_DIM)
 
 
 def _layout_distances(layouts: npt.NDArray[np.uint8], probe: npt.NDArray[np.uint8]) -> _FloatArray:
