@@ -22,24 +22,37 @@ What a decode is charged (bytes; measured with Pillow 13 and the libraries it li
   32-bit samples; the QOI decoder two copies. Only the first frame of an animated GIF,
   APNG, WebP or a multi-page TIFF is ever decoded;
 - what Pillow allocates while merely opening a few formats (``open_cost``): a GIF's
-  first-frame disposal buffer, and an ICO's embedded image (Pillow decodes it on open);
+  first-frame disposal buffer, an ICO's embedded image (Pillow decodes it on open), the
+  copies of the file the WebP, HEIF and AVIF readers make; a GIF or ICO whose header
+  already shows too many pixels is refused before it is opened;
 - what the caller makes from the frame: its result, and the rows it converts at a time
   (``scaling_bytes``). ``scaled`` converts and shrinks a frame a band of rows at a time,
   so a palette, 1-bit or 16-bit image is never converted to RGB whole.
 
 Pillow's PNG, GIF and BMP decoders have no reduced-scale decode, so their full frame is
 charged as it is; JPEG is decoded at a reduced scale (``draft``) by its callers.
+
+Importing this module fixes glibc's mmap threshold at 1 MiB for the process (unless
+``MALLOC_MMAP_THRESHOLD_`` is set): glibc otherwise learns to serve ever larger blocks
+from the heap of the thread that asks, and keeps what is freed there for that heap's
+reuse, so decodes on many threads (workers, console, gallery) leave the process holding
+several decodes' worth of freed pixels. With the threshold fixed, every block of 1 MiB or
+more (image rows, decoders' buffers) is its own mapping, given back to the system when
+freed, and the process's memory follows what the budget holds.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
+import os
 import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Final
 
 from PIL import Image
@@ -50,6 +63,8 @@ __all__ = [
     "DECODE_BUDGET_BYTES",
     "DecodeBudget",
     "ImageRefused",
+    "OpenCost",
+    "TooManyPixels",
     "band_converter",
     "draft_size",
     "forget_open_buffers",
@@ -58,6 +73,7 @@ __all__ = [
     "mib",
     "open_cost",
     "open_image",
+    "opening",
     "orientation",
     "output_mode",
     "readable_formats",
@@ -102,6 +118,23 @@ _SUPPORT: Final = {
 }
 #: GIF blocks read looking for the first image before the file is called corrupt
 _GIF_MAX_BLOCKS: Final = 1 << 16
+#: glibc's mallopt parameter number of the mmap threshold, and the threshold set (bytes)
+_M_MMAP_THRESHOLD: Final = -3
+_MMAP_THRESHOLD: Final = 1 << 20
+
+
+def _give_freed_blocks_back() -> None:
+    """Fix glibc's mmap threshold (module docstring); nothing elsewhere (musl, macOS)."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return  # the operator chose
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+
+
+_give_freed_blocks_back()
 
 
 class ImageRefused(Exception):
@@ -133,6 +166,12 @@ class DecodeBudget:
         """Bytes held by decodes running now."""
         with self._cond:
             return self._held
+
+    @property
+    def waiting(self) -> int:
+        """Decodes waiting for their turn now."""
+        with self._cond:
+            return len(self._queue)
 
     def check(self, need: int) -> None:
         """Raise ImageRefused when a decode needing ``need`` bytes could never run."""
@@ -208,10 +247,29 @@ def held_bytes(mode: str, size: tuple[int, int]) -> int:
     return size[0] * size[1] * per_pixel
 
 
-def open_cost(source: IO[bytes]) -> int:
-    """Bytes Pillow allocates while merely opening the file on ``source`` (its position is
-    kept): a GIF's first-frame disposal buffer, an ICO's largest embedded image, the copies
-    of a WebP, HEIF or AVIF file its reader makes; else 0.
+@dataclass(frozen=True)
+class OpenCost:
+    """What opening a file costs before anything is decoded: ``nbytes`` Pillow allocates
+    meanwhile, and the image's ``pixels`` when the header shows them that early (GIF, ICO;
+    else 0)."""
+
+    nbytes: int
+    pixels: int = 0
+
+
+class TooManyPixels(ImageRefused):
+    """The header shows more pixels than the caller takes (``pixels`` over ``limit``)."""
+
+    def __init__(self, pixels: int, limit: int) -> None:
+        self.pixels = pixels
+        self.limit = limit
+        super().__init__(f"{pixels} px, over the limit of {limit} px")
+
+
+def open_cost(source: IO[bytes]) -> OpenCost:
+    """What merely opening the file on ``source`` costs (its position is kept): Pillow
+    allocates a GIF's first-frame disposal buffer, decodes an ICO's largest embedded image,
+    and the WebP, HEIF and AVIF readers copy the whole file.
 
     Raises ImageRefused for a GIF whose first image cannot be found within reason.
     """
@@ -223,16 +281,30 @@ def open_cost(source: IO[bytes]) -> int:
         if head[:4] == b"\0\0\1\0":
             return _ico_open_cost(source, start, head)
         if head[8:12] == b"WEBP" or head[4:8] == b"ftyp":  # WebP, HEIF, AVIF: read whole
-            return 2 * (source.seek(0, 2) - start)
-        return 0
+            return OpenCost(2 * (source.seek(0, 2) - start))
+        return OpenCost(0)
     except (OSError, struct.error):
-        return 0  # Pillow's own open will say what is wrong with it
+        return OpenCost(0)  # Pillow's own open will say what is wrong with it
     finally:
         source.seek(start)
 
 
-def _gif_open_cost(source: IO[bytes], start: int, head: bytes) -> int:
-    """A GIF's first frame with disposal 2 or 3 gets a buffer of its size at open."""
+@contextmanager
+def opening(source: IO[bytes], max_pixels: int = 0) -> Iterator[None]:
+    """Hold what opening the file on ``source`` costs (``open_cost``) in the budget for the
+    ``with`` block. Raises TooManyPixels first when the header already shows more than
+    ``max_pixels`` (0: no limit), ImageRefused when opening would be over the budget."""
+    cost = open_cost(source)
+    if max_pixels and cost.pixels > max_pixels:
+        raise TooManyPixels(cost.pixels, max_pixels)
+    with DECODE_BUDGET.reserve(cost.nbytes):
+        yield
+
+
+def _gif_open_cost(source: IO[bytes], start: int, head: bytes) -> OpenCost:
+    """A GIF's first frame with disposal 2 or 3 gets a buffer of its size at open; the
+    image is as large as its screen, or its first frame where that reaches further."""
+    screen_width, screen_height = struct.unpack("<HH", head[6:10])
     flags = head[10]
     pos = start + 13 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0)
     disposal = 0
@@ -242,17 +314,18 @@ def _gif_open_cost(source: IO[bytes], start: int, head: bytes) -> int:
         if kind[:1] == b",":
             descriptor = kind[1:] + source.read(8)
             if len(descriptor) < 9:
-                return 0
-            width, height = struct.unpack("<HH", descriptor[4:8])
-            return width * height if disposal >= 2 else 0
+                return OpenCost(0)
+            left, top, width, height = struct.unpack("<HHHH", descriptor[:8])
+            pixels = max(screen_width, left + width) * max(screen_height, top + height)
+            return OpenCost(width * height if disposal >= 2 else 0, pixels)
         if kind[:1] != b"!" or len(kind) < 2:
-            return 0  # the trailer or garbage: Pillow finds no frame to prepare for
+            return OpenCost(0)  # the trailer or garbage: Pillow finds no frame to prepare for
         pos += 2
         while True:  # the extension's sub-blocks, each led by its length
             source.seek(pos)
             length = source.read(1)
             if not length:
-                return 0
+                return OpenCost(0)
             if kind[1] == 0xF9 and length[0] >= 1:
                 disposal = (source.read(1)[0] >> 2) & 7
             pos += 1 + length[0]
@@ -261,7 +334,7 @@ def _gif_open_cost(source: IO[bytes], start: int, head: bytes) -> int:
     raise ImageRefused(f"corrupt GIF (no image within its first {_GIF_MAX_BLOCKS} blocks)")
 
 
-def _ico_open_cost(source: IO[bytes], start: int, head: bytes) -> int:
+def _ico_open_cost(source: IO[bytes], start: int, head: bytes) -> OpenCost:
     """Pillow decodes an ICO's largest embedded image on open (frame, mask and alpha)."""
     count = struct.unpack("<H", head[4:6])[0]
     source.seek(start + 6)
@@ -279,17 +352,17 @@ def _ico_open_cost(source: IO[bytes], start: int, head: bytes) -> int:
         else:
             continue
         largest = max(largest, width * height)
-    return largest * 12
+    return OpenCost(largest * 12, largest)
 
 
-def open_image(source: IO[bytes], formats: tuple[str, ...]) -> Image.Image:
-    """``Image.open(source, formats=formats)`` within the budget (``open_cost``).
+def open_image(source: IO[bytes], formats: tuple[str, ...], max_pixels: int = 0) -> Image.Image:
+    """``Image.open(source, formats=formats)`` within the budget (``opening``).
 
-    Raises ImageRefused when opening alone would be over the budget, and whatever
-    ``Image.open`` raises. The first frame decodes as usual; later frames of a GIF lose
-    the disposal buffer they would be drawn on (callers decode the first frame only).
+    Raises ImageRefused (TooManyPixels) when the header shows it is too large to open,
+    and whatever ``Image.open`` raises. The first frame decodes as usual; later frames of
+    a GIF lose the disposal buffer they would be drawn on (callers decode the first only).
     """
-    with DECODE_BUDGET.reserve(open_cost(source)):
+    with opening(source, max_pixels):
         image = Image.open(source, formats=formats)
         forget_open_buffers(image)
     return image
@@ -434,8 +507,9 @@ def scaling_bytes(
     chunk = max(BAND_PIXELS, fx * fy)
     window = window_rows * reduced_width
     # a band: its crop, converted, alpha flattened (RGBA, white, mask), reduced; the reduced
-    # rows kept, the window made of them and resampled across, and its part of the result
-    return 24 * chunk + 12 * window + 8 * target[0] * max(1, window_rows)
+    # rows kept, the window made of them and resampled across, and its part of the result;
+    # and what the allocator keeps of bands freed while the next is made
+    return 24 * chunk + 12 * window + 8 * target[0] * max(1, window_rows) + _DECODER_SLACK
 
 
 def _reduce_factors(

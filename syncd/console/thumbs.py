@@ -29,6 +29,7 @@ from PIL import Image
 from syncd.imaging import (
     DECODE_BUDGET,
     ImageRefused,
+    TooManyPixels,
     band_converter,
     draft_size,
     held_bytes,
@@ -128,7 +129,7 @@ def make_thumbnail(fd: int) -> bytes:
             nbytes = os.fstat(handle.fileno()).st_size
             if nbytes > MAX_SOURCE_BYTES:
                 raise NotAnImage("too large to preview")
-            with open_image(handle, readable_formats()) as image:
+            with open_image(handle, readable_formats(), MAX_PIXELS) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise NotAnImage("too many pixels to preview")
                 shown = _shrink(image, nbytes)
@@ -137,6 +138,8 @@ def make_thumbnail(fd: int) -> bytes:
         return out.getvalue()
     except NoThumbnail:
         raise
+    except TooManyPixels:
+        raise NotAnImage("too many pixels to preview") from None
     except ImageRefused as exc:
         raise NotAnImage(f"too large to preview: {exc.reason}") from None
     except Exception as exc:  # Pillow raises many kinds for broken files; all mean "no preview"

@@ -109,7 +109,9 @@ def decode_image_bytes(raw: bytes) -> DecodedImage:
             with warnings.catch_warnings():
                 # the side limit below is stricter than Pillow's decompression-bomb guard
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = held.enter_context(open_image(io.BytesIO(raw), _OPENED_FORMATS))
+                image = held.enter_context(
+                    open_image(io.BytesIO(raw), _OPENED_FORMATS, MAX_IMAGE_SIDE * MAX_IMAGE_SIDE)
+                )
                 fmt = image.format or ""
                 if fmt not in ACCEPTED_FORMATS:
                     raise _refuse(216201, "not JPEG, PNG, BMP or GIF")

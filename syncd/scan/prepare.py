@@ -71,13 +71,14 @@ from syncd.imaging import (
     DECODE_BUDGET,
     DECODE_BUDGET_BYTES,
     ImageRefused,
+    TooManyPixels,
     band_converter,
     draft_size,
     forget_open_buffers,
     held_bytes,
     load_bytes,
     mib,
-    open_cost,
+    opening,
     orientation,
     output_mode,
     readable_formats,
@@ -191,7 +192,7 @@ def _open_image(source: IO[bytes]) -> Image.Image:
     while opening (a GIF's disposal buffer, an ICO's embedded image) is held in the decode
     budget meanwhile."""
     try:
-        with DECODE_BUDGET.reserve(open_cost(source)):
+        with opening(source, MAX_PIXELS):
             try:
                 img = Image.open(source, formats=readable_formats())
             except UnidentifiedImageError:
@@ -200,6 +201,10 @@ def _open_image(source: IO[bytes]) -> Image.Image:
             return img
     except ImageRejected:
         raise
+    except TooManyPixels as exc:
+        raise ImageRejected(
+            f"decompression bomb: {exc.pixels} px exceeds the limit of {MAX_PIXELS} px"
+        ) from None
     except ImageRefused as exc:
         raise ImageRejected(f"opening the image: {exc.reason}") from None
     except Image.DecompressionBombError as exc:

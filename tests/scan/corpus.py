@@ -3,6 +3,10 @@
 ``Corpus(dir).path(name)`` writes the file called ``name`` (a key of ``BUILDERS``) into
 ``dir`` once and returns its path. Large images are made cheaply (solid fills, upscaled
 small pictures, or a valid header over almost no data) so the suite stays fast.
+
+``BOMBS`` are hostile files, small on disk and huge decoded (a 171 KB palette PNG of
+16000x11000 px, multi-frame GIF, APNG and TIFF, ...). They are written chunk by chunk
+(zlib over a repeated row, LZW over a run), so making one never holds its pixels.
 """
 
 from __future__ import annotations
@@ -55,6 +59,140 @@ def png_header_only(width: int, height: int, colour_type: int = 2) -> bytes:
         + png_chunk(b"IDAT", zlib.compress(row))
         + png_chunk(b"IEND", b"")
     )
+
+
+def png_bomb(
+    width: int,
+    height: int,
+    *,
+    bit_depth: int = 8,
+    colour_type: int = 3,
+    frames: int = 1,
+    value: int = 0,
+) -> bytes:
+    """A PNG of one flat colour per frame (an APNG when ``frames`` > 1), every byte of the
+    first frame's samples ``value``: colour type 3 is palette (its PLTE written), 0 grey,
+    2 RGB, 6 RGBA, at ``bit_depth`` bits a sample."""
+    samples = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour_type]
+    row_bytes = -(-width * samples * bit_depth // 8)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    chunks = [png_chunk(b"IHDR", header)]
+    if colour_type == 3:
+        chunks.append(png_chunk(b"PLTE", bytes(c for i in range(256) for c in (i, 255 - i, 99))))
+    if frames > 1:
+        chunks.append(png_chunk(b"acTL", struct.pack(">II", frames, 0)))
+    sequence = 0
+    for frame in range(frames):
+        data = _deflate_rows(b"\0" + bytes([(value + frame * 40) % 256]) * row_bytes, height)
+        if frames > 1:
+            control = struct.pack(">IIIIIHHBB", sequence, width, height, 0, 0, 1, 10, 0, 0)
+            chunks.append(png_chunk(b"fcTL", control))
+            sequence += 1
+        if frame == 0:
+            chunks.append(png_chunk(b"IDAT", data))
+        else:
+            chunks.append(png_chunk(b"fdAT", struct.pack(">I", sequence) + data))
+            sequence += 1
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks) + png_chunk(b"IEND", b"")
+
+
+def _deflate_rows(row: bytes, count: int) -> bytes:
+    """zlib data of ``row`` repeated ``count`` times, compressed a thousand rows at a time."""
+    packer = zlib.compressobj(9)
+    parts = [packer.compress(row * min(1000, count - done)) for done in range(0, count, 1000)]
+    return b"".join(parts) + packer.flush()
+
+
+def _lzw_run(pixels: int, value: int) -> bytes:
+    """GIF LZW data (minimum code size 8) of ``pixels`` pixels all ``value``: each code
+    names a run one pixel longer than the last, the table cleared when it is full."""
+    out = bytearray()
+    bits = held = 0
+
+    def put(code: int, width: int) -> None:
+        nonlocal bits, held
+        bits |= code << held
+        held += width
+        while held >= 8:
+            out.append(bits & 0xFF)
+            bits >>= 8
+            held -= 8
+
+    left, width = pixels, 9
+    put(256, width)  # clear
+    while left > 0:
+        width, emitted = 9, 0
+        while left > 0 and emitted < 3838:  # the 4096-entry table is then full
+            emitted += 1
+            run = min(emitted, left)
+            put(value if run == 1 else 256 + run, width)
+            left -= run
+            if 257 + emitted >= 1 << width and width < 12:
+                width += 1
+        if left > 0:
+            put(256, width)
+    put(257, width)  # end of information
+    if held:
+        out.append(bits & 0xFF)
+    return bytes(out)
+
+
+def gif_bomb(width: int, height: int, frames: int) -> bytes:
+    """An animated GIF of ``frames`` full-size flat frames, each disposed to the background
+    (so Pillow prepares a disposal buffer as large as the first frame when it opens it)."""
+    palette = bytes(c for i in range(256) for c in (i, 255 - i, (i * 7) % 256))
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0xF7, 0, 0) + palette)
+    out += b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    for frame in range(frames):
+        out += b"!\xf9\x04\x08\x0a\x00\x00\x00"  # disposal 2 (background), 0.1 s
+        out += b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x08"
+        data = _lzw_run(width * height, frame + 1)
+        out += b"".join(bytes([len(data[i : i + 255])]) + data[i : i + 255]
+                        for i in range(0, len(data), 255)) + b"\0"  # fmt: skip
+    return bytes(out + b";")
+
+
+def tiff_bomb(
+    width: int, height: int, *, pages: int = 1, rows_per_strip: int = 0, orientation: int = 1
+) -> bytes:
+    """A deflate-compressed RGB TIFF of flat pages; one strip a page unless
+    ``rows_per_strip`` (libtiff then holds a whole page's raw samples to decode it)."""
+    rows = rows_per_strip or height
+    out = bytearray(b"II*\0" + struct.pack("<I", 0))
+    link = 4  # where the offset of the next IFD goes
+    for page in range(pages):
+        row = bytes([page * 60 + 30]) * (3 * width)
+        offsets, counts = [], []
+        for top in range(0, height, rows):
+            strip = _deflate_rows(row, min(rows, height - top))
+            offsets.append(len(out))
+            counts.append(len(strip))
+            out += strip + b"\0" * (len(strip) % 2)
+        bits_at = len(out)
+        out += struct.pack("<3H", 8, 8, 8)
+        strips = len(offsets)
+        where = offsets[0], counts[0]  # one strip: the values themselves fit in the entry
+        if strips > 1:
+            where = len(out), len(out) + 4 * strips
+            out += struct.pack(f"<{strips}I", *offsets) + struct.pack(f"<{strips}I", *counts)
+        entries = [
+            (256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, bits_at),
+            (259, 3, 1, 8), (262, 3, 1, 2), (273, 4, strips, where[0]),
+            (274, 3, 1, orientation), (277, 3, 1, 3), (278, 4, 1, rows),
+            (279, 4, strips, where[1]), (284, 3, 1, 1),
+        ]  # fmt: skip
+        struct.pack_into("<I", out, link, len(out))
+        out += struct.pack("<H", len(entries))
+        for tag, kind, count, value in entries:
+            out += struct.pack("<HHII", tag, kind, count, value)
+        link = len(out)
+        out += struct.pack("<I", 0)
+    return bytes(out)
+
+
+def cmyk_jpeg(size: tuple[int, int], *, progressive: bool) -> bytes:
+    """A flat CMYK JPEG; progressive, libjpeg keeps every coefficient of it while decoding."""
+    return save(Image.new("CMYK", size, (30, 60, 90, 10)), "JPEG", progressive=progressive)
 
 
 def _gif_bomb() -> bytes:
@@ -176,6 +314,20 @@ BUILDERS: dict[str, Callable[[], bytes]] = {
     "huge.jpg": _huge_jpeg,
 }
 
+#: hostile files, small on disk and huge decoded; each either prepares or is refused
+BOMBS: dict[str, Callable[[], bytes]] = {
+    "palette-bomb.png": lambda: png_bomb(16000, 11000),  # 171 KB, 168 MiB as Pillow holds it
+    "bilevel-bomb.png": lambda: png_bomb(16000, 11000, bit_depth=1, colour_type=0),
+    "gray16-bomb.png": lambda: png_bomb(10000, 10000, bit_depth=16, colour_type=0),
+    "rgb16-bomb.png": lambda: png_bomb(8000, 8000, bit_depth=16, colour_type=2),
+    "frames-bomb.gif": lambda: gif_bomb(16000, 11000, 3),
+    "frames-bomb.png": lambda: png_bomb(7000, 5000, colour_type=6, frames=3),
+    "pages-bomb.tiff": lambda: tiff_bomb(8000, 6000, pages=3),
+    "rotated-bomb.tiff": lambda: tiff_bomb(6000, 4000, rows_per_strip=16, orientation=6),
+    "cmyk-bomb.jpg": lambda: cmyk_jpeg((5000, 4000), progressive=True),
+}
+BUILDERS.update(BOMBS)
+
 
 class Corpus:
     """The awkward files, written into ``root`` on first use."""
@@ -195,4 +347,16 @@ class Corpus:
         return float((_gray16_array((300, 200)) >> 8).mean())
 
 
-__all__ = ["BUILDERS", "Corpus", "encode", "picture", "png_header_only", "save"]
+__all__ = [
+    "BOMBS",
+    "BUILDERS",
+    "Corpus",
+    "cmyk_jpeg",
+    "encode",
+    "gif_bomb",
+    "picture",
+    "png_bomb",
+    "png_header_only",
+    "save",
+    "tiff_bomb",
+]
