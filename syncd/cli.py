@@ -251,7 +251,8 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
             with ledger.transaction() as session:
                 report = ledger_status(
                     session, libraries, time.time(),
-                    qps=config.api.qps, daily_budget=config.api.daily_budget,
+                    qps=config.api.rates.rate_at(time.time()),
+                    daily_budget=config.api.daily_budget,
                 )  # fmt: skip
                 failures = failed_files(session) if failed else []
         finally:
@@ -262,9 +263,11 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
     healths = current_health(config, report.libraries)
     if as_json:
         data = status_document(report, unsettled, failures if failed else None)
+        data["rate"] = config.api.rates.document(time.time())
         click.echo(json.dumps(with_health(data, healths), ensure_ascii=False, indent=2))
         return
     _print_status(report, failures if failed else None)
+    click.echo(f"rate: {config.api.rates.describe(time.time())}")
     _print_health(healths)
     if unsettled:
         click.echo(_unsettled_line(unsettled))
@@ -350,6 +353,8 @@ def _print_dry_run(result: DryRun, config: Config) -> None:
 def _print_plan_cost(adds: int, updates: int, deletes: int, config: Config) -> None:
     """The calls a plan needs by operation, how long they take at ``api.qps``, and how many
     days at ``api.daily_budget`` when one is set."""
+    import time
+
     from syncd.estimate import CallPlan, delete_calls, for_people
 
     cost = CallPlan(adds, updates, deletes, delete_calls(deletes))
@@ -358,8 +363,10 @@ def _print_plan_cost(adds: int, updates: int, deletes: int, config: Config) -> N
         return
     line = (
         f"calls: {cost.calls} ({cost.adds} adds, {cost.updates} updates, "
-        f"{cost.delete_calls} delete calls); about {for_people(cost.seconds(config.api.qps))} "
-        f"at api.qps = {config.api.qps:g}"
+        f"{cost.delete_calls} delete calls); about "
+        f"{for_people(cost.seconds(config.api.rates.rate_at(time.time())))} "
+        + (f"at {config.api.rates.describe(time.time())} (api.qps_schedule)"
+           if config.api.qps_schedule else f"at api.qps = {config.api.qps:g}")
     )
     if config.api.daily_budget:
         days = cost.days(config.api.daily_budget)
