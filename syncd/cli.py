@@ -260,7 +260,7 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
     else:
         report = empty_status(libraries)
     unsettled = AddSpool.for_host(config.ledger.path, config.host).count()
-    healths = current_health(config, report.libraries)
+    healths = current_health(config, report.libraries, report.conditions)
     if as_json:
         data = status_document(report, unsettled, failures if failed else None)
         data["rate"] = config.api.rates.document(time.time())

@@ -41,9 +41,11 @@ from syncd.health import (
     ServiceStateFile,
     health_report,
     inspect_root,
+    scans_reasons,
     service_state_path,
 )
 from syncd.ledger.backlog import items_by_state, pending_intents, vanished_waiting
+from syncd.ledger.conditions import LibraryConditions
 from syncd.ledger.hosts import join_ledger
 from syncd.ledger.report import StatusReport, ledger_status
 from syncd.ledger.schema import Ledger, LedgerUnavailable, open_ledger
@@ -211,7 +213,9 @@ class Daemon:
         self._agg.set_roots(self._roots())
         self._look_at_roots()
         if self._ref.current.metrics.listen:
-            self._metrics = MetricsServer(self._ref.current.metrics.listen, self.snapshot, self.health)
+            self._metrics = MetricsServer(
+                self._ref.current.metrics.listen, self.snapshot, self.health
+            )
             self._metrics.start()
             log.info("metrics on http://%s/metrics", self._ref.current.metrics.listen)
         # the web console, stopped with the stack, before the pipeline
@@ -403,7 +407,9 @@ class Daemon:
         ]
 
     def _add_library(self, lib: LibraryConfig) -> None:
-        self._libraries[lib.name] = _Library(lib, WalkFilter.for_library(lib, self._ref.current.watch))
+        self._libraries[lib.name] = _Library(
+            lib, WalkFilter.for_library(lib, self._ref.current.watch)
+        )
         self._watcher.watch(lib.name, lib.root, follow_symlinks=lib.follow_symlinks)
 
     def _apply_reload(self) -> None:
@@ -422,9 +428,7 @@ class Daemon:
             if getattr(new, section) != getattr(old, section):
                 log.warning("config reload: [%s] changes take effect after a restart", section)
         # sections that need a restart keep their running values
-        new = replace(
-            new, api=old.api, ledger=old.ledger, metrics=old.metrics, console=old.console
-        )
+        new = replace(new, api=old.api, ledger=old.ledger, metrics=old.metrics, console=old.console)
         self._ref.swap(new)
         self._agg.set_settle(new.watch.settle)
         watch_changed = (new.watch.ignore, new.watch.polling) != (
@@ -512,9 +516,15 @@ class Daemon:
         )
 
     def library_health(self, known: Sequence[LibraryCounts] | None) -> list[LibraryHealth]:
-        """Every library's health: its root as last seen, how it is watched now, and the
-        ledger's numbers in `known` (None: the ledger cannot be read)."""
-        return health_report(self._ref.current, known, self._watcher.states(), self._root_facts)
+        """Every library's health: its root as last seen, how it is watched now, what its
+        last scan could not see, and the ledger's numbers in `known` (None: the ledger
+        cannot be read)."""
+        pipeline = self._pipeline
+        scans = pipeline.conditions if pipeline is not None and known is not None else None
+        return health_report(
+            self._ref.current, known, self._watcher.states(), self._root_facts,
+            scans_reasons(scans),
+        )  # fmt: skip
 
     def health(self) -> Health:
         """/healthz: 503 with one line per cause (the work thread or workers stopped, the
@@ -621,6 +631,8 @@ class Pipeline:
         self._engine: SyncEngine | None = None
         #: the snapshot the running workers were started with
         self._started_with: Config | None = None
+        #: library -> what its last scan could not see, as the last status read found it
+        self.conditions: dict[str, LibraryConditions] = {}
 
     def start(self) -> None:
         """Start the sync workers; raises LedgerBusy when another process syncs this ledger."""
@@ -696,13 +708,16 @@ class Pipeline:
             return pending_intents(session)
 
     def status(self, config: Config) -> StatusReport:
-        """What `syncd status` would show."""
+        """What `syncd status` would show (and keeps what each library's last scan could
+        not see in ``conditions``, for health)."""
         libs = [(lib.name, lib.gallery) for lib in config.libraries]
         with self._ledger.transaction() as session:
-            return ledger_status(
+            report = ledger_status(
                 session, libs, time.time(),
-                qps=config.api.qps, daily_budget=config.api.daily_budget,
+                qps=config.api.rates.rate_at(time.time()), daily_budget=config.api.daily_budget,
             )  # fmt: skip
+        self.conditions = report.conditions
+        return report
 
     def snapshot(self, config: Config) -> MetricsSnapshot:
         """Ledger and call numbers for /metrics."""

@@ -46,6 +46,12 @@ REASONS: Final[Mapping[str, str]] = {
     "on its parent's filesystem: the share or disk is not mounted",
     "held_deletes": "deletes are held by the mass-delete safety until "
     "`syncd reconcile --allow-mass-delete`",
+    "root_elsewhere": "the last scan found the root on another filesystem with most of its "
+    "files missing (the folder beneath an unmounted share): its files are kept",
+    "mount_missing": "a mount point inside the root is not mounted, gone or empty: the files "
+    "the ledger knows under it are kept",
+    "folders_unreadable": "the last scan could not read some folders (permissions, I/O "
+    "errors, stale network handles): the files under them are kept",
 }
 
 WATCH_MODES: Final = ("inotify", "polling", "missing")
@@ -327,6 +333,50 @@ class Counts:
     held_deletes: int = 0
 
 
+class ScanConditions(Protocol):
+    """What a library's last scan could not see (a `syncd.ledger.conditions.LibraryConditions`)."""
+
+    @property
+    def root(self) -> Any: ...
+
+    @property
+    def missing_mounts(self) -> Sequence[Any]: ...
+
+    @property
+    def unreadable(self) -> Sequence[Any]: ...
+
+
+def scan_reasons(found: ScanConditions) -> list[Reason]:
+    """The reasons a library's last scan kept files it could not see. A root missing,
+    unreadable or empty is left to the live look at the root (`inspect_root`), which is
+    newer than any scan; a root found on another filesystem is the scan's to say."""
+    reasons = []
+    root = found.root
+    if root is not None and root.kind == "device_changed":
+        reasons.append(Reason("root_elsewhere", f"{root.reason}: {_kept(root.files)}"))
+    for mount in found.missing_mounts:
+        reasons.append(Reason("mount_missing", f"{mount.describe()}: {_kept(mount.files)}"))
+    if found.unreadable:
+        files = sum(folder.files for folder in found.unreadable)
+        shown = "; ".join(folder.describe() for folder in found.unreadable[:3])
+        more = len(found.unreadable) - 3
+        shown += f"; and {more} more" if more > 0 else ""
+        folders = "1 folder" if len(found.unreadable) == 1 else f"{len(found.unreadable)} folders"
+        reasons.append(
+            Reason("folders_unreadable", f"{folders} could not be read ({shown}): {_kept(files)}")
+        )
+    return reasons
+
+
+def _kept(count: int) -> str:
+    return f"its {count} file is kept" if count == 1 else f"its {count} files are kept"
+
+
+def scans_reasons(found: Mapping[str, ScanConditions] | None) -> dict[str, list[Reason]]:
+    """`scan_reasons` of every library in `found` (library name -> its conditions)."""
+    return {name: scan_reasons(conditions) for name, conditions in (found or {}).items()}
+
+
 def health_report(
     config: Config,
     counts: Iterable[LibraryCounts] | None,
@@ -460,11 +510,16 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def current_health(config: Config, counts: Iterable[LibraryCounts] | None) -> list[LibraryHealth]:
+def current_health(
+    config: Config,
+    counts: Iterable[LibraryCounts] | None,
+    scans: Mapping[str, ScanConditions] | None = None,
+) -> list[LibraryHealth]:
     """Health as another process on this host tells it (`syncd status`, `syncd console`):
     the running `syncd run`'s view of its roots and watches, or, when it does not run here,
-    the roots looked at now."""
+    the roots looked at now; `scans`: what each library's last scan could not see."""
     service = read_service_state(service_state_path(config))
+    conditions = scans_reasons(scans)
     if service is None:
-        return health_report(config, counts, None)
-    return health_report(config, counts, service.watch, service.roots)
+        return health_report(config, counts, None, conditions=conditions)
+    return health_report(config, counts, service.watch, service.roots, conditions)

@@ -344,13 +344,16 @@ class ConsoleApp:
             with self.reader.reading() as session:
                 report = ledger_status(
                     session, libraries, time.time(),
-                    qps=self.config.api.qps, daily_budget=self.config.api.daily_budget,
+                    qps=self.config.api.rates.rate_at(time.time()),
+                    daily_budget=self.config.api.daily_budget,
                 )  # fmt: skip
         else:
             report = empty_status(libraries)
         unsettled = AddSpool.for_host(self.config.ledger.path, self.config.host).count()
-        healths = current_health(self.config, report.libraries)
-        return with_health(status_document(report, unsettled), healths)
+        healths = current_health(self.config, report.libraries, report.conditions)
+        document = status_document(report, unsettled)
+        document["rate"] = self.config.api.rates.document(time.time())
+        return with_health(document, healths)
 
     def calls_chart(self) -> dict[str, Any]:
         """Calls per minute over the last ``CHART_MINUTES`` minutes, oldest first."""
