@@ -25,7 +25,8 @@ What a decode is charged (bytes; measured with Pillow 13 and the libraries it li
   first-frame disposal buffer, an ICO's embedded image (Pillow decodes it on open), the
   copies of the file the WebP, HEIF and AVIF readers make; a GIF or ICO whose header
   already shows too many pixels is refused before it is opened;
-- what the caller makes from the frame: its result, and the rows it converts at a time
+- what the caller makes from the frame while the frame and what its reader keeps are
+  still held (``kept_bytes``): its result, and the rows it converts at a time
   (``scaling_bytes``). ``scaled`` converts and shrinks a frame a band of rows at a time,
   so a palette, 1-bit or 16-bit image is never converted to RGB whole.
 
@@ -69,6 +70,7 @@ __all__ = [
     "draft_size",
     "forget_open_buffers",
     "held_bytes",
+    "kept_bytes",
     "load_bytes",
     "mib",
     "open_cost",
@@ -83,8 +85,10 @@ __all__ = [
 ]
 
 #: bytes of decoded images the whole process may hold at once, and so the most one decode
-#: may need: a 24-megapixel phone HEIC (8 bytes a pixel while libheif decodes it) fits
-DECODE_BUDGET_BYTES: Final = 256 * 1024 * 1024
+#: may need. A 24-megapixel phone HEIC (7.5 bytes a pixel while libheif decodes it) fits;
+#: beside what ``syncd run`` holds of its own (about 110 MiB with its console and embedded
+#: gallery, and its requests) the service stays under 400 MB
+DECODE_BUDGET_BYTES: Final = 208 * 1024 * 1024
 #: source pixels converted at a time by ``scaled``
 BAND_PIXELS: Final = 1 << 19
 #: what a decoder and Python hold besides the pixels (buffers, tables, the stream)
@@ -398,9 +402,9 @@ def load_bytes(image: Image.Image, decoded: tuple[int, int] | None = None, nbyte
         extra = _tiff_extra_bytes(image, frame)
     elif fmt == "WEBP":
         extra = 12 * pixels + 2 * nbytes  # two RGBA canvases in libwebp, the frame's bytes
-    elif fmt == "HEIF":
-        per_pixel = 4 + (1 if "A" in image.mode else 0) + (1 if _bit_depth(image) > 8 else 0)
-        extra = per_pixel * pixels + 2 * nbytes
+    elif fmt == "HEIF":  # measured 7.3 to 7.5 bytes a pixel in all, 8.4 with alpha
+        per_pixel = 3.5 + (1 if "A" in image.mode else 0) + (1 if _bit_depth(image) > 8 else 0)
+        extra = int(per_pixel * pixels) + 2 * nbytes
     elif fmt == "AVIF":
         extra = 12 * pixels + 2 * nbytes
     elif fmt == "JPEG2000":
@@ -408,6 +412,22 @@ def load_bytes(image: Image.Image, decoded: tuple[int, int] | None = None, nbyte
     elif fmt == "QOI":
         extra = 2 * len(image.getbands()) * pixels
     return frame + extra + _DECODER_SLACK
+
+
+def kept_bytes(image: Image.Image, decoded: tuple[int, int] | None = None, nbytes: int = 0) -> int:
+    """Bytes held once ``image`` is loaded, for as long as it stays open: the frame at
+    ``decoded`` size (default its size) and what the format's reader keeps for later frames
+    (libwebp's two canvases, libavif's YUV planes, their copies of the ``nbytes`` file)."""
+    size = decoded or image.size
+    pixels = size[0] * size[1]
+    frame = held_bytes(image.mode, size)
+    if image.format == "WEBP":
+        return frame + 8 * pixels + nbytes
+    if image.format == "AVIF":
+        return frame + 3 * pixels + nbytes
+    if image.format == "HEIF":
+        return frame + nbytes
+    return frame
 
 
 def _bit_depth(image: Image.Image) -> int:

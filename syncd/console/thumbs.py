@@ -33,6 +33,7 @@ from syncd.imaging import (
     band_converter,
     draft_size,
     held_bytes,
+    kept_bytes,
     load_bytes,
     open_image,
     orientation,
@@ -157,7 +158,7 @@ def _shrink(image: Image.Image, nbytes: int) -> Image.Image:
     result = held_bytes(output_mode(image), target)
     need = max(
         load_bytes(image, decoded, nbytes),
-        held_bytes(image.mode, decoded)
+        kept_bytes(image, decoded, nbytes)
         + scaling_bytes(decoded, target, _REDUCING_GAP, Image.Resampling.BICUBIC)
         + 2 * result,
     )

@@ -76,6 +76,7 @@ from syncd.imaging import (
     draft_size,
     forget_open_buffers,
     held_bytes,
+    kept_bytes,
     load_bytes,
     mib,
     opening,
@@ -253,7 +254,7 @@ def _decode_need(img: Image.Image, target: tuple[int, int], nbytes: int) -> int:
     result = held_bytes(output_mode(img), target)
     return max(
         load_bytes(img, decoded, nbytes),
-        held_bytes(img.mode, decoded) + result + scaling_bytes(decoded, target, _REDUCING_GAP),
+        kept_bytes(img, decoded, nbytes) + result + scaling_bytes(decoded, target, _REDUCING_GAP),
         2 * result + 2 * MAX_IMAGE_BYTES,
     )
 

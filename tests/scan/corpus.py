@@ -190,6 +190,12 @@ def tiff_bomb(
     return bytes(out)
 
 
+def webp_frames(size: tuple[int, int], frames: int) -> bytes:
+    """An animated, lossless WebP of flat frames (libwebp decodes each into RGBA canvases)."""
+    images = [Image.new("RGB", size, (n * 70, 90, 200)) for n in range(frames)]
+    return save(images[0], "WEBP", save_all=True, append_images=images[1:], lossless=True)
+
+
 def cmyk_jpeg(size: tuple[int, int], *, progressive: bool) -> bytes:
     """A flat CMYK JPEG; progressive, libjpeg keeps every coefficient of it while decoding."""
     return save(Image.new("CMYK", size, (30, 60, 90, 10)), "JPEG", progressive=progressive)
@@ -323,6 +329,7 @@ BOMBS: dict[str, Callable[[], bytes]] = {
     "frames-bomb.gif": lambda: gif_bomb(16000, 11000, 3),
     "frames-bomb.png": lambda: png_bomb(7000, 5000, colour_type=6, frames=3),
     "pages-bomb.tiff": lambda: tiff_bomb(8000, 6000, pages=3),
+    "frames-bomb.webp": lambda: webp_frames((5000, 4000), 2),
     "rotated-bomb.tiff": lambda: tiff_bomb(6000, 4000, rows_per_strip=16, orientation=6),
     "cmyk-bomb.jpg": lambda: cmyk_jpeg((5000, 4000), progressive=True),
 }
@@ -359,4 +366,5 @@ __all__ = [
     "png_header_only",
     "save",
     "tiff_bomb",
+    "webp_frames",
 ]
