@@ -68,6 +68,9 @@ _LUMA: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _HISTOGRAM_WEIGHT: Final = np.float32(math.sqrt(0.8))
 _LAYOUT_WEIGHT: Final = np.float32(math.sqrt(0.2))
 LAYOUT_DIM: Final = 16
+#: cells of a layout row: the index keeps each row of every item's 4x4 layout in an
+#: array of its own, one 4-channel pixel per item, which OpenCV compares with a scalar
+_ROW_CELLS: Final = 4
 
 
 @dataclass(frozen=True)
@@ -116,15 +119,27 @@ def layouts_of(colours: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.asarray(halved, dtype=np.uint8).reshape(count, LAYOUT_DIM)
 
 
-def _layout_distances(layouts: npt.NDArray[np.uint8], probe: npt.NDArray[np.uint8]) -> _FloatArray:
-    """Mean absolute difference (0-255) of each of ``layouts`` (n, LAYOUT_DIM) to ``probe``."""
-    if not len(layouts):
-        return np.zeros(0, dtype=np.float32)
-    # OpenCV: a tenth of the time of numpy's int16 arithmetic over 100k rows
-    repeated = cv2.repeat(probe.reshape(1, LAYOUT_DIM), len(layouts), 1)
-    sums = cv2.reduce(cv2.absdiff(layouts, repeated), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
-    distances: _FloatArray = sums.ravel().astype(np.float32) / np.float32(LAYOUT_DIM)
-    return distances
+def _layout_distances(
+    layout_rows: list[npt.NDArray[np.uint8]], probe: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.uint32]:
+    """Sum of absolute differences (0-4080) of each item's 4x4 layout to ``probe`` (16
+    values), the layouts given row by row: ``layout_rows[k]`` (n, 4) holds row k of all.
+    A quarter of a millisecond for 100k items, with no copy of the probe per item."""
+    total: npt.NDArray[np.uint32] | None = None
+    for row, cells in enumerate(layout_rows):
+        scalar = tuple(float(value) for value in probe[row * _ROW_CELLS : (row + 1) * _ROW_CELLS])
+        pixels = cells.reshape(-1, 1, _ROW_CELLS)
+        apart = cv2.absdiff(pixels, scalar)  # type: ignore[call-overload]  # a Scalar, as OpenCV takes
+        # the 4 bytes of an item as one uint32: pairs of them summed in its two 16-bit halves
+        packed = np.ascontiguousarray(apart).reshape(-1, _ROW_CELLS).view(np.uint32).ravel()
+        pairs = (packed & np.uint32(0x00FF00FF)) + (
+            (packed >> np.uint32(8)) & np.uint32(0x00FF00FF)
+        )
+        total = pairs if total is None else total + pairs
+    if total is None:
+        return np.zeros(0, dtype=np.uint32)
+    sums: npt.NDArray[np.uint32] = (total & np.uint32(0xFFFF)) + (total >> np.uint32(16))
+    return sums
 
 
 def _unit(values: _FloatArray) -> _FloatArray:
@@ -240,7 +255,9 @@ class GalleryIndex:
         self._phash = np.zeros(capacity, dtype=np.uint64)
         self._colours = np.zeros((capacity, COLOUR_DIM), dtype=np.uint8)
         self._vectors = np.zeros((capacity, VECTOR_DIM), dtype=np.float32)
-        self._layouts = np.zeros((capacity, LAYOUT_DIM), dtype=np.uint8)
+        self._layout_rows = [
+            np.zeros((capacity, _ROW_CELLS), dtype=np.uint8) for _ in range(LAYOUT_DIM // 4)
+        ]
         self._tags = np.zeros((capacity, 2), dtype=np.int32)
         self._deleted_at = np.full(capacity, np.nan, dtype=np.float64)
 
@@ -261,7 +278,7 @@ class GalleryIndex:
         self._phash = grown(self._phash)  # type: ignore[assignment]
         self._colours = grown(self._colours)  # type: ignore[assignment]
         self._vectors = grown(self._vectors)  # type: ignore[assignment]
-        self._layouts = grown(self._layouts)  # type: ignore[assignment]
+        self._layout_rows = [grown(cells) for cells in self._layout_rows]  # type: ignore[misc]
         self._tags = grown(self._tags)  # type: ignore[assignment]
         self._deleted_at = grown(self._deleted_at, np.nan)  # type: ignore[assignment]
 
@@ -280,7 +297,9 @@ class GalleryIndex:
         index._colours[:count] = items.colours
         index._vectors[:count] = items.vectors
         # derived, not stored: a start computes them for 100k items in milliseconds
-        index._layouts[:count] = layouts_of(items.colours)
+        layouts = layouts_of(items.colours)
+        for row, cells in enumerate(index._layout_rows):
+            cells[:count] = layouts[:, row * _ROW_CELLS : (row + 1) * _ROW_CELLS]
         index._tags[:count] = items.tags
         index._deleted_at[:count] = items.deleted_at
         return index
@@ -298,7 +317,9 @@ class GalleryIndex:
         self._phash[row] = np.uint64(entry.features.phash)
         self._colours[row] = entry.features.colours
         self._vectors[row] = entry.features.vector
-        self._layouts[row] = layouts_of(entry.features.colours)[0]
+        layout = layouts_of(entry.features.colours)[0]
+        for part, cells in enumerate(self._layout_rows):
+            cells[row] = layout[part * _ROW_CELLS : (part + 1) * _ROW_CELLS]
         self._tags[row] = (entry.tag1, entry.tag2)
         self._deleted_at[row] = np.nan if entry.deleted_at is None else entry.deleted_at
         self._size += 1
@@ -312,8 +333,8 @@ class GalleryIndex:
             self._signs[row] = moved
             self._briefs[row] = self._briefs[last]
             self._row_of[moved] = row
-            arrays = (
-                self._phash, self._colours, self._vectors, self._layouts, self._tags,
+            arrays: tuple[npt.NDArray[np.generic], ...] = (
+                self._phash, self._colours, self._vectors, *self._layout_rows, self._tags,
                 self._deleted_at,
             )  # fmt: skip
             for array in arrays:
@@ -383,40 +404,51 @@ class GalleryIndex:
             return []
         distances = _hamming(self._phash[:size], features.phash)
         probe = layouts_of(features.colours)[0]
-        layouts = _layout_distances(self._layouts[:size], probe)
-        near = (distances <= SAME_MAX_HASH_DISTANCE) | (layouts <= LAYOUT_MAX_DIFF)
+        apart = _layout_distances([cells[:size] for cells in self._layout_rows], probe)
+        near = (distances <= SAME_MAX_HASH_DISTANCE) | (apart <= LAYOUT_DIM * LAYOUT_MAX_DIFF)
         exact = self._row_of.get(cont_sign)
         if exact is not None:
             near[exact] = True
-            layouts[exact] = -1.0
-        if live_only:
-            near &= np.isnan(self._deleted_at[:size])
-        mask = None if tags is None else self._tag_mask(tags)
-        if mask is not None:
-            near &= mask
         rows = np.flatnonzero(near)
+        distances = distances[rows]
+        layouts = apart[rows].astype(np.float32) / np.float32(LAYOUT_DIM)
+        if exact is not None:
+            layouts[rows == exact] = -1.0
+        keep = np.ones(len(rows), dtype=bool)
+        if live_only:
+            keep &= np.isnan(self._deleted_at[rows])
+        mask = None if tags is None else self._tag_mask(tags, rows)
+        if mask is not None:
+            keep &= mask
+        rows, distances, layouts = rows[keep], distances[keep], layouts[keep]
         # twice the limit: a few may fail the chroma check
-        rows = rows[np.argsort(layouts[rows], kind="stable")][: 2 * limit]
+        order = np.argsort(layouts, kind="stable")[: 2 * limit]
+        rows, distances = rows[order], distances[order]
         if not rows.size:
             return []
         colour_diffs = self._colour_diff(rows, features).tolist()
         chromas = chroma_differences(features.colours, self._colours[rows]).tolist()
         found = []
-        for row, colour_diff, chroma in zip(rows.tolist(), colour_diffs, chromas, strict=True):
+        for row, distance, colour_diff, chroma in zip(
+            rows.tolist(), distances.tolist(), colour_diffs, chromas, strict=True
+        ):
             if chroma > 1.0:
                 continue
             candidate = Candidate(
-                self._signs[row], self._briefs[row], int(distances[row]), colour_diff, chroma
+                self._signs[row], self._briefs[row], distance, colour_diff, chroma
             )
             found.append(candidate)
             if len(found) == limit:
                 break
         return found
 
-    def _tag_mask(self, tags: TagFilter) -> npt.NDArray[np.bool_] | None:
+    def _tag_mask(
+        self, tags: TagFilter, rows: npt.NDArray[np.int64] | None = None
+    ) -> npt.NDArray[np.bool_] | None:
+        """Which items (of ``rows``, else all) pass ``tags``; None: all of them."""
         if not tags.wanted:
             return None
-        current = self._tags[: self._size]
+        current = self._tags[: self._size] if rows is None else self._tags[rows]
         masks = []
         for value, position in tags.wanted:
             if position is None:

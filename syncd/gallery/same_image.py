@@ -116,15 +116,17 @@ class SameImages:
     ) -> list[Hit]:
         """The keypoint candidates (cont_sign, brief) that show the query's picture or the
         picture it is a part of: keypoints fit, and grey levels agree."""
-        signs = [sign for sign, _ in candidates]
-        local = self._store.load_local_features(gallery, signs)
-        fingerprints = self._fingerprints.load(gallery, signs)
-        hits = []
+        local = self._store.load_local_features(gallery, [sign for sign, _ in candidates])
+        matches = []
         for sign, brief in candidates:
             features = local.get(sign)
             match = None if features is None else verify(query, features)
-            if match is None or features is None:
-                continue
+            if match is not None and features is not None:
+                matches.append((sign, brief, features, match))
+        # most candidates fail the keypoint fit: only the rest need their fingerprint
+        fingerprints = self._fingerprints.load(gallery, [sign for sign, _, _, _ in matches])
+        hits = []
+        for sign, brief, features, match in matches:
             stored = fingerprints.get(sign) or _keypoint_thumbnail(features)
             if stored is not None:
                 size = (features.width, features.height)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imagegen import make_image, reencode, rescale
@@ -25,6 +26,8 @@ PICTURES = lookalikes()
 #: the lowest score of a copy (the gallery's documented floor for same-image copies)
 COPY_SCORE = 0.9
 SAMPLES = Path(__file__).resolve().parents[2] / "sample-images"
+#: the client, and per gallery the answer of each add by picture name
+Shelved = tuple[ApiClient, dict[str, dict[str, dict[str, Any]]]]
 
 
 def _signs(client: ApiClient, gallery: str, image: bytes) -> list[str]:
@@ -33,7 +36,7 @@ def _signs(client: ApiClient, gallery: str, image: bytes) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def shelved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiClient, dict]]:  # type: ignore[type-arg]
+def shelved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shelved]:
     """A gallery whose same_hq and similar each hold every look-alike picture; the client
     and, per gallery, each add's answer by picture name."""
     server = GalleryServer(
@@ -57,8 +60,8 @@ def test_there_are_at_least_30_lookalikes() -> None:
 
 @pytest.mark.parametrize("gallery", ["same_hq", "similar"])
 def test_every_lookalike_is_added_as_an_item_of_its_own(
-    shelved: tuple[ApiClient, dict],
-    gallery: str,  # type: ignore[type-arg]
+    shelved: Shelved,
+    gallery: str,
 ) -> None:
     client, answers = shelved
     refused = {name: body for name, body in answers[gallery].items() if "error_code" in body}
@@ -70,8 +73,8 @@ def test_every_lookalike_is_added_as_an_item_of_its_own(
 
 @pytest.mark.parametrize("name", sorted(PICTURES))
 def test_copies_of_a_lookalike_find_it_and_no_other(
-    shelved: tuple[ApiClient, dict],
-    name: str,  # type: ignore[type-arg]
+    shelved: Shelved,
+    name: str,
 ) -> None:
     client, answers = shelved
     sign = answers["same_hq"][name]["cont_sign"]
@@ -84,8 +87,8 @@ def test_copies_of_a_lookalike_find_it_and_no_other(
 
 @pytest.mark.parametrize("name", sorted(PICTURES))
 def test_a_copy_of_a_lookalike_is_refused_on_add_naming_it(
-    shelved: tuple[ApiClient, dict],
-    name: str,  # type: ignore[type-arg]
+    shelved: Shelved,
+    name: str,
 ) -> None:
     client, answers = shelved
     picture = PICTURES[name]
