@@ -553,7 +553,8 @@ def _window(reduced_width: int, scale_y: float, resample: Image.Resampling) -> t
 
 class _ReducedRows:
     """Rows of an image converted and reduced by integer factors, made in order on demand a
-    band at a time; rows no longer asked for are let go."""
+    band (``rows_per_band`` reduced rows, about ``BAND_PIXELS`` source pixels) at a time;
+    rows no longer asked for are let go. ``width`` and ``height``: the reduced size."""
 
     def __init__(
         self,
@@ -566,8 +567,8 @@ class _ReducedRows:
         self._fx, self._fy = factors
         self.width = -(-image.width // self._fx)
         self.height = -(-image.height // self._fy)
-        self._rows_per_band = max(1, BAND_PIXELS // (image.width * self._fy))
-        columns = max(1, BAND_PIXELS // (self._fy * self._rows_per_band))
+        self.rows_per_band = max(1, BAND_PIXELS // (image.width * self._fy))
+        columns = max(1, BAND_PIXELS // (self._fy * self.rows_per_band))
         self._tile = max(self._fx, columns // self._fx * self._fx)
         self._bands: deque[tuple[int, Image.Image]] = deque()
         self._next = 0
@@ -577,7 +578,7 @@ class _ReducedRows:
         while self._bands and self._bands[0][0] + self._bands[0][1].height <= top:
             self._bands.popleft()
         while self._next < bottom:
-            first, last = self._next, min(self.height, self._next + self._rows_per_band)
+            first, last = self._next, min(self.height, self._next + self.rows_per_band)
             self._bands.append((first, self._band(first, last)))
             self._next = last
         first, band = self._bands[0]
@@ -627,8 +628,8 @@ def scaled(
     rows = _ReducedRows(image, convert, (fx, fy))
     if target == (rows.width, rows.height) and (fx, fy) == (1, 1):
         out: Image.Image | None = None
-        for top in range(0, rows.height, rows._rows_per_band):
-            part = rows.rows(top, min(rows.height, top + rows._rows_per_band))
+        for top in range(0, rows.height, rows.rows_per_band):
+            part = rows.rows(top, min(rows.height, top + rows.rows_per_band))
             if out is None:
                 if part.height == rows.height:
                     return part

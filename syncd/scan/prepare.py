@@ -35,8 +35,10 @@ Rules, from the API document's limits (``syncd.protocol``):
   header (the frame in its mode, what the format's decoder holds beside it, the scaled
   result, the rows converted at a time) and held in the process-wide decode budget while
   the image is decoded, scaled and encoded; decodes that do not fit beside the others wait.
-  The image is reduced before it is converted: palette, 1-bit, 16-bit and CMYK frames are
-  converted to RGB or grey a band of rows at a time while they are scaled, never whole.
+  A frame is never converted whole: palette, 1-bit, 16-bit and CMYK frames are converted
+  to RGB or grey a band of rows at a time, each band scaled down as soon as it is made.
+  A GIF or ICO whose header already shows more than ``MAX_PIXELS`` is refused before
+  Pillow opens it (Pillow allocates for both on open).
 - Rejected (``ImageRejected`` with a one-line ``reason``): empty files, non-images,
   corrupt or truncated files, images under 15 px on the shortest side (or that would
   be after scaling down), decompression bombs over ``MAX_PIXELS``, and images whose
@@ -51,8 +53,10 @@ MAX_PIXELS``, so Pillow never warns about an image syncd accepts; images over it
 refused by syncd's own check (Pillow itself raises ``DecompressionBombError`` only above
 twice its limit), and Pillow's ``DecompressionBombWarning`` for those is silenced because
 the rejection says it. pillow-heif's HEIF opener is registered with Pillow once, when the
-first image is opened. Calls mutate no other global state and may run on many threads at
-once; they share the process's decode budget, so a call may wait for others' decodes to end.
+first image is opened. Importing this module also fixes glibc's mmap threshold, so that
+freed decodes go back to the system (``syncd.imaging``). Calls mutate no other global state
+and may run on many threads at once; they share the process's decode budget, so a call may
+wait for others' decodes to end.
 """
 
 from __future__ import annotations
