@@ -259,6 +259,8 @@ class OpenCost:
 
     nbytes: int
     pixels: int = 0
+    #: the formats the header is one of, as Pillow names them
+    formats: tuple[str, ...] = ()
 
 
 class TooManyPixels(ImageRefused):
@@ -285,7 +287,9 @@ def open_cost(source: IO[bytes]) -> OpenCost:
         if head[:4] == b"\0\0\1\0":
             return _ico_open_cost(source, start, head)
         if head[8:12] == b"WEBP" or head[4:8] == b"ftyp":  # WebP, HEIF, AVIF: read whole
-            return OpenCost(2 * (source.seek(0, 2) - start))
+            webp = head[8:12] == b"WEBP"
+            return OpenCost(2 * (source.seek(0, 2) - start), 0,
+                            ("WEBP",) if webp else ("HEIF", "AVIF"))  # fmt: skip
         return OpenCost(0)
     except (OSError, struct.error):
         return OpenCost(0)  # Pillow's own open will say what is wrong with it
@@ -294,11 +298,16 @@ def open_cost(source: IO[bytes]) -> OpenCost:
 
 
 @contextmanager
-def opening(source: IO[bytes], max_pixels: int = 0) -> Iterator[None]:
+def opening(
+    source: IO[bytes], max_pixels: int = 0, formats: tuple[str, ...] = ()
+) -> Iterator[None]:
     """Hold what opening the file on ``source`` costs (``open_cost``) in the budget for the
     ``with`` block. Raises TooManyPixels first when the header already shows more than
-    ``max_pixels`` (0: no limit), ImageRefused when opening would be over the budget."""
+    ``max_pixels`` (0: no limit), ImageRefused when opening would be over the budget. A
+    file of none of ``formats`` (when given) costs nothing: Pillow will not open it."""
     cost = open_cost(source)
+    if formats and not set(cost.formats) & set(formats):
+        cost = OpenCost(0)
     if max_pixels and cost.pixels > max_pixels:
         raise TooManyPixels(cost.pixels, max_pixels)
     with DECODE_BUDGET.reserve(cost.nbytes):
@@ -321,7 +330,7 @@ def _gif_open_cost(source: IO[bytes], start: int, head: bytes) -> OpenCost:
                 return OpenCost(0)
             left, top, width, height = struct.unpack("<HHHH", descriptor[:8])
             pixels = max(screen_width, left + width) * max(screen_height, top + height)
-            return OpenCost(width * height if disposal >= 2 else 0, pixels)
+            return OpenCost(width * height if disposal >= 2 else 0, pixels, ("GIF",))
         if kind[:1] != b"!" or len(kind) < 2:
             return OpenCost(0)  # the trailer or garbage: Pillow finds no frame to prepare for
         pos += 2
@@ -339,24 +348,27 @@ def _gif_open_cost(source: IO[bytes], start: int, head: bytes) -> OpenCost:
 
 
 def _ico_open_cost(source: IO[bytes], start: int, head: bytes) -> OpenCost:
-    """Pillow decodes an ICO's largest embedded image on open (frame, mask and alpha)."""
+    """Pillow decodes an ICO's largest embedded image on open: a PNG (4 bytes a pixel at
+    most), or a bitmap with its mask and alpha (12)."""
     count = struct.unpack("<H", head[4:6])[0]
     source.seek(start + 6)
     directory = source.read(16 * count)
-    largest = 0
+    largest = cost = 0
     for index in range(len(directory) // 16):
         offset = struct.unpack("<I", directory[index * 16 + 12 : index * 16 + 16])[0]
         source.seek(start + offset)
         data = source.read(24)
         if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
             width, height = struct.unpack(">II", data[16:24])
+            per_pixel = 4
         elif len(data) >= 12:
             width, height = struct.unpack("<ii", data[4:12])
-            width, height = abs(width), abs(height) // 2
+            width, height, per_pixel = abs(width), abs(height) // 2, 12
         else:
             continue
         largest = max(largest, width * height)
-    return OpenCost(largest * 12, largest)
+        cost = max(cost, width * height * per_pixel)
+    return OpenCost(cost, largest, ("ICO",))
 
 
 def open_image(source: IO[bytes], formats: tuple[str, ...], max_pixels: int = 0) -> Image.Image:
@@ -366,7 +378,7 @@ def open_image(source: IO[bytes], formats: tuple[str, ...], max_pixels: int = 0)
     and whatever ``Image.open`` raises. The first frame decodes as usual; later frames of
     a GIF lose the disposal buffer they would be drawn on (callers decode the first only).
     """
-    with opening(source, max_pixels):
+    with opening(source, max_pixels, formats):
         image = Image.open(source, formats=formats)
         forget_open_buffers(image)
     return image

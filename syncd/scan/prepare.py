@@ -197,7 +197,7 @@ def _open_image(source: IO[bytes]) -> Image.Image:
     while opening (a GIF's disposal buffer, an ICO's embedded image) is held in the decode
     budget meanwhile."""
     try:
-        with opening(source, MAX_PIXELS):
+        with opening(source, MAX_PIXELS, readable_formats()):
             try:
                 img = Image.open(source, formats=readable_formats())
             except UnidentifiedImageError:

@@ -196,6 +196,14 @@ def webp_frames(size: tuple[int, int], frames: int) -> bytes:
     return save(images[0], "WEBP", save_all=True, append_images=images[1:], lossless=True)
 
 
+def ico_bomb(width: int, height: int) -> bytes:
+    """An icon whose directory says 256x256 but whose one image is an RGBA PNG of
+    ``width`` x ``height`` (Pillow decodes it as soon as it opens the file)."""
+    png = png_bomb(width, height, colour_type=6)
+    entry = struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 22)
+    return struct.pack("<HHH", 0, 1, 1) + entry + png
+
+
 def cmyk_jpeg(size: tuple[int, int], *, progressive: bool) -> bytes:
     """A flat CMYK JPEG; progressive, libjpeg keeps every coefficient of it while decoding."""
     return save(Image.new("CMYK", size, (30, 60, 90, 10)), "JPEG", progressive=progressive)
@@ -330,6 +338,7 @@ BOMBS: dict[str, Callable[[], bytes]] = {
     "frames-bomb.png": lambda: png_bomb(7000, 5000, colour_type=6, frames=3),
     "pages-bomb.tiff": lambda: tiff_bomb(8000, 6000, pages=3),
     "frames-bomb.webp": lambda: webp_frames((5000, 4000), 2),
+    "embedded-bomb.ico": lambda: ico_bomb(8000, 8000),
     "rotated-bomb.tiff": lambda: tiff_bomb(6000, 4000, rows_per_strip=16, orientation=6),
     "cmyk-bomb.jpg": lambda: cmyk_jpeg((5000, 4000), progressive=True),
 }
@@ -361,6 +370,7 @@ __all__ = [
     "cmyk_jpeg",
     "encode",
     "gif_bomb",
+    "ico_bomb",
     "picture",
     "png_bomb",
     "png_header_only",
