@@ -125,6 +125,9 @@ def decode_image_bytes(raw: bytes) -> DecodedImage:
             raise
         except ImageRefused as exc:
             raise _refuse(216202, exc.reason) from None
+        except Image.DecompressionBombError:
+            # Pillow refuses it on open, before any side is known to us: a size error
+            raise _refuse(216202, "too many pixels") from None
         except UnidentifiedImageError as exc:
             raise _refuse(216201, "not JPEG, PNG, BMP or GIF") from exc
         except Exception as exc:  # Pillow raises many types on corrupt data; all mean "undecodable"

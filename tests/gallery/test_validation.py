@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -79,6 +81,33 @@ def test_image_with_a_side_under_15_px_answers_216202(token_client: ApiClient) -
 def test_image_with_a_side_over_4096_px_answers_216202(token_client: ApiClient) -> None:
     assert token_client.error("similar", "search", image=b64(_png(4097, 20))) == 216202
     assert token_client.ok("similar", "search", image=b64(_png(4096, 20)))
+
+
+def _bilevel_png(width: int, height: int) -> bytes:
+    """A 1-bit PNG of ``width`` x ``height`` white-on-nothing pixels, built row by row so
+    that the test never holds its pixels (a 30000 x 30000 one is about 100 KB)."""
+    pack = zlib.compressobj(9)
+    row = b"\0" + b"\0" * ((width + 7) // 8)
+    body = b"".join(pack.compress(row) for _ in range(height)) + pack.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def test_an_image_with_more_pixels_than_pillow_opens_answers_216202(
+    token_client: ApiClient,
+) -> None:
+    # Pillow refuses 900 megapixels as a decompression bomb on open: a size error, not a
+    # format error
+    image = b64(_bilevel_png(30000, 30000))
+    assert token_client.error("same_hq", "add", image=image, brief="{}") == 216202
+    assert token_client.error("similar", "search", image=image) == 216202
 
 
 def test_base64_over_4_mib_answers_216202(token_client: ApiClient) -> None:
