@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -9,7 +10,7 @@ import re
 import socket
 import stat
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -242,15 +243,81 @@ def parse_config(
     source: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Validate a parsed TOML document into a :class:`Config` (paths resolved under ``base_dir``)."""
+    """Validate a parsed TOML document into a :class:`Config` (paths resolved under ``base_dir``).
+
+    Unknown keys are refused first, then every value, and only then are the files the
+    config names read: the typo an operator made shows before a file missing elsewhere."""
     env = os.environ if environ is None else environ
+    _refuse_unknown_keys(data, _SCHEMA, "")
+    _parse_all(data, base_dir, source, env, read_files=False)
+    return _parse_all(data, base_dir, source, env, read_files=True)
+
+
+#: the keys each table knows (a nested dict: a table of tables; a table array is its item's keys)
+_RULE_KEYS: dict[str, Any] = {"glob": None, "tags": None}
+_LIBRARY_KEYS: dict[str, Any] = {
+    "name": None, "root": None, "gallery": None, "include": None, "exclude": None,
+    "follow_symlinks": None, "oversize": None, "rule": _RULE_KEYS,
+}  # fmt: skip
+_SCHEMA: dict[str, Any] = {
+    "api": dict.fromkeys((
+        "endpoint", "auth", "api_key", "secret_key", "secret_key_file", "qps", "qps_schedule",
+        "concurrency", "timeout", "daily_budget", "ca_bundle",
+    )),
+    "ledger": dict.fromkeys(("path", "url", "password_file", "state_dir")),
+    "watch": dict.fromkeys(("settle", "delete_grace", "rescan_interval", "polling", "ignore")),
+    "safety": dict.fromkeys(("max_delete_fraction", "delete_latency")),
+    "metrics": dict.fromkeys(("listen",)),
+    "console": dict.fromkeys(("listen", "password_file")),
+    "host": dict.fromkeys(("name",)),
+    "health": dict.fromkeys(("accept",)),
+    "library": _LIBRARY_KEYS,
+}  # fmt: skip
+
+
+def _refuse_unknown_keys(data: Any, schema: Mapping[str, Any], where: str) -> None:
+    """Raise ConfigError naming the first key ``schema`` does not know, at any depth, with the
+    known key it is closest to. Values of the wrong type are left to the parse to name."""
+    if not isinstance(data, dict):
+        return
+    for name, value in data.items():
+        at = f"{where}.{name}" if where else name
+        if name not in schema:
+            raise ConfigError(unknown_key_message(at, name, schema))
+        inner = schema[name]
+        if inner is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        for n, item in enumerate(items, start=1):
+            _refuse_unknown_keys(item, inner, f"{at}[{n}]" if isinstance(value, list) else at)
+
+
+def unknown_key_message(key: str, name: str, known: Iterable[str]) -> str:
+    """The line for an unknown ``key`` (its last part ``name``): "did you mean" the closest
+    known key when one is close, else the keys the table knows."""
+    names = list(known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return f"{key}: unknown key; did you mean `{close[0]}`?"
+    return f"{key}: unknown key (expected one of {', '.join(names)})"
+
+
+def _parse_all(
+    data: Mapping[str, Any],
+    base_dir: Path,
+    source: Path | None,
+    env: Mapping[str, str],
+    read_files: bool,
+) -> Config:
+    """The config of ``data``; ``read_files`` False checks every value but reads no file."""
+    files = _Files(base_dir, env, read_files)
     top = _Table(data, "")
-    api = _parse_api(top.table("api"), base_dir, env)
-    ledger = _parse_ledger(top.table("ledger"), base_dir, env)
+    api = _parse_api(top.table("api"), files)
+    ledger = _parse_ledger(top.table("ledger"), files)
     watch = _parse_watch(top.table("watch"))
     safety = _parse_safety(top.table("safety"))
     metrics = _parse_metrics(top.table("metrics"))
-    console = _parse_console(top.table("console"), base_dir, env)
+    console = _parse_console(top.table("console"), files)
     host = _parse_host(top.table("host"))
     health = _parse_health(top.table("health"))
     libraries = tuple(
@@ -271,7 +338,8 @@ def parse_config(
     )  # fmt: skip
 
 
-def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
+def _parse_api(t: _Table, files: _Files) -> ApiConfig:
+    env = files.env
     d = ApiConfig()
     endpoint = t.string("endpoint", d.endpoint)
     if endpoint != "embedded" and not re.match(r"https?://[^/\s]+", endpoint):
@@ -297,19 +365,14 @@ def _parse_api(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ApiConfig:
     daily_budget = t.integer("daily_budget", d.daily_budget, least=0)
     ca_bundle = t.string("ca_bundle", d.ca_bundle)
     if ca_bundle:
-        ca_path = base_dir / ca_bundle
-        if not ca_path.is_file():
-            raise ConfigError(f"{t.key('ca_bundle')}: no such file {_show(str(ca_path))}")
-        ca_bundle = str(ca_path)
+        ca_bundle = files.ca_bundle(t.key("ca_bundle"), ca_bundle)
     t.finish()
     if env.get(API_KEY_ENV):
         api_key = env[API_KEY_ENV]
     if env.get(SECRET_KEY_ENV):
         secret_key = env[SECRET_KEY_ENV]
     elif secret_key_file:
-        secret_key_file, secret_key = _read_secret(
-            t.key("secret_key_file"), secret_key_file, base_dir, env
-        )
+        secret_key_file, secret_key = files.secret(t.key("secret_key_file"), secret_key_file)
     return ApiConfig(
         endpoint.rstrip("/"),
         auth,
@@ -335,6 +398,41 @@ def require_credentials(api: ApiConfig) -> None:
         )
 
 
+def check_listen(listen: str, key: str, any_port: bool = False) -> None:
+    """Raise ConfigError naming ``key`` unless ``listen`` is "" or "host:port" (IPv6 in
+    brackets) with a port 1..65535 (``any_port``: 0 too, any free port)."""
+    if not listen:
+        return
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit():
+        raise ConfigError(f'{key}: expected "host:port" or "", got {_show(listen)}')
+    if not (any_port and int(port) == 0) and not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{key}: port {int(port)} is out of range (1-65535)")
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The files a config names: read, or (``read`` False) only named, so that every value is
+    checked before any file is looked at."""
+
+    base_dir: Path
+    env: Mapping[str, str]
+    read: bool
+
+    def secret(self, key: str, name: str) -> tuple[str, str]:
+        """(resolved file, secret) of the file ``name`` set at ``key``."""
+        if not self.read:
+            return name, "not read yet"
+        return _read_secret(key, name, self.base_dir, self.env)
+
+    def ca_bundle(self, key: str, name: str) -> str:
+        """The CA file ``name`` set at ``key``, resolved; ConfigError when it is no file."""
+        path = self.base_dir / name
+        if self.read and not path.is_file():
+            raise ConfigError(f"{key}: no such file {_show(str(path))}")
+        return str(path)
+
+
 def _read_secret(key: str, name: str, base_dir: Path, env: Mapping[str, str]) -> tuple[str, str]:
     """(resolved file, secret): a relative name is looked up under systemd's credentials first."""
     candidates = []
@@ -356,7 +454,8 @@ def _read_secret(key: str, name: str, base_dir: Path, env: Mapping[str, str]) ->
     raise ConfigError(f"{key}: no such file {_show(str(candidates[-1]))}")
 
 
-def _parse_ledger(t: _Table, base_dir: Path, env: Mapping[str, str]) -> LedgerConfig:
+def _parse_ledger(t: _Table, files: _Files) -> LedgerConfig:
+    base_dir, env = files.base_dir, files.env
     default = LedgerConfig().path
     path = t.string("path", str(default))
     if not path:
@@ -379,9 +478,7 @@ def _parse_ledger(t: _Table, base_dir: Path, env: Mapping[str, str]) -> LedgerCo
     anchor = (base_dir / state_dir / default.name) if state_dir else default
     password = env.get(LEDGER_PASSWORD_ENV, "")
     if not password and password_file:
-        password_file, password = _read_secret(
-            t.key("password_file"), password_file, base_dir, env
-        )
+        password_file, password = files.secret(t.key("password_file"), password_file)
     return LedgerConfig(anchor, url, password_file, password)
 
 
@@ -434,10 +531,7 @@ def _parse_safety(t: _Table) -> SafetyConfig:
 
 def _parse_metrics(t: _Table) -> MetricsConfig:
     listen = t.string("listen", MetricsConfig().listen)
-    if listen:
-        host, sep, port = listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f'{t.key("listen")}: expected "host:port" or "", got {_show(listen)}')
+    check_listen(listen, t.key("listen"))
     t.finish()
     return MetricsConfig(listen)
 
@@ -469,20 +563,15 @@ def _parse_host(t: _Table) -> HostConfig:
     return HostConfig(name)
 
 
-def _parse_console(t: _Table, base_dir: Path, env: Mapping[str, str]) -> ConsoleConfig:
+def _parse_console(t: _Table, files: _Files) -> ConsoleConfig:
     listen = t.string("listen", ConsoleConfig().listen)
     password_file = t.string("password_file", ConsoleConfig().password_file)
     t.finish()
-    if listen:
-        host, sep, port = listen.rpartition(":")
-        host = host.strip("[]")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ConfigError(f'{t.key("listen")}: expected "host:port" or "", got {_show(listen)}')
-    password = env.get(CONSOLE_PASSWORD_ENV, "")
+    # port 0 (any free port) is kept for the console: tests serve it so
+    check_listen(listen, t.key("listen"), any_port=True)
+    password = files.env.get(CONSOLE_PASSWORD_ENV, "")
     if not password and password_file:
-        password_file, password = _read_secret(
-            t.key("password_file"), password_file, base_dir, env
-        )
+        password_file, password = files.secret(t.key("password_file"), password_file)
     if listen and not password and not is_loopback(listen):
         raise ConfigError(
             f"{t.key('password_file')}: required when {t.key('listen')} is not loopback "
@@ -652,9 +741,7 @@ class _Table:
         """Refuse keys this table does not know."""
         for name in self.data:
             if name not in self.known:
-                raise ConfigError(
-                    f"{self.key(name)}: unknown key (expected one of {', '.join(self.known)})"
-                )
+                raise ConfigError(unknown_key_message(self.key(name), name, self.known))
 
 
 def _show(value: Any) -> str:

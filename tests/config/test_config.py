@@ -71,7 +71,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[api]\nqpss = 3\n" + LIBRARY, "api.qpss: unknown key (expected one of endpoint, auth,"),
+        ("[api]\nqpss = 3\n" + LIBRARY, "api.qpss: unknown key; did you mean `qps`?"),
+        ("[api]\nzzz = 3\n" + LIBRARY, "api.zzz: unknown key (expected one of endpoint, auth,"),
         ("colour = 1\n" + LIBRARY, "colour: unknown key"),
         (LIBRARY + "nmae = 1\n", "library[1].nmae: unknown key"),
         ('[api]\nqps = "fast"\n' + LIBRARY, 'api.qps: expected a number > 0, got "fast"'),
@@ -86,6 +87,14 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
         ('[watch]\nignore = "*.tmp"\n' + LIBRARY, "watch.ignore: expected a list of strings"),
         ("[safety]\nmax_delete_fraction = 2\n" + LIBRARY, "safety.max_delete_fraction: expected"),
         ('[metrics]\nlisten = "9108"\n' + LIBRARY, 'metrics.listen: expected "host:port"'),
+        (
+            '[metrics]\nlisten = "127.0.0.1:0"\n' + LIBRARY,
+            "metrics.listen: port 0 is out of range (1-65535)",
+        ),
+        (
+            '[console]\nlisten = "127.0.0.1:99999"\n' + LIBRARY,
+            "console.listen: port 99999 is out of range (1-65535)",
+        ),
         ("api = 3\n" + LIBRARY, "api: expected a table, got 3"),
         ("", "library: at least one [[library]] table is required"),
         (
@@ -142,6 +151,33 @@ def test_a_toml_syntax_error_exits_2_with_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["reconcile", "--dry-run", "-c", str(path)])
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "not valid TOML" in result.stderr
+
+
+def test_a_misspelled_required_key_is_named_with_the_key_it_resembles(tmp_path: Path) -> None:
+    text = '[[library]]\nname = "photos"\nroot = "./photos"\ngalery = "same_hq"\n'
+    path = _write(tmp_path, text)
+    result = CliRunner().invoke(cli, ["status", "-c", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr == "library[1].galery: unknown key; did you mean `gallery`?\n"
+
+
+def test_a_typo_is_named_before_a_password_file_missing_in_a_copied_config(
+    tmp_path: Path,
+) -> None:
+    # copied to another host: the console's password file did not come along
+    text = (
+        '[console]\nlisten = "0.0.0.0:8765"\npassword_file = "./console-password"\n'
+        + LIBRARY
+        + 'exlcude = ["*.raw"]\n'
+    )
+    assert _error(tmp_path, text) == "library[1].exlcude: unknown key; did you mean `exclude`?"
+    fixed = text.replace("exlcude", "exclude")
+    assert _error(tmp_path, fixed).startswith("console.password_file: no such file")
+
+
+def test_a_bad_value_is_named_before_a_missing_secret_file(tmp_path: Path) -> None:
+    text = '[api]\nsecret_key_file = "./gone"\n[safety]\nmax_delete_fraction = 5\n' + LIBRARY
+    assert _error(tmp_path, text).startswith("safety.max_delete_fraction: expected a number")
 
 
 def test_a_missing_config_file_exits_2(tmp_path: Path) -> None:
