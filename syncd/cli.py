@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,11 +29,53 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _SyncdGroup(click.Group):
+    """The root command: a usage error is one line on stderr naming the help to read, exit 2
+    (click's own is a three-line usage block)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, "syncd", complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # `syncd` alone: the help
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            click.echo(usage_line(exc), err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def usage_line(error: click.UsageError) -> str:
+    """``syncd: <what is wrong> (see syncd <command> --help)``, on one line."""
+    command = error.ctx.command_path.split(" ", 1)[1:] if error.ctx is not None else []
+    where = " ".join(["syncd", *command])
+    message = " ".join(error.format_message().split())
+    return f"syncd: {message} (see {where} --help)"
+
+
+@click.group(cls=_SyncdGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="syncd")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def cli(verbose: bool) -> None:
-    """syncd keeps folders of images mirrored into an image-search gallery."""
+    """syncd keeps folders of images mirrored into an image-search gallery.
+
+    Every command exits 2 on a usage or config error, with one line saying what is wrong.
+    """
     _setup_logging(verbose)
 
 
@@ -43,7 +86,13 @@ def gallery() -> None:
 
 @gallery.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8601, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8601,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
 @click.option(
     "--data",
     "data_dir",
@@ -93,7 +142,10 @@ def gallery_serve(
     connection_limit: int | None,
     channel_timeout: int | None,
 ) -> None:
-    """Run the local gallery server until SIGTERM/SIGINT."""
+    """Run the local gallery server until SIGTERM/SIGINT.
+
+    Exit: 0 stopped by a signal, 2 usage error.
+    """
     from syncd.gallery.server import serve_forever
 
     root = logging.getLogger()
@@ -177,6 +229,23 @@ def _join_or_exit(ledger: Ledger, config: Config) -> None:
         raise SystemExit(EXIT_USAGE) from None
 
 
+#: the health reasons that say a library's root is no folder of files to sync (a typo in root)
+_ROOT_PROBLEMS = ("root_missing", "root_unreadable", "root_empty", "root_unmounted")
+
+
+def _warn_about_roots(config: Config, names: tuple[str, ...]) -> None:
+    """One line on stderr per library (of ``names``, or all) whose root is missing, not a
+    folder, unreadable or empty: a typo in ``root`` would otherwise go unnoticed."""
+    from syncd.health import inspect_root, root_reasons
+
+    for lib in config.libraries:
+        if names and lib.name not in names:
+            continue
+        for reason in root_reasons(inspect_root(lib.root), None):
+            if reason.code not in config.health.accept:
+                click.echo(f"warning: library {lib.name}: {reason.detail}", err=True)
+
+
 def _check_library_names(config: Config, names: tuple[str, ...]) -> None:
     known = [lib.name for lib in config.libraries]
     for name in names:
@@ -201,9 +270,14 @@ def _check_library_names(config: Config, names: tuple[str, ...]) -> None:
 def reconcile_command(
     config_file: Path | None, dry_run: bool, libraries: tuple[str, ...], allow_mass_delete: bool
 ) -> None:
-    """Scan the libraries, then sync until nothing is due (--dry-run: print the plan)."""
+    """Scan the libraries, then sync until nothing is due (--dry-run: print the plan).
+
+    Exit: 0 synced, 1 some files failed or still retrying after errors, or the daily budget
+    is spent, 2 config or ledger error, 3 a fatal API condition.
+    """
     config = load_config_or_exit(config_file)
     _check_library_names(config, libraries)
+    _warn_about_roots(config, libraries)
     from syncd.scan.ahead import start_walks
 
     # the walk runs in a child while this process imports the ledger's modules (SPEC §8)
@@ -234,7 +308,11 @@ def reconcile_command(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: libraries, paused, fatal.")
 @click.option("--failed", is_flag=True, help="Also list files not synced, with the reason.")
 def status_command(config_file: Path | None, as_json: bool, failed: bool) -> None:
-    """Per library: files, items, synced, pending, failed, held deletes; pause or stop state."""
+    """Per library: files, items, synced, pending, failed, held deletes; pause or stop state.
+
+    Exit: 0, 2 config or ledger error. A library root that is missing, unreadable or empty
+    is warned about on stderr.
+    """
     import json
     import time
 
@@ -261,6 +339,10 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
         report = empty_status(libraries)
     unsettled = AddSpool.for_host(config.ledger.path, config.host).count()
     healths = current_health(config, report.libraries, report.conditions)
+    for health in healths:
+        for reason in health.reasons:
+            if reason.code in _ROOT_PROBLEMS and not reason.accepted:
+                click.echo(f"warning: library {health.library}: {reason.detail}", err=True)
     if as_json:
         data = status_document(report, unsettled, failures if failed else None)
         data["rate"] = config.api.rates.document(time.time())
@@ -582,7 +664,10 @@ def _unsettled_line(adds: int) -> str:
 def retry_command(
     config_file: Path | None, libraries: tuple[str, ...], paths: tuple[Path, ...]
 ) -> None:
-    """Queue failed files again (all, a library's, or those at or under PATHs)."""
+    """Queue failed files again (all, a library's, or those at or under PATHs).
+
+    Exit: 0, 2 config or ledger error.
+    """
     from syncd.errors import ConfigError
     from syncd.ledger.schema import LedgerError
     from syncd.sync.retry import retry_failures
@@ -619,7 +704,10 @@ def retry_command(
 def search_command(
     config_file: Path | None, image: Path, library: str | None, top: int, as_json: bool
 ) -> None:
-    """Search the gallery with a local image; each hit with its score and local paths."""
+    """Search the gallery with a local image; each hit with its score and local paths.
+
+    Exit: 0 hits found, 1 no hit, 2 config error or IMAGE not an image, 3 API error.
+    """
     import json
 
     from syncd.errors import ApiError, ConfigError, SyncdError
@@ -658,7 +746,11 @@ def search_command(
 @cli.command("check")
 @config_option
 def check_command(config_file: Path | None) -> None:
-    """Validate the config, reach the endpoint, obtain a token, open the ledger."""
+    """Validate the config, check each library's root, reach the endpoint, obtain a token,
+    open the ledger.
+
+    Exit: 0 all ok, 2 config, library root or ledger problem, 3 API problem.
+    """
     from syncd.sync.check import check_setup
 
     config = load_config_or_exit(config_file)
@@ -679,7 +771,11 @@ def check_command(config_file: Path | None) -> None:
 )
 @click.pass_context
 def run_command(ctx: click.Context, config_file: Path | None, log_format: str) -> None:
-    """Reconcile, then watch and sync until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    """Reconcile, then watch and sync until SIGTERM/SIGINT; SIGHUP reloads the config.
+
+    Exit: 0 stopped by a signal, 1 could not start (a listener's address taken) or a part of
+    the service stopped, 2 config error.
+    """
     from syncd.daemon import run
 
     verbose = bool(ctx.find_root().params.get("verbose", False))
@@ -695,7 +791,10 @@ def run_command(ctx: click.Context, config_file: Path | None, log_format: str) -
     help="Address to serve on (default: console.listen, else 127.0.0.1:8765).",
 )
 def console_command(config_file: Path | None, listen: str | None) -> None:
-    """Serve the web console alone until SIGTERM/SIGINT (for hosts that sync by reconcile)."""
+    """Serve the web console alone until SIGTERM/SIGINT (for hosts that sync by reconcile).
+
+    Exit: 0 stopped by a signal, 2 config error or the address cannot be listened on.
+    """
     from dataclasses import replace
 
     from syncd.config import is_loopback
@@ -748,7 +847,10 @@ def ledger_group() -> None:
 )
 def ledger_migrate_command(config_file: Path | None, url: str, password_file: Path | None) -> None:
     """Copy this host's SQLite ledger into an empty PostgreSQL ledger, in one transaction,
-    then say how to switch the config to it."""
+    then say how to switch the config to it.
+
+    Exit: 0 copied, 2 config, ledger or database error.
+    """
     import os
 
     from syncd.config import LEDGER_PASSWORD_ENV, check_ledger_url
@@ -819,7 +921,10 @@ def ledger_migrate_command(config_file: Path | None, url: str, password_file: Pa
     "--force", is_flag=True, help="Release it even though it was seen in the last minute."
 )
 def ledger_release_host_command(config_file: Path | None, name: str, force: bool) -> None:
-    """Forget host NAME (gone for good): its libraries go to the next host naming them."""
+    """Forget host NAME (gone for good): its libraries go to the next host naming them.
+
+    Exit: 0 released, 2 config or ledger error.
+    """
     import time
 
     from syncd.errors import ConfigError

@@ -1,5 +1,5 @@
-"""``syncd check``: validate the config, reach the endpoint, obtain a token, probe each
-gallery, open the ledger (SPEC §6)."""
+"""``syncd check``: validate the config, look at each library's root, reach the endpoint,
+obtain a token, probe each gallery, open the ledger."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from syncd.errors import (
     TransientError,
     setup_advice,
 )
+from syncd.health import inspect_root, root_reasons
 from syncd.ledger.schema import LedgerError, open_ledger
 
 
@@ -29,12 +30,13 @@ class CheckLine:
 
 
 def check_setup(config: Config) -> tuple[list[CheckLine], int]:
-    """Reach the endpoint, obtain a token, probe each gallery the libraries feed, open the
-    ledger. Returns the lines and the exit code (0 ok, 2 config or ledger, 3 API)."""
+    """Look at each library's root, reach the endpoint, obtain a token, probe each gallery
+    the libraries feed, open the ledger. Returns the lines and the exit code (0 ok, 2 config,
+    a root or the ledger, 3 API)."""
     from syncd.sync.endpoint import EMBEDDED, open_client
 
-    lines: list[CheckLine] = []
-    code = 0
+    lines = root_lines(config)
+    code = 0 if all(line.ok for line in lines) else 2
     endpoint = config.api.endpoint
     shown = "the embedded local gallery" if endpoint == EMBEDDED else endpoint
     try:
@@ -71,6 +73,20 @@ def check_setup(config: Config) -> tuple[list[CheckLine], int]:
             lines.append(CheckLine("ledger", False, f"{path}: its folder cannot be created"))
             code = code or 2
     return lines, code
+
+
+def root_lines(config: Config) -> list[CheckLine]:
+    """One line per library: its root, or why it is no root to sync (missing, not a folder,
+    unreadable, empty): a typo in ``root`` would otherwise sync nothing and say nothing."""
+    lines = []
+    for lib in config.libraries:
+        facts = inspect_root(lib.root)
+        reasons = root_reasons(facts, None)
+        if reasons:
+            lines.append(CheckLine(f"library {lib.name}", False, reasons[0].detail))
+        else:
+            lines.append(CheckLine(f"library {lib.name}", True, f"root {facts.root}"))
+    return lines
 
 
 def _problem(gallery: str, error: ApiError) -> str:
