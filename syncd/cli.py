@@ -797,15 +797,17 @@ def console_command(config_file: Path | None, listen: str | None) -> None:
     """
     from dataclasses import replace
 
-    from syncd.config import is_loopback
+    from syncd.config import check_listen, is_loopback
     from syncd.console import serve_until_signal
+    from syncd.errors import ConfigError
 
     config = load_config_or_exit(config_file)
     address = listen or config.console.listen or "127.0.0.1:8765"
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        click.echo(f'--listen: expected "host:port", got {address!r}', err=True)
-        raise SystemExit(EXIT_USAGE)
+    try:
+        check_listen(address, "--listen", any_port=True)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
     if not config.console.password and not is_loopback(address):
         click.echo(
             "console.password_file: required when the console listens beyond loopback "
@@ -820,7 +822,8 @@ def console_command(config_file: Path | None, listen: str | None) -> None:
     try:
         serve_until_signal(config)
     except OSError as exc:
-        click.echo(f"console: cannot listen on {address}: {exc.strerror or exc}", err=True)
+        key = "--listen" if listen else "console.listen"
+        click.echo(f"cannot listen on {address} for {key}: {exc.strerror or exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
 
 

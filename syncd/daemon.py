@@ -27,11 +27,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from syncd.api import ImageSearchClient
 from syncd.config import Config, ConfigRef, LibraryConfig, load_config
-from syncd.console import console_for
 from syncd.errors import ConfigError, SyncdError
 from syncd.health import (
     Counts,
@@ -65,7 +64,12 @@ from syncd.watch.aggregator import (
 )
 from syncd.watch.observer import LibraryWatcher
 
+if TYPE_CHECKING:
+    from syncd.console.server import ConsoleServer
+
 log = logging.getLogger("syncd.run")
+
+_T = TypeVar("_T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -105,6 +109,10 @@ def run(
         log.error("config: %s", exc)
         daemon.stop()
         return EXIT_CONFIG
+    except ListenError as exc:
+        log.error("%s", exc)
+        daemon.stop()
+        return EXIT_FAILED
     except (SyncdError, OSError) as exc:
         log.error("cannot start: %s", _one_line(exc))
         daemon.stop()
@@ -138,6 +146,19 @@ def run(
         notifier.close()
     log.info("stopped")
     return code
+
+
+class ListenError(Exception):
+    """A listener cannot listen on its address; the message names the address and the key."""
+
+
+def _listening(key: str, listen: str, bind: Callable[[], _T]) -> _T:
+    """``bind()``, its OSError said as a ListenError naming ``listen`` and its config ``key``."""
+    try:
+        return bind()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ListenError(f"cannot listen on {listen} for {key}: {reason}") from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -187,6 +208,7 @@ class Daemon:
         self._state_file = ServiceStateFile(service_state_path(config))
         self._pipeline: Pipeline | None = None
         self._metrics: MetricsServer | None = None
+        self._console: ConsoleServer | None = None
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._work: threading.Thread | None = None
@@ -206,20 +228,19 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open everything, watch every root, queue the start-up reconcile, tell systemd."""
+        """Listen, then open everything, watch every root, queue the start-up reconcile, tell
+        systemd. A ListenError when an address is taken: then nothing was started."""
+        self._bind_listeners()
         self._pipeline = self._stack.enter_context(open_pipeline(self._ref))
         for lib in self._ref.current.libraries:
             self._add_library(lib)
         self._agg.set_roots(self._roots())
         self._look_at_roots()
-        if self._ref.current.metrics.listen:
-            self._metrics = MetricsServer(
-                self._ref.current.metrics.listen, self.snapshot, self.health
-            )
+        if self._metrics is not None:
             self._metrics.start()
             log.info("metrics on http://%s/metrics", self._ref.current.metrics.listen)
-        # the web console, stopped with the stack, before the pipeline
-        self._stack.enter_context(console_for(self._ref.current))
+        if self._console is not None:
+            self._console.start()
         # the start-up reconcile: a full scan of every library, before any settled batch
         for name in self._libraries:
             self._agg.request_rescan(name, immediate=True)
@@ -239,6 +260,22 @@ class Daemon:
             self._ref.current.watch.settle, self._ref.current.watch.delete_grace,
         )  # fmt: skip
 
+    def _bind_listeners(self) -> None:
+        """Take the addresses of /metrics and the console, serving neither yet: a taken one
+        stops the start before anything runs (stop() releases those already taken)."""
+        from syncd.console.server import ConsoleServer
+
+        config = self._ref.current
+        if config.metrics.listen:
+            self._metrics = _listening(
+                "metrics.listen",
+                config.metrics.listen,
+                lambda: MetricsServer(config.metrics.listen, self.snapshot, self.health),
+            )
+        if config.console.listen:
+            self._console = ConsoleServer(config)
+            _listening("console.listen", config.console.listen, self._console.bind)
+
     def request_reload(self) -> None:
         """Reload the config file on the work thread (SIGHUP)."""
         self._reload.set()
@@ -255,6 +292,8 @@ class Daemon:
         self._state_file.remove()  # nothing is watched any more
         if self._metrics is not None:
             self._metrics.close()
+        if self._console is not None:
+            self._console.stop()  # before the pipeline: it reads the ledger
         # the pipeline's exit stops the workers within api.timeout and closes the ledger
         self._stack.close()
 

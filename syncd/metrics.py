@@ -225,6 +225,7 @@ class MetricsServer:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
+        """Stop serving (if started) and release the port."""
+        if self._thread.is_alive():
+            self._server.shutdown()  # waits for serve_forever: never when it was not started
         self._server.server_close()

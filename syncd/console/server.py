@@ -58,9 +58,11 @@ class ConsoleServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self) -> None:
-        """Listen and serve on a background thread; returns once listening (OSError if the
-        address is taken)."""
+    def bind(self) -> None:
+        """Listen on the address without serving yet (OSError if it is taken), so that a
+        service can hold all its addresses before it starts anything. Done once."""
+        if self._server is not None:
+            return
         server = create_server(
             self.app,
             map=self._map,
@@ -84,6 +86,11 @@ class ConsoleServer:
         self._server = server
         self.port = int(server.effective_port)
         self.app.listening_on(self.host, self.port)
+
+    def start(self) -> None:
+        """Listen (unless :meth:`bind` did) and serve on a background thread; returns once
+        listening (OSError if the address is taken)."""
+        self.bind()
         self._thread = threading.Thread(target=self._serve, name="syncd-console", daemon=True)
         self._thread.start()
         self.app.status_cache.warm_up()
@@ -103,6 +110,10 @@ class ConsoleServer:
             self._thread.join()
             self._thread = None
             server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # type: ignore[attr-defined]
+            wasyncore.close_all(self._map, ignore_all=True)
+            self._server = None
+        elif self._server is not None:  # bound, never served
+            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # type: ignore[attr-defined]
             wasyncore.close_all(self._map, ignore_all=True)
             self._server = None
         self.app.close()
