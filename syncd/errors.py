@@ -1,4 +1,5 @@
-"""The one error taxonomy (SPEC §3): every API answer that is not a result is one of these.
+"""The one error taxonomy: every API answer that is not a result is one of these classes,
+and each class says what syncd does about it (docs/rules.md, Error classes).
 
 Both the client (which raises them) and the local gallery server (which answers with
 their codes) use this module; no other stage compares raw error codes.
@@ -111,7 +112,7 @@ class BadRequestError(ApiError):
 
 
 class ItemExistsError(ApiError):
-    """216681: the gallery already holds this image (SPEC §2.6).
+    """216681: the gallery already holds this image (docs/rules.md, Duplicate adds).
 
     ``cont_sign`` names the item the gallery holds when its answer says (the real API's
     does: ``{"error_code": 216681, "cont_sign": "…", …}``), else None.

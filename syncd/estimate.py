@@ -1,5 +1,5 @@
-"""How many calls a backlog costs and how long they take (SPEC §6: ``reconcile --dry-run``
-and ``status`` say it): one call per add or update, one per 1000 deletes of a gallery."""
+"""How many calls a backlog costs and how long they take (``reconcile --dry-run`` and
+``status`` say it): one call per add or update, one per 1000 deletes of a gallery."""
 
 from __future__ import annotations
 

@@ -3,13 +3,15 @@
 - **Globs and filters**: the include/exclude/ignore dialect of the config (``PathMatcher``,
   ``WalkFilter``); the walk, the watcher and the tag rules all match with these. The NAS and
   OS system folders no library holds (``SYSTEM_FOLDERS``) are ignored by every walk and watcher.
-- **The file signature** (size, mtime_ns, inode) that says a file is unchanged (SPEC §2.10).
+- **The file signature** (size, mtime_ns, inode) that says a file is unchanged
+  (docs/rules.md, Unchanged files cost nothing).
 - **Paths**: the stored form of a relative path (bytes, undecodable names round-trip) and
   the printable one-line form for logs and messages.
 - **File states** as the ledger keeps them, and the **brief** that names a file in the
-  gallery (SPEC §5), written by the planner and read back by status and search.
-- **The watch-to-scan hand-off** (``LookAgain``) and the one settle rule (``seconds_until_quiet``,
-  SPEC §4) the watcher and the scan both apply.
+  gallery (docs/rules.md, The brief), written by the planner and read back by status and
+  search.
+- **The watch-to-scan hand-off** (``LookAgain``) and the one settle rule
+  (``seconds_until_quiet``; docs/rules.md, Settle) the watcher and the scan both apply.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ _GLOB_FLAGS: Final = re.DOTALL
 _MASK64: Final = (1 << 64) - 1
 
 FileState = Literal["live", "vanished", "held"]
-#: live: on disk; vanished: gone, waiting delete_grace; held: gone in a mass vanish (SPEC §2.8)
+#: live: on disk; vanished: gone, waiting delete_grace; held: gone in a mass vanish, deletes held
 FILE_LIVE: Final = "live"
 FILE_VANISHED: Final = "vanished"
 FILE_HELD: Final = "held"
@@ -38,7 +40,7 @@ _ELLIPSIS: Final = "…"
 
 
 def file_signature(size: int, mtime_ns: int, inode: int) -> int:
-    """One int that changes when size (bytes), mtime_ns or inode does (SPEC §2.10).
+    """One int that changes when size (bytes), mtime_ns or inode does.
 
     The scan compares it with what the ledger stored: equal means the file is unchanged
     and is not read again. Size and inode are unsigned 64-bit.
@@ -51,7 +53,7 @@ FileIdentity = tuple[int, int, int, int]
 
 
 def file_identity(dev: int, inode: int, size: int, mtime_ns: int) -> FileIdentity:
-    """A file's identity (SPEC §2.2): a file moved on one filesystem keeps it, so the scan
+    """A file's identity: a file moved on one filesystem keeps it, so the scan
     knows its content without reading it again. Dev and inode as unsigned 64-bit."""
     return (dev & _MASK64, inode & _MASK64, size, mtime_ns)
 
@@ -74,7 +76,7 @@ class LookAgain:
 def seconds_until_quiet(mtime_ns: int, now: float, settle: float) -> float:
     """Seconds (>= 0) until a file last modified at ``mtime_ns`` (ns since the epoch) has been
     quiet for ``settle`` seconds, at wall time ``now`` (seconds since the epoch); 0 when it
-    already has (SPEC §4).
+    already has (docs/rules.md, Settle).
 
     An mtime ahead of ``now`` (kept from a camera whose clock runs ahead, or set by another
     host's clock) counts as quiet: waiting would hold the file until that date, and the

@@ -1,4 +1,4 @@
-"""Account pauses (quota, SPEC §3 "quota") and stopped galleries (SPEC §3 "fatal setup").
+"""Account pauses (quota) and galleries stopped by a setup error (docs/rules.md, Error classes).
 
 Pure decisions and their JSON form; the ledger's key/value table stores them so that a
 restart, ``status`` and ``reconcile`` all see the same state.

@@ -1,6 +1,7 @@
-"""The garbage collector tricks that keep a no-change ``reconcile`` within SPEC §8, in one
-place. (The other speed trick, walking the tree in a child process while this one imports,
-is ``syncd.scan.ahead.start_walks``.) Imports nothing of syncd.
+"""The garbage collector tricks that keep a no-change ``reconcile`` within its target
+(benchmarks/README.md), in one place. (The other speed trick, walking the tree in a child
+process while this one imports, is ``syncd.scan.ahead.start_walks``.) Imports nothing of
+syncd.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The web console (SPEC §10): a reader of the ledger and a caller of the same commands.
+"""The web console (README, Web console): a reader of the ledger and a caller of the same
+commands.
 
 ``syncd run`` serves it beside the sync when ``console.listen`` is set
 (:func:`console_for`); ``syncd console`` serves it alone (:func:`serve_until_signal`).
