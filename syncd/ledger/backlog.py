@@ -65,7 +65,7 @@ def backlog(session: Session, galleries: Sequence[str]) -> Backlog:
     pending, retrying, next_due = session.execute(
         select(
             func.count(),
-            # an API error, not our own (no code) nor the deletion latency (§2.6)
+            # an API error, not our own (no code) nor the deletion latency's wait
             func.count(
                 case((and_(Item.error_code.is_not(None), Item.latency_until.is_(None)), 1))
             ),
@@ -78,7 +78,7 @@ def backlog(session: Session, galleries: Sequence[str]) -> Backlog:
 
 
 def backing_off() -> ColumnElement[bool]:
-    """An intent waiting on a backoff after errors (not on the deletion latency, §2.6)."""
+    """An intent waiting on a backoff after errors (not on the deletion latency)."""
     return and_(_pending(None), Item.attempts > 0, Item.latency_until.is_(None))
 
 

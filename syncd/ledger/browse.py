@@ -1,4 +1,4 @@
-"""What the web console reads from the ledger (SPEC §10), and the two writes it asks for.
+"""What the web console reads from the ledger, and the two writes it asks for.
 
 Reads go through a :class:`LedgerReader`: deferred, query-only transactions, so a page never
 takes the writer's lock away from the sync. Every listing is bounded (``limit`` rows) and

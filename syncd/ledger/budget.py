@@ -1,7 +1,7 @@
 """The daily budget (``api.daily_budget``): calls spent per quota day, all hosts together.
 
 Each call takes its unit in one short transaction before it goes out, so the budget is
-never overspent however many workers and hosts share it (SPEC §9.5).
+never overspent however many workers and hosts share it (docs/rules.md, Daily budget).
 """
 
 from __future__ import annotations

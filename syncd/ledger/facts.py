@@ -11,17 +11,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class FileFact:
-    """A file row: a path of a library holding a content (SPEC times in epoch seconds)."""
+    """A file row: a path of a library holding a content (times in epoch seconds)."""
 
     file_id: int
     library: str
     relpath: str
     content_hash: str
-    #: "live", "vanished" (waiting delete_grace) or "held" (mass vanish, SPEC §2.8)
+    #: "live", "vanished" (waiting delete_grace) or "held" (docs/rules.md, Mass deletes)
     state: str
     first_seen_at: float
     vanished_at: float | None = None
-    #: the file's mtime (ns): the bulk lane sends the newest files first (SPEC §2.11)
+    #: the file's mtime (ns): the bulk lane sends the newest files first (fresh changes first)
     mtime_ns: int = 0
 
 
@@ -57,7 +57,7 @@ class DesiredItem:
     tags: tuple[int, ...]
     #: the brief's holder, the file an add reads; None when not present
     source_file_id: int | None
-    #: the content whose item's add must land before this item's call (SPEC §2.3)
+    #: the content whose item's add must land before this item's call (add before delete)
     wait_for_content: str | None
 
 

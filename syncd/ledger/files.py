@@ -39,7 +39,7 @@ from syncd.paths import (
     file_signature,
 )
 
-# the walk and the ledger compare one number per file: one definition of it (SPEC §2.10)
+# the walk and the ledger compare one number per file: one definition of it
 from syncd.speedups import collector_paused
 
 _MASK64 = (1 << 64) - 1
@@ -50,7 +50,7 @@ IN_CHUNK = 500
 #: paths per query of rows at or below paths (five bound parameters each)
 PATHS_CHUNK = 100
 #: a scan that vanishes fewer files than this holds none of their deletes, whatever share of
-#: the library they are: deleting 1 of 2 files is an edit, not an unmounted share (SPEC §2.8)
+#: the library they are: deleting 1 of 2 files is an edit, not an unmounted share
 MASS_VANISH_FLOOR = 10
 
 
@@ -223,7 +223,7 @@ def known_contents(
     Looked for among the library's rows at the stored paths ``relpaths`` (paths a scan has
     not found yet: the file may have moved from there) and among its vanished and held
     rows. A file with the identity of a row is that row's file, moved or linked (the same
-    trust SPEC §2.10 puts in size, mtime_ns and inode at one path), so its bytes need no
+    trust a rescan puts in size, mtime_ns and inode at one path), so its bytes need no
     second read. Identities whose rows disagree are left out.
     """
     if not identities:
@@ -467,7 +467,8 @@ def hold_mass_vanish(
     delete_grace: float,
     max_fraction: float,
 ) -> int:
-    """Hold the deletes of a scan that vanished too much of a library (SPEC §2.8).
+    """Hold the deletes of a scan that vanished too much of a library (docs/rules.md, Mass
+    deletes).
 
     Files vanished at ``now`` whose content did not show up at a new path of the same
     gallery (a move) count; when they are more than ``max_fraction`` of the files the

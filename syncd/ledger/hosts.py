@@ -1,5 +1,6 @@
-"""Hosts sharing one ledger (SPEC §9): who they are, their heartbeat, the libraries each
-owns, the one account they all call, and the tag rules every host's planner needs.
+"""Hosts sharing one ledger (README, Several file servers): who they are, their heartbeat,
+the libraries each owns, the one account they all call, and the tag rules every host's
+planner needs.
 
 A library belongs to the host whose config names it (``libraries.host``); a library written
 before schema v4 (no host) goes to the first host that names it. Another host naming it is

@@ -38,7 +38,7 @@ from syncd.paths import FILE_VANISHED
 PLAN_CHUNK = 500
 #: seconds a claim (a lease) holds unless renewed: its holder renews it every few seconds
 #: (syncd.sync.heartbeat), so a lease this old was left by a worker or host that died and a
-#: dead host's updates and deletes are taken over within about a minute (SPEC §9.4)
+#: dead host's updates and deletes are taken over within about a minute
 CLAIM_STALE_AFTER = 30.0
 
 
@@ -105,7 +105,7 @@ class PlanBatch:
 
     gallery: str
     contents: list[str]
-    #: content -> the content that replaced it at a path (its add goes first, SPEC §2.3)
+    #: content -> the content that replaced it at a path (its add goes first)
     transitions: list[Transition]
 
 
@@ -207,7 +207,8 @@ def load_plan_facts(session: Session, batch: PlanBatch) -> PlanFacts:
 
 @dataclass(frozen=True)
 class Lane:
-    """The lane new intents of a planner run wait in (SPEC §2.11), and their order in it."""
+    """The lane new intents of a planner run wait in (docs/rules.md, Fresh changes first), and
+    their order in it."""
 
     lane: int
     now: float
@@ -329,8 +330,9 @@ def _apply_desired(
 def set_intent(item: Item, op: str | None, now: float, fresh_want: bool) -> None:
     """Record ``op`` as the item's intent and the state that follows from it.
 
-    A failed add stays failed (the same bytes would be refused again, SPEC §3 "bad
-    image"); another failed call is tried again when what the item should be changed.
+    A failed add stays failed (the same bytes would be refused again: a bad image, see
+    docs/rules.md, Error classes); another failed call is tried again when what the item
+    should be changed.
     Work that was already pending keeps its backoff.
     """
     previous_state, previous_op = item.state, item.op

@@ -62,7 +62,7 @@ class ContentState(Enum):
 
     #: its item has a cont_sign: the add's answer was recorded after all
     KNOWN = "known"
-    #: its add is still to come (that add adopts whatever a lost one made, §2.6)
+    #: its add is still to come (that add adopts whatever a lost one made: 216681)
     WANTED = "wanted"
     #: nothing wants it any more
     GONE = "gone"
@@ -103,7 +103,7 @@ class HitState(Enum):
     HELD = "held"
     #: the ledger never knew it (another install's, or made by hand)
     UNKNOWN = "unknown"
-    #: syncd deleted it, or is about to: the gallery still shows it for a while (§2.7)
+    #: syncd deleted it, or is about to: the gallery still shows it for a while (its latency)
     DELETED = "deleted"
 
 

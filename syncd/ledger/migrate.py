@@ -1,4 +1,5 @@
-"""``syncd ledger migrate --to URL``: this host's SQLite ledger into PostgreSQL (SPEC §9.8).
+"""``syncd ledger migrate --to URL``: this host's SQLite ledger into PostgreSQL,
+with no API call (README, Several file servers).
 
 Every table is copied as it is, ids kept, in one transaction on the target: either the
 whole ledger arrives, its row counts checked table by table, or nothing does. Item ids,

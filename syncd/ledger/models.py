@@ -7,7 +7,7 @@ items     one gallery item: what the gallery has (cont_sign, have_*), what it sh
 plan_queue  contents whose files changed, waiting for the planner (durable across a crash)
 tombstones  items syncd deleted (the gallery keeps them searchable for a while)
 settings  small key/value state: the account pause, galleries stopped by setup errors
-hosts     the syncd processes sharing this ledger, with a heartbeat (SPEC §9)
+hosts     the syncd processes sharing this ledger, with a heartbeat
 call_log  API calls sent, per host and minute: the console's chart, each host's rate
 budget_days  calls spent from the daily budget, per quota day
 
@@ -53,7 +53,8 @@ ITEM_PENDING: Final = "pending"
 ITEM_SYNCED: Final = "synced"
 ITEM_FAILED: Final = "failed"
 
-#: the lanes of the work queue (SPEC §2.11): fresh changes first, a scan's backlog beside
+#: the lanes of the work queue: fresh changes first, a scan's backlog beside them
+#: (docs/rules.md, Fresh changes first)
 LANE_LIVE: Final = 0
 LANE_BULK: Final = 1
 
@@ -110,7 +111,7 @@ class File(Base):
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     inode: Mapped[int] = mapped_column(BigInteger)
     #: st_dev of the file when last read (schema v3; None before): with inode, size and
-    #: mtime_ns it tells a moved file from a new one, so a move costs no re-read (SPEC §2.2)
+    #: mtime_ns it tells a moved file from a new one, so a move costs no re-read
     dev: Mapped[int | None] = mapped_column(BigInteger)
     #: sha256 hex of the bytes; None while not read (skipped)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -133,7 +134,7 @@ class Item(Base):
     __table_args__ = (
         UniqueConstraint("gallery", "cont_sign", name="uq_items_gallery_cont_sign"),
         Index("ix_items_due", "state", "next_attempt_at"),
-        # schema v4: claims take the live lane first, each lane in its order (SPEC §2.11)
+        # schema v4: claims take the live lane first, each lane in its order
         Index("ix_items_lane", "state", "lane", "order_key"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -152,7 +153,7 @@ class Item(Base):
     )
     op: Mapped[str | None] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(8), default=ITEM_PENDING)
-    #: this intent waits until that item is synced or failed (add before delete, SPEC §2.3)
+    #: this intent waits until that item is synced or failed (docs/rules.md, Add before delete)
     wait_for_item_id: Mapped[int | None] = mapped_column(
         ForeignKey("items.id", ondelete="SET NULL"), index=True
     )
@@ -161,9 +162,10 @@ class Item(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     #: the gallery still holds an item of this image that syncd deleted: its add waits until
-    #: then, epoch seconds (schema v4; SPEC §2.6). Not a failure, not a retry after errors.
+    #: then, epoch seconds (schema v4; docs/rules.md, Deletion latency). Not a failure, not a
+    #: retry after errors.
     latency_until: Mapped[float | None] = mapped_column(Float)
-    #: which lane the intent waits in (schema v4, SPEC §2.11): LANE_LIVE for what the watcher
+    #: which lane the intent waits in (schema v4): LANE_LIVE for what the watcher
     #: saw a person do, LANE_BULK for a scan's backlog
     lane: Mapped[int] = mapped_column(SmallInteger, default=1)
     #: the order within the lane, smallest first: the bulk lane's newest files first (minus
@@ -188,7 +190,7 @@ class PlanQueue(Base):
 
     Written in the same transaction as the file rows, so a crash between a scan and the
     planner loses nothing. ``successor_hash``: the content that replaced this one at a path
-    (its add goes first, SPEC §2.3).
+    (its add goes first: docs/rules.md, Add before delete).
     """
 
     __tablename__ = "plan_queue"
@@ -222,7 +224,7 @@ class Setting(Base):
 
 
 class Host(Base):
-    """A syncd process on one file server, sharing this ledger (schema v4, SPEC §9)."""
+    """A syncd process on one file server, sharing this ledger (schema v4)."""
 
     __tablename__ = "hosts"
     name: Mapped[str] = mapped_column(String(200), primary_key=True)

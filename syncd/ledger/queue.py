@@ -7,7 +7,7 @@ makes the calls, and records each outcome. A claim is a lease: its holder renews
 was left by a worker (or a whole host) that died; its intents are claimed again. On
 PostgreSQL, hosts claim side by side with ``SELECT … FOR UPDATE SKIP LOCKED``. An add needs
 the image's bytes, so a host claims only adds of which one of its libraries holds a live
-copy (SPEC §9.3); updates and deletes any host may claim. Recording a success
+copy; updates and deletes any host may claim. Recording a success
 stores what the gallery now has (``have_*``) and derives the next op from what it should
 have, so a file renamed while its add was in flight costs one update afterwards.
 """
@@ -81,7 +81,7 @@ _blocker = aliased(Item, name="blocker")
 
 
 def _unblocked_pending() -> ColumnElement[bool]:
-    """Pending intents not waiting for another item's add (SPEC §2.3)."""
+    """Pending intents not waiting for another item's add (docs/rules.md, Add before delete)."""
     blocker = _blocker
     blocked = exists().where(
         blocker.id == Item.wait_for_item_id,
@@ -113,7 +113,7 @@ def _claimable(in_lane_order: bool = False) -> ColumnElement[bool]:
 
 def _host_can_send() -> ColumnElement[bool]:
     """An update or delete, or an add of which a library of host ``host`` (bound at
-    execution) holds a live copy: only a host with the bytes can send them (SPEC §9.3)."""
+    execution) holds a live copy: only a host with the bytes can send them."""
     local_copy = (
         select(Content.item_id)
         .join(File, File.content_hash == Content.content_hash)
@@ -179,7 +179,7 @@ def _claim_statements(
     due = (
         select(Item.id)
         .where(_claimable(in_lane_order=True), Item.op.in_(bindparam("ops", expanding=True)))
-        # the live lane first, each lane in its own order (SPEC §2.11)
+        # the live lane first, each lane in its own order (docs/rules.md, Fresh changes first)
         .order_by(Item.lane, Item.order_key, Item.id)
         .limit(bindparam("limit", type_=Integer))
         # PostgreSQL: rows another host is claiming right now are skipped, not waited for
@@ -239,7 +239,7 @@ def claim_due_intents(
     ``stale_after`` seconds), and not waiting for another item's add. With ``host``, adds
     only when a library of that host holds a live copy, and an add reads that copy. With
     ``lane``, only intents waiting in that lane. The live lane comes first, then each lane
-    in its order (SPEC §2.11). Call inside a transaction; the claim holds once it commits.
+    in its order. Call inside a transaction; the claim holds once it commits.
     """
     due, mark, claimed = _claim_statements(bool(galleries), host is not None, lane is not None)
     values: dict[str, Any] = {
@@ -628,7 +628,8 @@ def requeue(session: Session, item_ids: Sequence[int], owner: str, at: float) ->
 
 def wait_out_latency(session: Session, item_id: int, owner: str, until: float, why: str) -> None:
     """The gallery still holds a copy of this image that syncd deleted lately: its add waits
-    until ``until`` (epoch s), when the deletion latency is over (SPEC §2.6)."""
+    until ``until`` (epoch s), when the deletion latency is over (docs/rules.md, Deletion
+    latency)."""
     session.execute(
         update(Item)
         .where(Item.id == item_id, Item.claim_owner == owner)
@@ -656,7 +657,7 @@ def next_lease_end(
 ) -> float | None:
     """When the first lease another host (or an earlier process) holds on an intent of
     ``galleries`` that ``host`` could send runs out, unless renewed (epoch s), or None: a
-    host that died leaves its work to whoever wakes then (SPEC §9.4)."""
+    host that died leaves its work to whoever wakes then."""
     first = session.scalar(
         select(func.min(Item.claimed_at)).where(
             _unblocked_pending(),

@@ -65,7 +65,7 @@ class PlanList:
 
 @dataclass
 class PlanSummary:
-    """The pending intents of the ledger: what a sync would call (SPEC §6 ``--dry-run``)."""
+    """The pending intents of the ledger: what a sync would call (``reconcile --dry-run``)."""
 
     adds: PlanList
     updates: PlanList
@@ -252,7 +252,7 @@ def failed_files_summary(session: Session, libraries: Collection[str], limit: in
     first ``limit`` of them by library and path, as ``failed_files`` orders them.
 
     Counted in SQL, and only those ``limit`` rows read: a no-change ``reconcile`` of a
-    library of refused files must not build one entry per file (SPEC §8).
+    library of refused files must not build one entry per file (benchmarks/README.md).
     """
     total = 0
     first: list[PlanEntry] = []
@@ -301,7 +301,7 @@ class LibraryStatus:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """What ``syncd status`` shows (SPEC §6)."""
+    """What ``syncd status`` shows (README, Commands)."""
 
     libraries: list[LibraryStatus]
     #: the account pause (quota), None when calls are not paused
@@ -310,7 +310,7 @@ class StatusReport:
     fatal: dict[str, Any] | None
     #: libraries the ledger holds that the config no longer names (their items stay)
     unconfigured: list[LibraryStatus] = field(default_factory=list)
-    #: every host that synced with this ledger (SPEC §9)
+    #: every host that synced with this ledger
     hosts: list[HostStatus] = field(default_factory=list)
     #: the calls the pending intents need, and when they should be done
     queue: QueueStatus | None = None
@@ -324,7 +324,7 @@ class StatusReport:
 
 @dataclass(frozen=True)
 class QueueStatus:
-    """The calls queued (SPEC §6 ``status``) and when they should be done: at the rate of
+    """The calls queued (``syncd status``) and when they should be done: at the rate of
     the last minutes when calls flow, else at ``api.qps``."""
 
     calls: int
@@ -464,8 +464,8 @@ def empty_status(libraries: Sequence[tuple[str, str]]) -> StatusReport:
 def status_document(
     report: StatusReport, unsettled_adds: int, failures: Sequence[PlanEntry] | None = None
 ) -> dict[str, Any]:
-    """The ``syncd status --json`` document (SPEC §6), shared by the CLI and the console's
-    ``/api/status``; ``failures`` (``--failed``) adds the ``failed`` list."""
+    """The ``syncd status --json`` document (README, Commands), shared by the CLI and the
+    console's ``/api/status``; ``failures`` (``--failed``) adds the ``failed`` list."""
     import dataclasses
 
     data: dict[str, Any] = {

@@ -1,5 +1,5 @@
 """Items syncd deleted: the gallery keeps them searchable, and refuses to take their image
-again, for up to ``safety.delete_latency`` seconds (SPEC §2.6, §2.7)."""
+again, for up to ``safety.delete_latency`` seconds (docs/rules.md, Deletion latency)."""
 
 from __future__ import annotations
 
