@@ -1,6 +1,6 @@
 """What every worker must respect before a call: the account pause (quota) and the galleries
-stopped by a setup error (SPEC §3). Kept in memory for speed and in the ledger's settings
-so ``status`` and the next process see the same state.
+stopped by a setup error (docs/rules.md, Error classes). Kept in memory for speed and in the
+ledger's settings so ``status`` and the next process see the same state.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class AccountState:
         #: stops recorded before this process started: cleared by the first call that works
         self._inherited: set[str] = set()
         self._loaded_at = float("-inf")
-        #: stops recorded since then are another host's: they hold here too (SPEC §9.5)
+        #: stops recorded since then are another host's: they hold here too
         self._started = clock()
 
     def refresh(self, max_age: float = REFRESH_AFTER) -> None:
@@ -75,7 +75,7 @@ class AccountState:
                 log.info("the stop of gallery %s was lifted", gallery)
 
     def follow(self) -> None:
-        """Take up what other hosts recorded in the ledger (SPEC §9.5): a quota pause, a
+        """Take up what other hosts recorded in the ledger: a quota pause, a
         gallery stopped since this process started, a pause or stop lifted. The heartbeat
         calls it every few seconds, so a 17 seen by one host pauses all."""
         read_at = self._clock()

@@ -1,5 +1,5 @@
 """Adds: read the item's image from its source file, send it, record the answer; on 216681
-adopt the item the gallery already holds (SPEC §2.6).
+adopt the item the gallery already holds (docs/rules.md, Duplicate adds).
 
 Each add keeps the bytes it sends in the spool (``syncd.sync.inflight``) until its answer
 is recorded, so an answer lost to a crash or a timeout can be settled later
@@ -196,7 +196,7 @@ class AddAnswer:
 
 
 def _adopt(worker: Worker, intent: Intent, image: bytes, exists: ItemExistsError) -> None:
-    """The gallery holds this image already: take its item over (§2.6). The item the
+    """The gallery holds this image already: take its item over. The item the
     answer names is adopted at once; an answer that names none is followed by a search."""
     ctx = worker.ctx
     gallery: GalleryName = intent.gallery  # type: ignore[assignment]

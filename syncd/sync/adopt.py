@@ -1,4 +1,4 @@
-"""What to do when an add answers 216681 "item exist" (SPEC §2.6).
+"""What to do when an add answers 216681 "item exist" (docs/rules.md, Duplicate adds).
 
 The real API's answer names the item (``cont_sign``): :func:`decide_named_adoption`
 adopts it with no other call. An answer that does not name it is followed by a search

@@ -1,4 +1,4 @@
-"""Per-intent retry delays (SPEC §3 "transient"): 1 s doubling to 10 min, with jitter.
+"""Per-intent retry delays of transient errors: 1 s doubling to 10 min, with jitter.
 
 The delay is a function of the attempt count the ledger stores, so a restarted process
 keeps spreading its retries instead of retrying everything at once.

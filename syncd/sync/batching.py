@@ -1,4 +1,4 @@
-"""Batched deletes (SPEC §2.5): up to 1000 cont_signs a call; a refused batch is halved until
+"""Batched deletes (docs/rules.md): up to 1000 cont_signs a call; a refused batch is halved until
 the item at fault is alone, so one bad item never holds back the rest.
 """
 

@@ -1,5 +1,5 @@
 """Deletes: up to 1000 items per call; an error splits the batch and never blocks the rest
-(SPEC §2.5, ``syncd.sync.batching``)."""
+(docs/rules.md, Batched deletes; ``syncd.sync.batching``)."""
 
 from __future__ import annotations
 

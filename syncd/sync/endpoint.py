@@ -1,4 +1,5 @@
-"""Where calls go: ``api.endpoint`` as configured, or the embedded local gallery (SPEC §7).
+"""Where calls go: ``api.endpoint`` as configured, or the embedded local gallery
+(README, The local gallery server).
 
 ``endpoint = "embedded"`` runs the local gallery server in this process on loopback,
 with its data in a ``gallery`` folder beside the ledger, for as long as the context lasts.

@@ -85,7 +85,8 @@ CLAIM_SECONDS = 0.5
 def claim_size(qps: float, concurrency: int) -> int:
     """Intents claimed at a time: enough to keep ``concurrency`` calls in flight, at most
     CLAIM_PER_WORKER per worker, and no more than CLAIM_SECONDS of calls at ``qps``, so a
-    fresh change never waits behind a long claimed batch (SPEC §2.11)."""
+    fresh change never waits behind a long claimed batch (docs/rules.md, Fresh changes
+    first)."""
     workers = max(1, concurrency)
     return max(workers, min(CLAIM_PER_WORKER * workers, int(qps * CLAIM_SECONDS)))
 
@@ -214,7 +215,7 @@ class SyncEngine:
     # -- lifecycle ----------------------------------------------------------------------
 
     def _begin(self, retry_stops: bool) -> None:
-        """Take this host's sync lock, join the ledger (SPEC §9), clean up after a process
+        """Take this host's sync lock, join the ledger, clean up after a process
         of this host that died, and start the heartbeat."""
         self._lock.acquire()
         try:
@@ -347,7 +348,7 @@ class SyncEngine:
                 self._worker_loop(runner)
                 return
             except LedgerUnavailable as exc:
-                # the database went away (SPEC §9.6): no call without it; try again later
+                # the database went away: no call without it; try again later
                 now = time.monotonic()
                 away = 1 if now - last_away > 2 * LEDGER_RETRY_MAX else away + 1
                 last_away = now
@@ -469,9 +470,9 @@ class SyncEngine:
         now = self._clock()
         size = claim_size(self._config.api.qps, self._config.api.concurrency)
         with self._ledger.transaction() as session:
-            # adds only of copies this host holds, when other hosts hold some (SPEC §9.3)
+            # adds only of copies this host holds, when other hosts hold some
             host = self._host if copies_elsewhere(session, self._host) else None
-            # fresh changes first, but the bulk lane keeps a share of every claim (§2.11)
+            # fresh changes first, but the bulk lane keeps a share of every claim
             intents = claim_due_intents(
                 session, self._owner, now, limit=max(1, size - bulk_share(size)),
                 galleries=galleries, host=host, lane=LANE_LIVE,

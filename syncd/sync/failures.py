@@ -1,4 +1,4 @@
-"""What an error means for the intents it hit (SPEC §3's table), recorded once.
+"""What an error means for the intents it hit (docs/rules.md, Error classes), recorded once.
 
 Rate and quota errors, and a gallery's setup error, give the intents back untouched (the
 account or the gallery waits, not the item); a transient error schedules a retry with

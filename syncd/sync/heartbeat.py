@@ -1,4 +1,4 @@
-"""The heartbeat of a host in a shared ledger while it syncs (SPEC §9).
+"""The heartbeat of a host in a shared ledger while it syncs.
 
 ``Heartbeat`` runs beside the sync workers (``syncd run``, and a ``reconcile``'s sync): every
 :data:`BEAT_EVERY` seconds, in one short transaction, it says the host is alive, renews the

@@ -2,10 +2,11 @@
 
 An add whose answer is lost (``kill -9`` before the answer was committed, a timeout, a
 dropped connection) may still have created an item. While the file is there, the next add
-answers 216681 and syncd adopts the item (SPEC §2.6). When the file is gone too, only the
-image can find that item again, so each add keeps the bytes it sends here, written before
-the call goes out and removed once the answer is recorded (or says nothing was added).
-What stays after a crash is audited at the next start (``IntentRunner.audit_spool``).
+answers 216681 and syncd adopts the item (docs/rules.md, Duplicate adds). When the file is
+gone too, only the image can find that item again, so each add keeps the bytes it sends
+here, written before the call goes out and removed once the answer is recorded (or says
+nothing was added). What stays after a crash is audited at the next start
+(``IntentRunner.audit_spool``).
 
 One file per (gallery, content): a JSON line saying what was sent, then the image bytes.
 At most ``api.concurrency`` adds are in flight, plus those whose answer was lost.
@@ -55,7 +56,7 @@ class AddSpool:
 
     @classmethod
     def for_host(cls, ledger_path: Path, host: HostConfig) -> AddSpool:
-        """The spool of ``host`` (hosts sharing a ledger keep their own, SPEC §9)."""
+        """The spool of ``host`` (hosts sharing a ledger keep their own)."""
         return cls(host.local_path(ledger_path, ".inflight"))
 
     def _path(self, gallery: str, content_hash: str) -> Path:

@@ -25,7 +25,7 @@ class SyncLock:
     """The exclusive sync lock of the ledger at ``ledger_path`` (``<ledger>.lock``)."""
 
     def __init__(self, ledger_path: Path, host: HostConfig | None = None) -> None:
-        # one lock per host: hosts sharing a ledger sync side by side (SPEC §9)
+        # one lock per host: hosts sharing a ledger sync side by side
         self.path = (
             ledger_path.with_name(ledger_path.name + ".lock")
             if host is None

@@ -1,5 +1,6 @@
 """``syncd reconcile`` (without ``--dry-run``): scan, plan, then sync until nothing is due
-(SPEC §6). ``--dry-run`` is ``syncd.plan.dryrun``; ``retry`` and ``check`` are beside this."""
+(README, Commands). ``--dry-run`` is ``syncd.plan.dryrun``; ``retry`` and ``check`` are
+beside this."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from syncd.sync.lock import SyncLock
 
 if TYPE_CHECKING:
     # the engine and the client (requests, the embedded server) are imported only when a
-    # reconcile has something to sync: a no-change run must stay fast (SPEC §8)
+    # reconcile has something to sync: a no-change run must stay fast (benchmarks/README.md)
     from syncd.sync.engine import SyncReport
 
 

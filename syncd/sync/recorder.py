@@ -2,7 +2,7 @@
 
 Every answer is recorded in the ledger as soon as no other commit is under way, so a
 crash loses at most the answers of the last moments, and repeating those calls is safe: a
-repeated add answers 216681 (adopted, SPEC §2.6), a repeated delete answers nothing or
+repeated add answers 216681 (adopted), a repeated delete answers nothing or
 216680 (success), a repeated update changes nothing.
 """
 

@@ -1,5 +1,5 @@
 """``syncd retry``: queue failed files, and calls waiting on a backoff after errors, again
-(SPEC §6). The paths named are resolved here; the ledger does the rest
+(README, Commands). The paths named are resolved here; the ledger does the rest
 (``syncd.ledger.retry``)."""
 
 from __future__ import annotations

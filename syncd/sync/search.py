@@ -1,6 +1,6 @@
 """``syncd search IMAGE``: search the gallery with a local image and name the local files
-of each hit (SPEC §6). Items syncd deleted stay searchable in the gallery for hours
-(SPEC §2.7); they are hidden here.
+of each hit (README, Commands). Items syncd deleted stay searchable in the gallery for
+hours (docs/rules.md, Deletion latency); they are hidden here.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Updates: give a gallery item the brief and tags the ledger wants (a rename, a move, a
-rule change: one call, SPEC §2.2)."""
+rule change: one call; docs/rules.md, One update per rename)."""
 
 from __future__ import annotations
 
