@@ -48,11 +48,12 @@ def plan_pending(
     intents, ``chunk`` contents per transaction; ``now`` in seconds since the epoch.
 
     ``live``: the changes are what the watcher saw a person do; their intents go ahead of a
-    scan's backlog (SPEC §2.11), which waits in the bulk lane, newest file first."""
+    scan's backlog (docs/rules.md, Fresh changes first), which waits in the bulk lane,
+    newest file first."""
     stats = ReplanStats()
     with ledger.transaction() as session:
         queue_expired_vanished(session, now, rules.delete_grace)
-        # other hosts' libraries plan with their owners' rules (SPEC §9.2); ours as configured
+        # other hosts' libraries plan with their owners' rules; ours as configured
         by_library = {**library_rules(session), **rules.rules}
     while True:
         with ledger.transaction() as session:

@@ -1,4 +1,5 @@
-"""The planner (SPEC §2.1–2.4): disk state -> what the gallery should hold.
+"""The planner: disk state -> what the gallery should hold (docs/rules.md, Keeping the
+gallery in step).
 
 A pure function of ledger facts. It takes the files of some contents of one gallery and
 the items that hold those contents, and says, per item: should the gallery hold it, with

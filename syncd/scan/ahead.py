@@ -1,7 +1,7 @@
 """Walking library roots in a child process while the command is still starting up.
 
 A no-change ``syncd reconcile`` of 100k files spends about as long importing the ledger's
-database layer and loading its index as walking the tree (SPEC §8). ``start_walks`` forks,
+database layer and loading its index as walking the tree. ``start_walks`` forks,
 before those imports, one child that walks the libraries in turn and streams each one's
 ``FileBatch``es, skips and mount points through a pipe of its own; the scan reads them
 (``WalkAhead.take``) instead of walking, so on two cores the walk costs almost no wall time.

@@ -1,4 +1,5 @@
-"""Image preparation (SPEC §4): the bytes to send for a library file, or one line saying why not.
+"""Image preparation (docs/rules.md): the bytes to send for a library file, or one line
+saying why not.
 
 Rules, from the API document's limits (``syncd.protocol``):
 

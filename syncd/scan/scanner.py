@@ -1,11 +1,11 @@
 """Scanning libraries into the ledger: walk, compare, hash what changed, judge, record, plan.
 
 Per library: stream the walk against a compact index of the ledger's rows; a file whose
-size, mtime_ns and inode match its row costs nothing more (SPEC §2.10). Changed and new
+size, mtime_ns and inode match its row costs nothing more. Changed and new
 files are hashed on a thread pool and checked as images (header only), and their rows
 are written in batches together with the planner's queue. A file with the identity
 (dev, inode, size, mtime_ns) of a row at another path is that file moved: its known
-content is reused, not read again (SPEC §2.2). Files the walk no longer finds vanish,
+content is reused, not read again. Files the walk no longer finds vanish,
 unless the root is missing, unreadable or empty (no deletes at all) or the scan could
 not see them (a folder it cannot read, a mount point not mounted, a root now on another
 filesystem: ``syncd.scan.unseen``, whose verdict the library's conditions keep in the
@@ -18,7 +18,7 @@ written are waited for a few rounds); ``scan_paths`` looks only at the paths the
 handed over (``LookAgain``: a stat per path, a walk per folder) and compares them with the
 ledger's rows at and below those paths, under the same rules; it waits for no writer but
 reports the files still being written (``LibraryScan.settling_paths``) for the watcher to
-hand back once they are quiet (SPEC §4).
+hand back once they are quiet (docs/rules.md, Settle).
 """
 
 from __future__ import annotations
@@ -684,7 +684,7 @@ def _compare(
 
 class _Recorder:
     """Hashes, judges and records the new and changed files a scan hands it, in batches;
-    files modified less than ``watch.settle`` ago are kept back (SPEC §4): waited for a few
+    files modified less than ``watch.settle`` ago are kept back: waited for a few
     rounds when ``wait_for_writers``, else reported in ``settling_paths``."""
 
     def __init__(
@@ -755,8 +755,8 @@ def _wait_until_settled(
     lib: LibraryConfig, waiting: list[FileEntry], settle: float, result: LibraryScan
 ) -> list[FileEntry]:
     """Files modified less than ``settle`` seconds ago, once each has been quiet that long
-    (SPEC §4), for the one-shot commands, which have no watcher to look again later. Files
-    still changing after a few rounds are left for the next scan.
+    (docs/rules.md, Settle), for the one-shot commands, which have no watcher to look again
+    later. Files still changing after a few rounds are left for the next scan.
     """
     ready: list[FileEntry] = []
     for _ in range(SETTLE_ROUNDS):
@@ -844,7 +844,8 @@ def _look_at(
 
 
 def _judge(lib: LibraryConfig, path: str) -> tuple[str, str | None]:
-    """(verdict, reason) of the image at ``path`` from its header (SPEC §4)."""
+    """(verdict, reason) of the image at ``path`` from its header (docs/rules.md, Image
+    preparation)."""
     from syncd.scan.prepare import ImageRejected, inspect_image  # Pillow: only for changes
 
     try:
@@ -868,7 +869,7 @@ def _vanish(
     allow_mass_delete: bool,
 ) -> None:
     """Mark the stored paths ``gone`` vanished; hold their deletes when they are too many of
-    the ``known_files`` the library had (SPEC §2.8).
+    the ``known_files`` the library had (docs/rules.md, Mass deletes).
 
     Paths in a built-in system folder (a thumbnail cache, a recycle bin: files the library
     no longer takes, not files a person deleted) vanish without being held, and the log

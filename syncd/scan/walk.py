@@ -1,14 +1,14 @@
 """Streaming walk of a library root: which regular files are there, with what size/mtime/inode.
 
-The walk is the hot path of a no-change rescan (SPEC §2.10, §8), so it does one ``lstat``
-per accepted file (``DirEntry.stat``), matches names against precompiled regexes, builds no
-per-file ``Path`` and logs nothing per file. ``walk_batches`` (the scanner's hot path) hands
-the files of a directory over as one ``FileBatch`` of columns (stored path, signature,
-device), the form the scanner compares with the ledger, and builds no record per file;
-``walk_library`` yields one ``FileEntry`` per file, lazily. Directories are opened relative
-to their parent's descriptor (``openat``), which keeps paths longer than ``PATH_MAX``
-walkable and means a directory swapped for a symlink mid-scan cannot lead the walk out of
-the root.
+The walk is the hot path of a no-change rescan (its target: benchmarks/README.md), so it
+does one ``lstat`` per accepted file (``DirEntry.stat``), matches names against precompiled
+regexes, builds no per-file ``Path`` and logs nothing per file. ``walk_batches`` (the
+scanner's hot path) hands the files of a directory over as one ``FileBatch`` of columns
+(stored path, signature, device), the form the scanner compares with the ledger, and builds
+no record per file; ``walk_library`` yields one ``FileEntry`` per file, lazily. Directories
+are opened relative to their parent's descriptor (``openat``), which keeps paths longer than
+``PATH_MAX`` walkable and means a directory swapped for a symlink mid-scan cannot lead the
+walk out of the root.
 
 Paths are ``str`` as ``os.fsdecode`` makes them: bytes that are not UTF-8 survive as lone
 surrogates (``surrogateescape``). Such a ``str`` cannot be encoded as UTF-8, so the ledger
@@ -107,9 +107,9 @@ class SkippedEntry:
 
     ``unreadable`` is True when the scan could not read the path (permission or I/O error):
     what the ledger knows at ``relpath`` or under ``relpath + "/"`` is then unknown, not
-    vanished, and must not be deleted (SPEC §2.8). When False the path is there but is not a
-    library file by the rules (a symlink not followed or leading out of the root, a FIFO, …),
-    so rows for it may go like those of a vanished file.
+    vanished, and must not be deleted (docs/rules.md, Unknown is not gone). When False the
+    path is there but is not a library file by the rules (a symlink not followed or leading
+    out of the root, a FIFO, …), so rows for it may go like those of a vanished file.
     """
 
     relpath: str
