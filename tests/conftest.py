@@ -6,7 +6,7 @@
 - ``make_image``: ``imagegen.make_image`` (seed, size=(64, 64), fmt="JPEG") -> bytes.
 - ``ledger_choice``: parametrized ``sqlite`` / ``postgresql``: which ledger a test's config
   names (``ledger_choice.toml_lines("./state")`` gives the ``[ledger]`` keys). Tests of
-  the rules users rely on (SPEC §2) take it, so they hold on both engines.
+  the rules users rely on (docs/rules.md) take it, so they hold on both engines.
 - ``pg_url``: the URL (as a user writes it in ``[ledger] url``) of a fresh, empty
   PostgreSQL database, dropped after the test. The server is ``$SYNCD_TEST_PG_URL`` when
   set (a URL of a role that may CREATE DATABASE), else a PostgreSQL started once per

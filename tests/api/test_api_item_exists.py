@@ -1,4 +1,5 @@
-"""A 216681 answer names the item the gallery already holds (SPEC §2.6): the client says which."""
+"""A 216681 answer names the item the gallery already holds (docs/rules.md, Duplicate adds):
+the client says which."""
 
 from __future__ import annotations
 

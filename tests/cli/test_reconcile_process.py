@@ -1,8 +1,8 @@
 """``syncd reconcile`` run as users run it: the installed command, in a process of its own.
 
-Only a fresh process walks its libraries in a child process while it starts up (SPEC §8);
+Only a fresh process walks its libraries in a child process while it starts up;
 these tests check that it reports what a walk in-process finds, and that a reconcile with
-nothing to sync reaches no gallery yet keeps its exit codes (SPEC §6).
+nothing to sync reaches no gallery yet keeps its exit codes (README, Commands).
 """
 
 from __future__ import annotations

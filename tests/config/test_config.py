@@ -1,4 +1,5 @@
-"""The config file (SPEC §5): defaults, validation that names the key, paths, secrets."""
+"""The config file (README, Configuration): defaults, validation that names the key, paths,
+secrets."""
 
 from __future__ import annotations
 

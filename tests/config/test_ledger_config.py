@@ -1,4 +1,4 @@
-"""The ``[ledger]`` table (SPEC §5, §9): SQLite at ``path``, or PostgreSQL at ``url`` with
+"""The ``[ledger]`` table: SQLite at ``path``, or PostgreSQL at ``url`` with
 its password from a file or the environment, and this host's local state in ``state_dir``."""
 
 from __future__ import annotations

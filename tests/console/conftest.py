@@ -3,8 +3,8 @@ made by a real ``syncd reconcile`` against the real local gallery) and its conso
 over loopback by waitress.
 
 The installation (``world``): 14 pictures synced, ``broken.jpg`` refused (not an image),
-then 11 pictures removed at once, so their deletes are held (SPEC §2.8); a few API calls
-recorded for the chart. The console's password is ``PASSWORD``.
+then 11 pictures removed at once, so their deletes are held (docs/rules.md, Mass deletes); a
+few API calls recorded for the chart. The console's password is ``PASSWORD``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The daily budget (``api.daily_budget``): never more calls in a quota day than the
 operator allows; the pause said by reconcile, status and /metrics; the rest sent the
-next day (SPEC §5, §6)."""
+next day (docs/rules.md, Daily budget)."""
 
 from __future__ import annotations
 

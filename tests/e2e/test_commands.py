@@ -1,4 +1,4 @@
-"""`syncd search`, `syncd check` and the embedded gallery, end to end (SPEC §6, §7)."""
+"""`syncd search`, `syncd check` and the embedded gallery, end to end (README, Commands)."""
 
 from __future__ import annotations
 

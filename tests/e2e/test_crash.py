@@ -1,4 +1,4 @@
-"""`kill -9` at any moment of a reconcile loses nothing (SPEC §2.9).
+"""`kill -9` at any moment of a reconcile loses nothing (docs/rules.md, Nothing lost on a crash).
 
 ``syncd reconcile`` runs as its own process against the gallery server of this test and
 is killed with SIGKILL at random moments, round after round, while files are renamed,

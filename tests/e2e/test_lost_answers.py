@@ -1,4 +1,5 @@
-"""An add whose answer is lost leaves no stray item, even when its file goes too (SPEC §2.9).
+"""An add whose answer is lost leaves no stray item, even when its file goes too
+(docs/rules.md, Nothing lost on a crash).
 
 The gallery server adds each image and then drops the connection, as a crash or a network
 cut at the worst moment would; ``syncd reconcile`` is killed with SIGKILL once the gallery

@@ -1,4 +1,4 @@
-"""`syncd ledger migrate --to URL`: this host's SQLite ledger moves into PostgreSQL (SPEC §9.8).
+"""`syncd ledger migrate --to URL`: this host's SQLite ledger moves into PostgreSQL.
 
 The copy keeps every row and id, so the first reconcile after the switch costs no API call,
 and the ledger goes on from there as if it had always been in PostgreSQL.

@@ -1,4 +1,5 @@
-"""`syncd reconcile` against the local gallery: the fewest calls the API allows (SPEC §2, §8)."""
+"""`syncd reconcile` against the local gallery: the fewest calls the API allows
+(docs/rules.md, Keeping the gallery in step)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`syncd reconcile` when the gallery answers with errors (SPEC §2.6, §2.9, §3)."""
+"""`syncd reconcile` when the gallery answers with errors (docs/rules.md, Error classes)."""
 
 from __future__ import annotations
 

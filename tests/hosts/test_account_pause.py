@@ -1,4 +1,4 @@
-"""One account (SPEC §9.5): a quota pause one host runs into holds for every host."""
+"""One account: a quota pause one host runs into holds for every host."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A host killed mid-sync (SPEC §9.4): its leases expire, the other host does its updates
+"""A host killed mid-sync: its leases expire, the other host does its updates
 and deletes, and once restarted it converges exactly, with no duplicate item."""
 
 from __future__ import annotations

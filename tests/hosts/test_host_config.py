@@ -1,4 +1,4 @@
-"""``[host] name``: which host of a shared ledger this config is (SPEC §5, §9)."""
+"""``[host] name``: which host of a shared ledger this config is."""
 
 from __future__ import annotations
 

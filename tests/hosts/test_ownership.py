@@ -1,4 +1,4 @@
-"""Which host owns a library (SPEC §9.1), on the ledger itself."""
+"""Which host owns a library (README, Several file servers), on the ledger itself."""
 
 from __future__ import annotations
 

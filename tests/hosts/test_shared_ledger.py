@@ -1,5 +1,5 @@
-"""Several hosts on one ledger (SPEC §9): items keyed by content across hosts, library
-ownership, one account, the status of every host."""
+"""Several hosts on one ledger (docs/rules.md, Several hosts): items keyed by content across
+hosts, library ownership, one account, the status of every host."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fresh changes first (SPEC §2.11): what the watcher saw a person do waits in a live lane
+"""Fresh changes first (docs/rules.md): what the watcher saw a person do waits in a live lane
 ahead of a scan's backlog, which goes newest file first; neither starves."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The ledger in PostgreSQL (SPEC §9): the URLs users write, several hosts opening one
-database at once, upgrades one host at a time, and a password that never shows."""
+"""The ledger in PostgreSQL (README, Several file servers): the URLs users write, several
+hosts opening one database at once, upgrades one host at a time, and a password that never
+shows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Walks started ahead in a child process (what a no-change ``reconcile`` rides on, SPEC §8).
+"""Walks started ahead in a child process (what a no-change ``reconcile`` rides on).
 
 The child is forked only by a process that runs no thread yet, which the test process may
 not be (the gallery servers of other tests), so each probe runs in a fresh interpreter.

@@ -1,4 +1,5 @@
-"""Scan -> ledger -> plan, on real trees and a real SQLite ledger (SPEC §2.1–2.4, §2.10).
+"""Scan -> ledger -> plan, on real trees and a real SQLite ledger (docs/rules.md, Keeping
+the gallery in step).
 
 Each test scans, plays the intents through the ledger's queue as a sync engine would
 (``World.sync``), changes the disk, scans again and checks which calls follow.

@@ -1,4 +1,4 @@
-"""Targeted scans: the daemon looks again only at the paths that settled (SPEC §2.4, §2.8).
+"""Targeted scans: the daemon looks again only at the paths that settled.
 
 Each test changes real files, scans only the changed paths into a real ledger, checks
 what the sync engine would call, and then checks that a full scan finds nothing the
@@ -254,7 +254,7 @@ def test_a_library_that_follows_symlinks_is_scanned_whole(tmp_path: Path) -> Non
         world.close()
 
 
-# -- a file still being written is reported, not waited for (SPEC §4) ---------------------
+# -- a file still being written is reported, not waited for (docs/rules.md, Settle) -------
 
 
 def test_a_file_still_being_written_is_left_unread_for_the_watcher(tmp_path: Path) -> None:
@@ -301,7 +301,7 @@ def test_a_full_rescan_look_scans_the_whole_library_and_waits_for_no_writer(
         world.close()
 
 
-# -- a move costs no re-read (SPEC §2.2, §2.10) -------------------------------------------
+# -- a move costs no re-read (docs/rules.md, One update per rename) -----------------------
 
 
 def test_a_renamed_file_is_not_read_again_by_a_full_scan(world: World) -> None:

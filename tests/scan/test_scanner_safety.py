@@ -1,6 +1,6 @@
-"""SPEC §2.8: a root that is missing, not a folder or empty sends no deletes; a scan that
-vanishes more than max_delete_fraction of a library, and at least ten files, holds its
-deletes until released."""
+"""Mass deletes (docs/rules.md): a root that is missing, not a folder or empty sends no
+deletes; a scan that vanishes more than max_delete_fraction of a library, and at least ten
+files, holds its deletes until released."""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ def test_each_new_image_costs_one_add_and_no_claim_is_left(
 def test_deletes_are_claimed_together_and_sent_in_one_call(
     world: World, gallery_server: GalleryServer
 ) -> None:
-    for n in range(31):  # one stays: an empty root deletes nothing (SPEC §2.8)
+    for n in range(31):  # one stays: an empty root deletes nothing (docs/rules.md, Mass deletes)
         world.write(f"{n}.jpg", n)
     world.scan()
     sync(world, gallery_server)
