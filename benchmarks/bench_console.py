@@ -1,7 +1,7 @@
 """The web console: page and /api/status answer times on a ledger of 1M files, and search
 (image chosen -> hits shown, measured in a real browser) on the embedded gallery.
 
-Targets (SPEC §8): every page answers in <= 200 ms with 1M ledger rows; search page, image
+Targets: every page answers in <= 200 ms with 1M ledger rows; search page, image
 chosen -> hits shown <= 1 s. The big ledger is built directly with bulk inserts through
 the ledger's models (a realistic mix: nearly all synced, some refused, failed, pending and
 held); a page's figure is the median of its answer times after one warm-up request.

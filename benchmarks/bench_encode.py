@@ -5,7 +5,7 @@ Prints, for a ~3 MiB image: the client's body encoding (base64 plus three byte
 replaces), ``urllib.parse.urlencode`` of the same form for comparison, one client
 search call carrying it to a local gallery server on loopback, and a bare
 ``requests.Session`` post of the pre-encoded body. Encoding should be a small share of
-an upload, so the client adds little over a bare session (SPEC §8: ingest ≥ 0.9x).
+an upload, so the client adds little over a bare session (the ingest target: ≥ 0.9x).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Fresh change behind a backlog under ``syncd run`` (SPEC §8, §2.11): a file a person drops
-is searchable within settle + 2 s while thousands of calls wait, and the backlog still drains.
+"""Fresh change behind a backlog under ``syncd run`` (docs/rules.md, Fresh changes first): a
+file a person drops is searchable within settle + 2 s while thousands of calls wait, and the
+backlog still drains.
 
 Run: ``.venv/bin/python benchmarks/bench_fresh.py [--quick] [--backlog 2000] [--samples 5]
 [--settle 1.0] [--gap 5] [--window 30] [--drain] [--log FILE]``.
@@ -58,9 +59,9 @@ QPS: Final = 10.0
 STARTED_ADDS: Final = 50
 #: seconds between two polls of the gallery's item list
 POLL_EVERY: Final = 0.05
-#: the latency target: settle + this many seconds (SPEC §8)
+#: the latency target: settle + this many seconds
 LATENCY_MARGIN: Final = 2.0
-#: the drain target: this share of api.qps (SPEC §8: >= 9 calls/s at qps 10)
+#: the drain target: this share of api.qps (>= 9 calls/s at qps 10)
 DRAIN_SHARE: Final = 0.9
 #: seconds a sample may take before the run is called broken
 SAMPLE_TIMEOUT: Final = 120.0

@@ -86,7 +86,7 @@ tests_on_path()
 from gallery.textured import crop_copy, textured_image  # noqa: E402
 from imagegen import make_image  # noqa: E402
 
-#: SPEC: a search in a gallery of 100k items answers well under a second
+#: the target: a search in a gallery of 100k items answers well under a second
 SEARCH_P99_TARGET: Final = 1.0
 #: seconds of restart allowed per stored item: 5 s for 100k items in each of two galleries
 RESTART_SECONDS_PER_ITEM: Final = 5.0 / 200_000

@@ -1,4 +1,4 @@
-"""Ingest throughput of ``syncd reconcile`` against a bare HTTP loop (SPEC §8).
+"""Ingest throughput of ``syncd reconcile`` against a bare HTTP loop.
 
 Run: ``.venv/bin/python benchmarks/bench_ingest.py [--quick] [--images N] [--side PX]
 [--skip-postgresql]``.

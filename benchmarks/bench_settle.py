@@ -1,4 +1,4 @@
-"""A rescan under `syncd run` is not held by a file still being written (SPEC §4).
+"""A rescan under `syncd run` is not held by a file still being written (docs/rules.md, Settle).
 
 Run: ``.venv/bin/python benchmarks/bench_settle.py [--quick] [--files 2000] [--settle 2.0]``.
 

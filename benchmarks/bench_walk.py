@@ -3,7 +3,7 @@ file) over a generated tree against ``find -type f -printf``.
 
 Run: ``.venv/bin/python benchmarks/bench_walk.py [--quick] [--files 100000] [--root DIR]``.
 Prints the times (best of ``--repeat``, warm cache), the ratios and the target: the whole
-no-change ``reconcile`` must stay within 4x of find (SPEC §8), so the walk alone needs to
+no-change ``reconcile`` must stay within 4x of find (its target), so the walk alone needs to
 be well under that (it runs beside the start-up of ``reconcile``, in a child process).
 """
 

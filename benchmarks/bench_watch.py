@@ -1,4 +1,4 @@
-"""Watch latency and idle cost of `syncd run` (SPEC §8).
+"""Watch latency and idle cost of `syncd run`.
 
 Run: ``.venv/bin/python benchmarks/bench_watch.py [--settle 1.0] [--samples 40]
 [--library-files 1000] [--pad-files 0] [--idle-files 100000] [--idle-seconds 30]
