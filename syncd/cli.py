@@ -277,7 +277,6 @@ def reconcile_command(
     """
     config = load_config_or_exit(config_file)
     _check_library_names(config, libraries)
-    _warn_about_roots(config, libraries)
     from syncd.scan.ahead import start_walks
 
     # the walk runs in a child while this process imports the ledger's modules (SPEC §8)
@@ -301,6 +300,7 @@ def reconcile_command(
         finally:
             ledger.close()
     _print_dry_run(result, config)
+    _warn_about_roots(config, libraries)
 
 
 @cli.command("status")
@@ -571,6 +571,7 @@ def _reconcile_and_sync(
         click.echo(str(exc), err=True)
         return EXIT_API
     _print_reconcile(result)
+    _warn_about_roots(config, libraries)
     if result.budget_spent is not None:
         # the operator's own cap, not an API condition: the rest goes tomorrow
         click.echo(result.budget_spent, err=True)

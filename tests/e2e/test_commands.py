@@ -103,6 +103,7 @@ def test_reconcile_without_keys_for_a_remote_gallery_exits_2_before_scanning(
 
 
 def test_check_passes_for_a_working_setup(site: Site) -> None:
+    site.write("first.jpg", 1)  # an empty root is a wrong root to check
     result = site.syncd("check")
     assert result.code == 0, result
     assert "ok  gallery same_hq" in result.out
