@@ -51,6 +51,7 @@ def serve_until_signal(config: Config, host: str | None = None, port: int | None
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     server = ConsoleServer(config, host, port)
+    server.app.beside_sync = False  # no sync in this process: its activity page says so
     try:
         server.start()
         while not stop.wait(1.0):

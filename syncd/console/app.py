@@ -36,6 +36,7 @@ from syncd.console.security import (
     password_matches,
     token_matches,
 )
+from syncd.console.text import absolute_time, counted, epoch_of, relative_time
 from syncd.console.thumbs import NotAnImage, NoThumbnail, ThumbnailCache
 from syncd.ledger.browse import FileLocation
 from syncd.paths import printable_relpath
@@ -55,7 +56,7 @@ PAGE_ROWS: Final = 500
 CHART_MINUTES: Final = 60
 #: what may be fetched without logging in: the login page and its style
 _PUBLIC: Final = {"login", "static_public"}
-_PUBLIC_STATIC: Final = {"console.css"}
+_PUBLIC_STATIC: Final = {"console.css", "common.js"}
 
 
 class _Refused(Exception):
@@ -87,6 +88,9 @@ class ConsoleApp:
         #: where the server listens (host, port), for the Host check; set by listening_on
         self.listen: tuple[str, int] = ("", 0)
         self.reader = LedgerReader(config.ledger)
+        #: whether the sync runs in this process (``syncd run``), so its calls are recorded
+        #: here; ``syncd console`` alone sets it False
+        self.beside_sync = True
         self.sessions = SessionTable()
         self.limiter = LoginLimiter()
         self.thumbs = ThumbnailCache()
@@ -100,7 +104,10 @@ class ConsoleApp:
             finalize=_printable,
         )
         self.jinja.filters["path"] = printable_relpath
-        self.jinja.filters["utc"] = _utc_text
+        self.jinja.filters["utc"] = absolute_time
+        self.jinja.filters["ago"] = lambda value: relative_time(value, time.time())
+        self.jinja.filters["counted"] = counted
+        self.jinja.filters["epoch"] = epoch_of
         self.routes = Map(
             [
                 Rule("/", endpoint="overview", methods=["GET"]),
@@ -112,11 +119,13 @@ class ConsoleApp:
                 Rule("/held/confirm", endpoint="held_confirm", methods=["GET"]),
                 Rule("/held/release", endpoint="held_release", methods=["POST"]),
                 Rule("/search", endpoint="search", methods=["GET"]),
+                Rule("/activity", endpoint="activity", methods=["GET"]),
                 Rule("/search/hits", endpoint="search_hits", methods=["POST"]),
                 Rule("/thumb/<path:raw>", endpoint="thumb", methods=["GET"]),
                 Rule("/static/<path:name>", endpoint="static", methods=["GET"]),
                 Rule("/api/status", endpoint="api_status", methods=["GET"]),
                 Rule("/api/calls", endpoint="api_calls", methods=["GET"]),
+                Rule("/api/activity", endpoint="api_activity", methods=["GET"]),
                 Rule("/api/search", endpoint="api_search", methods=["POST"]),
                 Rule("/api/retry", endpoint="api_retry", methods=["POST"]),
             ],
@@ -132,11 +141,13 @@ class ConsoleApp:
             "held_confirm": self._held_confirm,
             "held_release": self._held_release,
             "search": self._search_page,
+            "activity": self._activity,
             "search_hits": self._search_hits,
             "thumb": self._thumb,
             "static": self._static,
             "api_status": self._api_status,
             "api_calls": self._api_calls,
+            "api_activity": self._api_activity,
             "api_search": self._api_search,
             "api_retry": self._api_retry,
         }
@@ -330,7 +341,8 @@ class ConsoleApp:
     def status_document(self) -> dict[str, Any]:
         """The ``syncd status --json`` document: read now on a small ledger; on a big one
         (reading it takes more than ``StatusCache.FRESH_SECONDS``) the latest snapshot,
-        refreshed in the background, so a page never waits for a million-row count."""
+        refreshed in the background, so a page never waits for a million-row count. Its
+        ``as_of`` says when it was read."""
         return self.status_cache.get()
 
     def read_status_document(self) -> dict[str, Any]:
@@ -340,10 +352,11 @@ class ConsoleApp:
         from syncd.sync.inflight import AddSpool
 
         libraries = [(lib.name, lib.gallery) for lib in self.config.libraries]
+        as_of = time.time()
         if self.reader.exists():
             with self.reader.reading() as session:
                 report = ledger_status(
-                    session, libraries, time.time(),
+                    session, libraries, as_of,
                     qps=self.config.api.rates.rate_at(time.time()),
                     daily_budget=self.config.api.daily_budget,
                 )  # fmt: skip
@@ -351,7 +364,7 @@ class ConsoleApp:
             report = empty_status(libraries)
         unsettled = AddSpool.for_host(self.config.ledger.path, self.config.host).count()
         healths = current_health(self.config, report.libraries, report.conditions)
-        document = status_document(report, unsettled)
+        document = status_document(report, unsettled, as_of=as_of)
         document["rate"] = self.config.api.rates.document(time.time())
         return with_health(document, healths)
 
@@ -371,12 +384,15 @@ class ConsoleApp:
         }
 
     def _overview(self, request: Request, access: Access) -> Response:
+        from syncd.console.activity import recent_activity
+
         status = self.status_document()
         return self._page(
             "overview.html",
             access=access,
             status=status,
             chart=self.calls_chart(),
+            last_activity=recent_activity().last_by_library(),
             page="overview",
         )
 
@@ -385,6 +401,49 @@ class ConsoleApp:
 
     def _api_calls(self, request: Request, access: Access) -> Response:
         return self._json(self.calls_chart())
+
+    # -- activity -----------------------------------------------------------------------
+
+    def _activity_filters(self, request: Request) -> tuple[str | None, str | None]:
+        library = request.args.get("library") or None
+        if library is not None and self._library(library) is None:
+            raise _Refused(404, "no such library in the config")
+        from syncd.console.activity import OUTCOMES
+
+        outcome = request.args.get("outcome") or None
+        if outcome is not None and outcome not in ("ok", "error", *OUTCOMES):
+            raise _Refused(400, f"outcome: expected ok, error or one of {', '.join(OUTCOMES)}")
+        return library, outcome
+
+    def _activity(self, request: Request, access: Access) -> Response:
+        from syncd.console.activity import OUTCOMES, recent_activity
+
+        library, outcome = self._activity_filters(request)
+        ring = recent_activity()
+        return self._page(
+            "activity.html",
+            access=access,
+            recorded=ring.recorded and (self.beside_sync or bool(ring.calls)),
+            calls=ring.matching(library, outcome),
+            total=len(ring.calls),
+            library=library,
+            outcome=outcome,
+            outcomes=OUTCOMES,
+            page="activity",
+        )
+
+    def _api_activity(self, request: Request, access: Access) -> Response:
+        from syncd.console.activity import recent_activity
+
+        library, outcome = self._activity_filters(request)
+        ring = recent_activity()
+        return self._json(
+            {
+                "recorded": ring.recorded and (self.beside_sync or bool(ring.calls)),
+                "calls": [call.as_dict() for call in ring.matching(library, outcome)],
+                "last_by_library": ring.last_by_library(),
+            }
+        )
 
     # -- failures and retry -------------------------------------------------------------
 
@@ -488,15 +547,13 @@ class ConsoleApp:
         finally:
             ledger.close()
         self.status_cache.invalidate()
-        log.warning(
-            "console: library %s: %d held deletes let go; the next sync pass deletes them",
-            name,
-            released,
+        line = (
+            f"library {name}: {counted(released, 'held delete')} let go; "
+            "the next sync pass deletes them"
         )
+        log.warning("console: %s", line)
         if access.session is not None:
-            access.session.flash.append(
-                f"library {name}: {released} held deletes let go; the next sync pass deletes them"
-            )
+            access.session.flash.append(line)
         if access.session is None:
             return self._json({"library": name, "released": released})
         return self._redirect("/held")
@@ -545,7 +602,8 @@ class ConsoleApp:
             try:
                 found = search_image(self.config, image, library, int(top_text))
             except ImageRejected as exc:
-                raise _Refused(400, f"not an image the gallery takes: {exc.reason}") from None
+                # the reason says what is wrong ("not an image (…)"): say it once
+                raise _Refused(400, f"the gallery cannot take this file: {exc.reason}") from None
             except ConfigError as exc:
                 raise _Refused(409, str(exc).splitlines()[0]) from None
             except (ApiError, SyncdError) as exc:
@@ -567,7 +625,11 @@ class ConsoleApp:
                 refs = files_of_item(session, hit.gallery, hit.cont_sign, names)
                 out.append(
                     [
-                        {"id": ref.id, "path": printable_relpath(self._shown_path(ref))}
+                        {
+                            "id": ref.id,
+                            "library": ref.library,
+                            "path": printable_relpath(self._shown_path(ref)),
+                        }
                         for ref in refs
                     ]
                 )
@@ -664,11 +726,14 @@ class StatusCache:
         return self._take()
 
     def warm_up(self) -> None:
-        """Read the first snapshot in the background (a console just started)."""
+        """Read once in the background (a console just started), so the first request
+        finds the modules imported and the ledger's pages cached. That read is not kept:
+        the service may change the ledger a lot while it starts, and the first answer must
+        be what the ledger holds when it is asked."""
         with self._lock:
             if self._refreshing is None:
                 self._refreshing = threading.Thread(
-                    target=self._refresh, name="syncd-console-status", daemon=True
+                    target=self._refresh, args=(False,), name="syncd-console-status", daemon=True
                 )
                 self._refreshing.start()
 
@@ -680,9 +745,12 @@ class StatusCache:
             self._snapshot, self._taken_at, self._cost = document, now, now - started
         return document
 
-    def _refresh(self) -> None:
+    def _refresh(self, keep: bool = True) -> None:
         try:
-            self._take()
+            if keep:
+                self._take()
+            else:
+                self._read()
         except Exception:  # the next request tries again; the page keeps the last snapshot
             log.exception("console: reading the status failed")
         finally:
@@ -718,13 +786,6 @@ def _printable(value: object) -> object:
     return value
 
 
-def _utc_text(value: object) -> str:
-    """Seconds since the epoch as a UTC time a person reads; anything else as it is."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
-    return "" if value is None else str(value)
-
-
 def _arg(request: Request, name: str) -> str:
     """A value the route matched in the request's path."""
     return str(request.environ.get("syncd.console.args", {}).get(name, ""))
@@ -739,8 +800,9 @@ def _parse_id(raw: str) -> int:
 
 def _retry_line(result: Any) -> str:
     line = (
-        f"queued again: {result.items} failed items, {result.waiting} items waiting to retry "
-        f"after errors, {result.files} refused files to read again"
+        f"queued again: {counted(result.items, 'failed item')}, "
+        f"{counted(result.waiting, 'item')} waiting to retry after errors, "
+        f"{counted(result.files, 'refused file')} to read again"
     )
     for what in result.lifted:
         line += f"; lifted {what}"

@@ -462,13 +462,20 @@ def empty_status(libraries: Sequence[tuple[str, str]]) -> StatusReport:
 
 
 def status_document(
-    report: StatusReport, unsettled_adds: int, failures: Sequence[PlanEntry] | None = None
+    report: StatusReport,
+    unsettled_adds: int,
+    failures: Sequence[PlanEntry] | None = None,
+    *,
+    as_of: float | None = None,
 ) -> dict[str, Any]:
     """The ``syncd status --json`` document (README, Commands), shared by the CLI and the
-    console's ``/api/status``; ``failures`` (``--failed``) adds the ``failed`` list."""
+    console's ``/api/status``; ``failures`` (``--failed``) adds the ``failed`` list.
+    ``as_of`` (seconds since the epoch; now when None) is when the ledger was read."""
     import dataclasses
+    import time
 
     data: dict[str, Any] = {
+        "as_of": _iso(time.time() if as_of is None else as_of),
         "libraries": [dataclasses.asdict(line) for line in report.libraries],
         "paused": report.paused,
         "fatal": report.fatal,

@@ -6,23 +6,37 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from imagegen import make_image
 from sqlalchemy import select
 
-from syncd.config import parse_config
+from syncd.config import load_config, parse_config
+from syncd.console import activity
+from syncd.console.app import StatusCache
+from syncd.console.server import ConsoleServer
 from syncd.errors import ConfigError
+from syncd.gallery.server import GalleryServer
 from syncd.ledger.browse import LedgerReader, failed_files
 from syncd.ledger.models import File
 
-from .conftest import PASSWORD, World
+from .conftest import PASSWORD, World, build_site
 
 BEARER = {"Authorization": f"Bearer {PASSWORD}"}
-PAGES = ["/", "/failures", "/held", "/search", "/held/confirm?library=photos"]
-APIS = ["/api/status", "/api/calls", "/static/overview.js", "/static/search.js", "/thumb/1"]
+PAGES = ["/", "/failures", "/held", "/search", "/activity", "/held/confirm?library=photos"]
+APIS = [
+    "/api/status",
+    "/api/calls",
+    "/api/activity",
+    "/static/overview.js",
+    "/static/search.js",
+    "/thumb/1",
+]
 
 
 def logged_in(world: World) -> tuple[requests.Session, str]:
@@ -83,9 +97,7 @@ def test_the_login_page_and_its_style_are_public(world: World) -> None:
 
 
 def test_login_gives_an_httponly_strict_session_cookie_that_opens_every_page(world: World) -> None:
-    answer = requests.post(
-        f"{world.url}/login", data={"password": PASSWORD}, allow_redirects=False
-    )
+    answer = requests.post(f"{world.url}/login", data={"password": PASSWORD}, allow_redirects=False)
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie
@@ -120,9 +132,10 @@ def test_state_changing_requests_need_the_sessions_csrf_token(world: World) -> N
         )
         assert wrong.status_code == 403, path
     # nothing was released by the refused requests
-    assert json.loads(browser.get(f"{world.url}/api/status").text)["libraries"][0][
-        "held_deletes"
-    ] == 11
+    assert (
+        json.loads(browser.get(f"{world.url}/api/status").text)["libraries"][0]["held_deletes"]
+        == 11
+    )
     ok = browser.post(f"{world.url}/failures/retry", data={"csrf": token}, allow_redirects=False)
     assert ok.status_code == 303
     by_header = browser.post(
@@ -131,13 +144,38 @@ def test_state_changing_requests_need_the_sessions_csrf_token(world: World) -> N
     assert by_header.status_code == 200
 
 
+def without_as_of(document: dict[str, Any]) -> dict[str, Any]:
+    """A status document without its ``as_of``, checked to be an ISO time with a zone."""
+    as_of = datetime.fromisoformat(document.pop("as_of"))
+    assert as_of.tzinfo is not None
+    assert abs(as_of.timestamp() - time.time()) < 3600
+    return document
+
+
 def test_api_status_is_the_status_json_document(world: World) -> None:
     answer = requests.get(f"{world.url}/api/status", headers=BEARER)
     assert answer.status_code == 200
     command = world.site.syncd("status", "--json")
-    assert answer.json() == json.loads(command.out)
+    assert without_as_of(answer.json()) == without_as_of(json.loads(command.out))
     (photos,) = answer.json()["libraries"]
     assert (photos["synced"], photos["failed"], photos["held_deletes"]) == (3, 1, 11)
+
+
+def test_the_first_status_after_a_start_is_what_the_ledger_holds_then(
+    tmp_path: Path, gallery_server: GalleryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every read counts as slow, so snapshots are served: the one read while the console
+    # started must not be, since the service may change the ledger meanwhile
+    monkeypatch.setattr(StatusCache, "FRESH_SECONDS", 0.0)
+    site = build_site(tmp_path, gallery_server)
+    with ConsoleServer(load_config(site.config)) as server:
+        server.app.status_cache.close()  # the start's read is over
+        site.write("pics/new.jpg", 99)
+        site.syncd("reconcile")
+        answer = requests.get(f"{server.url}/api/status", headers=BEARER)
+        command = json.loads(site.syncd("status", "--json").out)
+    assert without_as_of(answer.json())["libraries"] == without_as_of(command)["libraries"]
+    assert answer.json()["libraries"][0]["synced"] == 4
 
 
 def test_api_retry_queues_one_failed_file_again(world: World) -> None:
@@ -294,9 +332,7 @@ def test_without_a_password_loopback_needs_no_login_and_says_so(open_world: Worl
     assert "no password set" in page.text
     assert requests.get(f"{open_world.url}/api/status").status_code == 200
     # a page of another site cannot make the browser post here, nor rebind a name to us
-    cross = requests.post(
-        f"{open_world.url}/api/retry", headers={"Origin": "https://evil.example"}
-    )
+    cross = requests.post(f"{open_world.url}/api/retry", headers={"Origin": "https://evil.example"})
     assert cross.status_code == 403
     rebound = requests.get(
         f"{open_world.url}/api/status", headers={"Host": f"evil.example:{open_world.server.port}"}
@@ -346,7 +382,9 @@ def test_syncd_console_beyond_loopback_without_a_password_exits_2(world: World) 
 
 def test_the_console_reads_and_releases_on_a_postgresql_ledger(pg_world: World) -> None:
     status = requests.get(f"{pg_world.url}/api/status", headers=BEARER)
-    assert status.json() == json.loads(pg_world.site.syncd("status", "--json").out)
+    assert without_as_of(status.json()) == without_as_of(
+        json.loads(pg_world.site.syncd("status", "--json").out)
+    )
     browser, token = logged_in(pg_world)
     failures = browser.get(f"{pg_world.url}/failures").text
     assert "broken.jpg" in failures
@@ -369,3 +407,39 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped(world: World) -> None:
     page = browser.get(f"{world.url}/failures")
     assert page.status_code == 200
     assert "caf\\xe9-not-utf8.jpg" in page.text
+
+
+def test_a_search_error_says_what_is_wrong_once(world: World) -> None:
+    answer = requests.post(
+        f"{world.url}/search/hits",
+        headers=BEARER,
+        files={"image": ("a.jpg", b"plain text, no picture")},
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error.count("not an image") == 1, error
+
+
+def test_the_activity_page_filters_by_outcome_and_refuses_an_unknown_one(world: World) -> None:
+    world.site.write("pics/fresh.jpg", 77)
+    world.site.syncd("reconcile")  # in this process: its workers' calls are recorded here
+    added = requests.get(f"{world.url}/api/activity?outcome=added", headers=BEARER).json()
+    assert added["recorded"] is True
+    assert "pics/fresh.jpg" in [p for call in added["calls"] for p in call["paths"]]
+    assert {call["outcome"] for call in added["calls"]} == {"added"}
+    failed = requests.get(f"{world.url}/api/activity?outcome=error", headers=BEARER).json()
+    assert "pics/fresh.jpg" not in [p for call in failed["calls"] for p in call["paths"]]
+    assert added["last_by_library"]["photos"] >= added["calls"][0]["at"]
+    bogus = requests.get(f"{world.url}/activity?outcome=bogus", headers=BEARER)
+    assert bogus.status_code == 400
+
+
+def test_a_console_without_the_service_says_no_activity_is_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(activity, "_ring", lambda: lambda limit: [])
+    world.server.app.beside_sync = False  # as `syncd console` runs it
+    page = requests.get(f"{world.url}/activity", headers=BEARER)
+    assert page.status_code == 200
+    assert "No activity recorded" in page.text
+    assert requests.get(f"{world.url}/api/activity", headers=BEARER).json()["recorded"] is False

@@ -1,8 +1,10 @@
-// Overview: refresh the numbers from /api/status and the chart from /api/calls every 5 s.
+// Overview: refresh the numbers from /api/status, the last activity from /api/activity and
+// the chart from /api/calls at once, then every 5 s. Times and counts are worded by common.js.
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
-  const KEYS = ["files", "synced", "pending", "failed", "held_deletes"];
+  const KEYS = ["files", "items", "synced", "pending", "failed", "held_deletes"];
+  const { absolute, counted, when } = window.syncd;
 
   function el(tag, attrs, text) {
     const node = document.createElementNS(SVG, tag);
@@ -22,7 +24,7 @@
       const bh = (h - pad) * n / peak;
       const bar = el("rect", { class: "bar", x: pad + i * step + 1, y: h - pad - bh, width: Math.max(1, step - 2), height: bh });
       const minute = new Date((firstMinute + i) * 60000);
-      bar.appendChild(el("title", {}, `${minute.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}: ${n} calls`));
+      bar.appendChild(el("title", {}, `${absolute(minute.getTime() / 1000).slice(11, 16)} UTC: ${counted(n, "call")}`));
       svg.appendChild(bar);
     });
     svg.appendChild(el("text", { x: 2, y: 10 }, String(peak)));
@@ -30,11 +32,6 @@
     svg.appendChild(el("text", { x: pad, y: h - 6 }, "-60 min"));
     svg.appendChild(el("text", { x: w - 30, y: h - 6 }, "now"));
     box.replaceChildren(svg);
-  }
-
-  // seconds since the epoch as the people reading the page read times
-  function when(value) {
-    return typeof value === "number" ? new Date(value * 1000).toLocaleString() : String(value ?? "");
   }
 
   function setText(id, value) {
@@ -47,6 +44,20 @@
     return h ? `${h.watch ? h.watch + ", " : ""}${h.ok ? "ok" : "degraded"}` : "";
   }
 
+  function stateText(lib) {
+    return lib.pending ? `${counted(lib.pending, "file")} to sync` : "up to date";
+  }
+
+  function showActivity(activity) {
+    const last = (activity && activity.last_by_library) || {};
+    for (const row of document.querySelectorAll("#libraries tr[data-library]")) {
+      const cell = row.querySelector('[data-key="last_activity"]');
+      const at = last[row.dataset.library];
+      if (!cell || at === undefined) continue;
+      cell.replaceChildren(when(at));
+    }
+  }
+
   function showStatus(doc) {
     const health = new Map(((doc.health && doc.health.libraries) || []).map((h) => [h.name, h]));
     for (const lib of doc.libraries || []) {
@@ -56,6 +67,8 @@
         const cell = row.querySelector(`[data-key="${key}"]`);
         if (cell) cell.textContent = String(lib[key]);
       }
+      const state = row.querySelector('[data-key="state"]');
+      if (state) state.textContent = stateText(lib);
       const cell = row.querySelector('[data-key="health"]');
       if (cell) cell.textContent = healthText(health.get(lib.name));
       const bar = row.querySelector("progress");
@@ -84,8 +97,8 @@
     if (budget) {
       budget.hidden = !doc.budget;
       if (doc.budget) {
-        setText("budget-used", doc.budget.used); setText("budget-limit", doc.budget.limit);
-        setText("budget-resets", when(doc.budget.resets_at));
+        setText("budget-used", doc.budget.used); setText("budget-limit", counted(doc.budget.limit, "call"));
+        document.getElementById("budget-resets").replaceChildren(when(doc.budget.resets_at));
       }
     }
     const hosts = document.getElementById("hosts");
@@ -94,23 +107,29 @@
       const rows = (doc.hosts || []).map((host) => {
         const tr = document.createElement("tr");
         for (const value of [host.name, when(host.last_seen), (host.libraries || []).join(", ")]) {
-          const td = document.createElement("td"); td.textContent = String(value ?? ""); tr.appendChild(td);
+          const td = document.createElement("td");
+          if (value instanceof Node) td.appendChild(value); else td.textContent = String(value ?? "");
+          tr.appendChild(td);
         }
         return tr;
       });
       document.getElementById("hosts-rows").replaceChildren(...rows);
     }
-    setText("updated", `Updated ${new Date().toLocaleTimeString()}.`);
+    const asOf = document.getElementById("as-of");
+    if (asOf && doc.as_of) asOf.replaceChildren("As of ", when(doc.as_of));
+    setText("updated", `Updated ${absolute(Date.now() / 1000)}.`);
   }
 
   async function refresh() {
     try {
-      const [status, calls] = await Promise.all([
+      const [status, calls, activity] = await Promise.all([
         fetch("/api/status", { credentials: "same-origin" }),
         fetch("/api/calls", { credentials: "same-origin" }),
+        fetch("/api/activity", { credentials: "same-origin" }),
       ]);
       if (status.status === 401) { window.location.assign("/login"); return; }
       if (status.ok) showStatus(await status.json());
+      if (activity.ok) showActivity(await activity.json());
       if (calls.ok) { const c = await calls.json(); drawChart(c.first_minute, c.calls); }
     } catch (err) {
       setText("updated", "Cannot reach the console; retrying.");
@@ -121,5 +140,6 @@
   if (box) {
     drawChart(Number(box.dataset.firstMinute), (box.dataset.calls || "").split(",").filter(Boolean).map(Number));
   }
+  refresh();  // the page may show a snapshot of a big ledger: ask for the newest at once
   setInterval(refresh, 5000);
 })();

@@ -1,18 +1,39 @@
-// Search: an image chosen or dropped is sent at once; hits show score, thumbnail and paths.
+// Search: an image chosen or dropped is shown and sent at once; hits show score, thumbnail,
+// library and paths; an error is shown once, in the error style.
 "use strict";
 (function () {
+  const { counted } = window.syncd;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const form = document.getElementById("search-form");
   const input = document.getElementById("image");
   const drop = document.getElementById("drop");
   const state = document.getElementById("search-state");
+  const table = document.getElementById("hits-table");
   const list = document.getElementById("hits");
+  const preview = document.getElementById("query-preview");
+  let previewUrl = null;
+
+  function say(text, error) {
+    state.textContent = text;
+    state.className = error ? "error" : "muted";
+    if (error) state.setAttribute("role", "alert"); else state.setAttribute("role", "status");
+  }
+
+  function showPreview(file) {
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(file);
+    preview.src = previewUrl;
+    preview.alt = `the image searched with: ${file.name}`;
+    preview.hidden = false;
+  }
 
   async function search(file) {
     const started = performance.now();
+    showPreview(file);
     list.replaceChildren();
+    table.hidden = true;
     list.removeAttribute("data-done");
-    state.textContent = `Searching with ${file.name}…`;
+    say(`Searching with ${file.name}…`, false);
     const body = new FormData();
     body.append("image", file, file.name);
     body.append("library", document.getElementById("library").value);
@@ -23,37 +44,54 @@
         method: "POST", body, credentials: "same-origin", headers: { "X-CSRF-Token": csrf },
       });
     } catch (err) {
-      state.textContent = "Cannot reach the console.";
+      say("Cannot reach the console.", true);
+      list.dataset.done = "error";
       return;
     }
     const data = await answer.json().catch(() => ({ error: `HTTP ${answer.status}` }));
     if (!answer.ok) {
-      state.textContent = data.error || `HTTP ${answer.status}`;
+      say(data.error || `HTTP ${answer.status}`, true);
       list.dataset.done = "error";
       return;
     }
-    for (const hit of data) list.appendChild(hitItem(hit));
+    for (const hit of data) list.appendChild(hitRow(hit));
+    table.hidden = !data.length;
     const ms = Math.round(performance.now() - started);
-    state.textContent = data.length ? `${data.length} hits (${ms} ms)` : `No hit (${ms} ms).`;
+    say(data.length ? `${counted(data.length, "hit")} (${ms} ms)` : `No hit (${ms} ms).`, false);
     list.dataset.ms = String(ms);
     list.dataset.done = "ok";
   }
 
-  function hitItem(hit) {
-    const li = document.createElement("li");
-    li.className = "hit";
-    const score = document.createElement("span");
-    score.className = "score";
+  function cell(row, className) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    row.appendChild(td);
+    return td;
+  }
+
+  // the library a hit is in: its files' libraries, else the one its brief names
+  function libraryOf(hit) {
+    const names = [...new Set((hit.files || []).map((f) => f.library))];
+    if (names.length) return names.join(", ");
+    try { return JSON.parse(hit.brief).lib || ""; } catch (err) { return ""; }
+  }
+
+  function hitRow(hit) {
+    const row = document.createElement("tr");
+    row.className = "hit";
+    const score = cell(row, "n score");
     score.textContent = Number(hit.score).toFixed(3);
-    li.appendChild(score);
+    const thumb = cell(row, "thumb");
     const first = (hit.files || [])[0];
     if (first) {
       const img = document.createElement("img");
+      img.className = "thumb";
       img.src = `/thumb/${first.id}`;
       img.alt = first.path;
-      li.appendChild(img);
+      thumb.appendChild(img);
     }
-    const paths = document.createElement("div");
+    cell(row, "library").textContent = libraryOf(hit);
+    const paths = cell(row, "paths");
     const shown = (hit.files || []).map((f) => f.path);
     for (const path of shown.length ? shown : [`(not a file syncd knows) ${hit.brief}`]) {
       const line = document.createElement("div");
@@ -61,8 +99,7 @@
       line.textContent = path;
       paths.appendChild(line);
     }
-    li.appendChild(paths);
-    return li;
+    return row;
   }
 
   input.addEventListener("change", () => { if (input.files.length) search(input.files[0]); });
