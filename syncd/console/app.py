@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -781,7 +782,7 @@ def _secured(response: Response) -> Response:
 def _printable(value: object) -> object:
     """What a page shows of a value: text with bytes that are not UTF-8 (a file name from
     an old share) as \\xNN escapes, never an error when the page is encoded."""
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, Markup):  # a macro's markup stays
         return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return value
 
