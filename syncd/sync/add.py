@@ -45,6 +45,9 @@ log = logging.getLogger("syncd.sync")
 #: hits asked for when searching for the item a 216681 is about (the best few matter)
 ADOPTION_SEARCH_RN = 20
 
+_NO_MATCH = "the gallery says it holds this image but no search hit matches it"
+_DELETED_LATELY = "syncd deleted this image lately and the gallery still holds it"
+
 
 def run_add(worker: Worker, intent: Intent) -> None:
     """Send the item's image from its source file; adopt on 216681."""
@@ -77,6 +80,7 @@ def run_add(worker: Worker, intent: Intent) -> None:
         return
     ctx.recorder.submit(AddAnswer(worker, intent, result.cont_sign, ctx.clock()))
     ctx.tally.bump("added")
+    worker.tell("add", [intent], "added")
     log.debug("%s: added as %s", where(intent), result.cont_sign)
 
 
@@ -215,6 +219,7 @@ def _adopt(worker: Worker, intent: Intent, image: bytes, exists: ItemExistsError
     now = ctx.clock()
     moment = datetime.fromtimestamp(now, UTC)
     merged = False
+    retry_at: float | None = None
     with ctx.ledger.transaction() as session:
         decision: AdoptionDecision
         if hits is None:
@@ -260,14 +265,15 @@ def _adopt(worker: Worker, intent: Intent, image: bytes, exists: ItemExistsError
             )
         else:
             retry = intent.attempts + 1 < MAX_ADOPTION_ROUNDS
+            retry_at = worker.backoff(intent, now) if retry else None
             record_failure(
                 session,
                 intent.item_id,
                 worker.owner,
                 exists.code,
-                "the gallery says it holds this image but no search hit matches it",
+                _NO_MATCH,
                 now,
-                worker.backoff(intent, now) if retry else None,
+                retry_at,
             )
             if not retry:
                 ctx.tally.bump("failed")
@@ -275,8 +281,15 @@ def _adopt(worker: Worker, intent: Intent, image: bytes, exists: ItemExistsError
         worker.replan(now)
     if isinstance(decision, Adopt):
         ctx.tally.bump("adopted")
-        log.info("%s: the gallery already holds it as %s; adopted", where(intent),
-                 decision.cont_sign)  # fmt: skip
+        worker.tell("add", [intent], "adopted")
+        log.debug("%s: the gallery already holds it as %s; adopted", where(intent),
+                  decision.cont_sign)  # fmt: skip
+    elif isinstance(decision, AddAfter):
+        worker.tell("add", [intent], "retrying", _DELETED_LATELY, decision.when.timestamp())
+    elif retry_at is not None:
+        worker.tell("add", [intent], "retrying", _NO_MATCH, retry_at)
+    else:
+        worker.tell("add", [intent], "failed", _NO_MATCH)
 
 
 def _utc(seconds: float | None) -> datetime | None:

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -27,6 +27,7 @@ from syncd.plan.driver import PlanRules, plan_pending
 from syncd.sync.account import AccountState
 from syncd.sync.backoff import retry_delay
 from syncd.sync.budget import DailyBudget
+from syncd.sync.events import OutcomeLog, events_of
 from syncd.sync.inflight import AddSpool
 from syncd.sync.rate import RateLimiter
 from syncd.sync.recorder import Recorder
@@ -94,6 +95,8 @@ class SyncContext:
     spool: AddSpool | None = None
     #: ``api.daily_budget`` (None: no cap)
     budget: DailyBudget | None = None
+    #: where each call's outcome is logged and kept for the console
+    outcomes: OutcomeLog = field(default_factory=OutcomeLog)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,22 @@ class Worker:
         ctx.limiter.on_success()
         ctx.account.on_success(gallery)
         return result
+
+    def tell(
+        self,
+        op: str,
+        intents: Sequence[Intent],
+        outcome: str,
+        reason: str | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        """Log what a call about ``intents`` came to (``syncd.sync.events``): ``outcome``
+        is added, adopted, updated, deleted, failed or retrying (at ``retry_at``, epoch s)."""
+        if not intents:
+            return
+        now = self.ctx.clock()
+        retry_in = None if retry_at is None else max(0.0, retry_at - now)
+        self.ctx.outcomes.tell(events_of(op, intents, outcome, now, reason, retry_in))
 
     def backoff(self, intent: Intent, now: float) -> float:
         """When ``intent`` is tried again after its next failure (epoch s, with jitter)."""

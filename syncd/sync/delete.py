@@ -35,6 +35,7 @@ def run_deletes(worker: Worker, gallery: str, intents: Sequence[Intent]) -> None
             ctx.recorder.submit(lambda session: record_deleted(session, ids, worker.owner, now))
             settled.update(fresh)
             ctx.tally.bump("deleted", len(fresh))
+            worker.tell("delete", [by_sign[s] for s in fresh], "deleted")
         # the signs of one refused batch share its error: settled together
         by_error: dict[int, tuple[Exception, list[Intent]]] = {}
         for sign, error in {**outcome.failed, **outcome.retry}.items():

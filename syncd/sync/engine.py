@@ -1,4 +1,4 @@
-"""The sync engine: ``api.concurrency`` workers turning the ledger's intents into calls.
+"""The sync engine: workers turning the ledger's intents into calls, ``api.concurrency`` at once.
 
 Workers claim due intents from the ledger (the queue), make the calls through the shared
 rate limiter and record each answer (``syncd.sync.add``, ``update``, ``delete``). Deletes of a gallery are
@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from syncd.api import ImageSearchClient
 from syncd.config import Config
 from syncd.errors import SyncdError
-from syncd.ledger.backlog import backlog, vanished_waiting
+from syncd.ledger.backlog import backlog, pending_intents, vanished_waiting
 from syncd.ledger.hosts import join_ledger
 from syncd.ledger.models import LANE_BULK, LANE_LIVE
 from syncd.ledger.queue import (
@@ -48,6 +48,7 @@ from syncd.sync.add import run_add
 from syncd.sync.budget import DailyBudget
 from syncd.sync.context import Stopping, SyncContext, Tally, Worker
 from syncd.sync.delete import run_deletes
+from syncd.sync.events import OutcomeLog
 from syncd.sync.failures import back_off_unsettled, release
 from syncd.sync.heartbeat import Heartbeat
 from syncd.sync.inflight import AddSpool
@@ -191,6 +192,7 @@ class SyncEngine:
                 if config.api.daily_budget
                 else None
             ),
+            outcomes=OutcomeLog(clock, self._queued),
         )
         self._ctx.recorder.on_commit = self.wake
         # a call the client repeats after renewing its token counts against api.qps too
@@ -273,8 +275,13 @@ class SyncEngine:
         self._begin(retry_stops=True)
         self._audit_spool()
         self._spawn()
-        log.info("sync workers started (%d, %.1f calls/s)", len(self._threads),
-                 self._ctx.limiter.ceiling)  # fmt: skip
+        calls = max(1, self._config.api.concurrency)
+        log.info(
+            "sync started: up to %d %s at once (api.concurrency) by %d workers (%d spare "
+            "ones read images and record answers meanwhile), at most %.1f calls/s",
+            calls, "call" if calls == 1 else "calls", len(self._threads),
+            len(self._threads) - calls, self._ctx.limiter.ceiling,
+        )  # fmt: skip
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the workers: calls in flight get ``timeout`` seconds to end, then the
@@ -288,6 +295,7 @@ class SyncEngine:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             thread.join(left)
         self._end_heartbeat()
+        self._ctx.outcomes.close()
         if not any(thread.is_alive() for thread in self._threads):
             self._release_own_claims()
         self._lock.release()
@@ -317,6 +325,7 @@ class SyncEngine:
         finally:
             self._ctx.limiter.close()
             self._end_heartbeat()
+            self._ctx.outcomes.close()
             self._release_own_claims()
             self._lock.release()
 
@@ -456,7 +465,9 @@ class SyncEngine:
             release(runner, work.intents)
         except Exception:
             # one bad intent (or a ledger hiccup) must not end the service: back off and go on
-            log.exception("sync worker: internal error on %d intent(s)", len(work.intents))
+            count = len(work.intents)
+            log.exception("sync worker: internal error on %d %s", count,
+                          "intent" if count == 1 else "intents")  # fmt: skip
             back_off_unsettled(runner, work.intents, "internal error (see the log)")
         finally:
             with self._cv:
@@ -495,6 +506,11 @@ class SyncEngine:
         work = [_Work(g, group, deletes=True) for g, group in deletes.items()]
         work += [_Work(i.gallery, [i], deletes=False) for i in intents if i.op != "delete"]
         return work
+
+    def _queued(self, gallery: str) -> int:
+        """Intents of ``gallery`` still to be sent (for the log's burst summaries)."""
+        with self._ledger.transaction() as session:
+            return pending_intents(session, [gallery])
 
     def _next_due(self, galleries: Sequence[str]) -> float | None:
         """When the next unclaimed, unblocked intent of ``galleries`` is due (epoch s)."""

@@ -20,7 +20,7 @@ from syncd.errors import (
 )
 from syncd.ledger.queue import Intent, held_by, record_failure, requeue
 from syncd.ledger.schema import LedgerSession
-from syncd.sync.context import Worker, one_line, where
+from syncd.sync.context import Worker, one_line
 
 log = logging.getLogger("syncd.sync")
 
@@ -33,17 +33,21 @@ def settle_error(worker: Worker, intents: Sequence[Intent], error: Exception) ->
     now = ctx.clock()
     ids = [i.item_id for i in intents]
     gallery = intents[0].gallery
+    op = intents[0].op
     if isinstance(error, RateError):
         give_back(worker, ids, now)
+        worker.tell(op, intents, "retrying", f"too many calls ({one_line(str(error))})", now)
         return
     if isinstance(error, QuotaError):
         # no call goes out while the pause lasts; when it ends, they are due at once
         ctx.account.on_quota(error)
         give_back(worker, ids, now)
+        worker.tell(op, intents, "retrying", f"quota spent ({one_line(str(error))})")
         return
     if isinstance(error, FatalSetupError | TokenError):
         ctx.account.on_setup_error(gallery, error)
         give_back(worker, ids, now)
+        worker.tell(op, intents, "retrying", f"gallery stopped ({one_line(str(error))})")
         return
     code = error.code if isinstance(error, ApiError) else None
     message = one_line(error.message if isinstance(error, ApiError) else str(error))
@@ -57,11 +61,10 @@ def settle_error(worker: Worker, intents: Sequence[Intent], error: Exception) ->
 
     ctx.recorder.submit(record)
     if transient:
-        log.debug("%s for %d item(s) of %s; retrying later", error, len(intents), gallery)
+        worker.tell(op, intents, "retrying", one_line(str(error)), at)
     else:
         ctx.tally.bump("failed", len(intents))
-        for intent in intents:
-            log.warning("%s: %s failed: %s", where(intent), intent.op, error)
+        worker.tell(op, intents, "failed", one_line(str(error)))
 
 
 def local_failure(worker: Worker, intent: Intent, message: str, retry: bool) -> None:
@@ -77,9 +80,9 @@ def local_failure(worker: Worker, intent: Intent, message: str, retry: bool) -> 
     )
     if not retry:
         ctx.tally.bump("failed")
-        log.warning("%s: %s", where(intent), message)
+        worker.tell(intent.op, [intent], "failed", message)
     else:
-        log.info("%s: %s; trying again later", where(intent), message)
+        worker.tell(intent.op, [intent], "retrying", message, retry_at)
 
 
 def back_off_unsettled(worker: Worker, intents: Sequence[Intent], message: str) -> None:

@@ -84,8 +84,8 @@ class Recorder:
                     members[0].record_group(session, members)
                 after = [a for record in group if (a := record(session)) is not None]
         except Exception:
-            log.warning("a group of %d answers failed to commit; committing one by one",
-                        len(group), exc_info=True)  # fmt: skip
+            log.warning("a group of %d %s failed to commit; committing one by one", len(group),
+                        "answer" if len(group) == 1 else "answers", exc_info=True)  # fmt: skip
             after = []
             for members in kinds.values():
                 for member in members:

@@ -34,7 +34,9 @@ def run_update(worker: Worker, intent: Intent) -> None:
         ctx.recorder.submit(
             lambda session: record_deleted(session, [intent.item_id], worker.owner, now)
         )
-        log.info("%s: the gallery lost %s; adding it again", where(intent), cont_sign)
+        worker.tell("update", [intent], "retrying", "the gallery no longer holds the item; "
+                    "adding it again", now)  # fmt: skip
+        log.debug("%s: the gallery lost %s; adding it again", where(intent), cont_sign)
         return
     except (ApiError, ValidationError) as error:
         settle_error(worker, [intent], error)
@@ -46,3 +48,4 @@ def run_update(worker: Worker, intent: Intent) -> None:
         )
     )
     ctx.tally.bump("updated")
+    worker.tell("update", [intent], "updated")
