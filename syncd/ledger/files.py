@@ -149,7 +149,7 @@ def load_index(ledger: Ledger, library_id: int, under: Sequence[str] | None = No
     sendable = (File.state == FILE_LIVE) & File.content_hash.is_not(None)
     mine = File.library_id == library_id
     vanished: set[bytes] = set()
-    with ledger.engine.connect() as conn, collector_paused():
+    with ledger.connection() as conn, collector_paused():
         cursor = stream_rows(
             conn, select(File.relpath, File.size, File.mtime_ns, File.inode).where(mine, sendable)
         )
@@ -177,7 +177,7 @@ def _load_index_under(ledger: Ledger, library_id: int, under: Sequence[str]) -> 
     vanished: set[bytes] = set()
     relpath = type_coerce(File.relpath, LargeBinary)
     keys = [encode_relpath(rel) for rel in under]
-    with ledger.engine.connect() as conn:
+    with ledger.connection() as conn:
         for start in range(0, len(keys), PATHS_CHUNK):
             rows = conn.execute(
                 select(

@@ -164,6 +164,12 @@ class Ledger:
             reason = scrub(exc)
             raise LedgerUnavailable(f"{self.where}: the ledger is not available: {reason}") from None
 
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for the bulk reads that bypass sessions (a scan's index)."""
+        with self.engine.connect() as conn:
+            yield conn
+
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
