@@ -215,20 +215,6 @@ def open_ledger_or_exit(config: Config, create: bool = True) -> Ledger:
         raise SystemExit(EXIT_USAGE) from None
 
 
-def _join_or_exit(ledger: Ledger, config: Config) -> None:
-    """Take this host's libraries in the ledger (SPEC §9), or exit 2 with the one line
-    naming the host that owns one, or saying the ledger syncs another account."""
-    from syncd.errors import ConfigError
-    from syncd.ledger.hosts import join_ledger
-
-    try:
-        join_ledger(ledger, config)
-    except ConfigError as exc:
-        ledger.close()
-        click.echo(str(exc), err=True)
-        raise SystemExit(EXIT_USAGE) from None
-
-
 #: the health reasons that say a library's root is no folder of files to sync (a typo in root)
 _ROOT_PROBLEMS = ("root_missing", "root_unreadable", "root_empty", "root_unmounted")
 
@@ -284,21 +270,21 @@ def reconcile_command(
         import_for_good("syncd.plan.dryrun" if dry_run else "syncd.sync.reconcile")
         if not dry_run:
             raise SystemExit(_reconcile_and_sync(config, libraries, allow_mass_delete, walks))
+        from syncd.errors import ConfigError
+        from syncd.ledger.schema import LedgerError
         from syncd.plan.dryrun import dry_run as scan_dry_run
 
-        ledger = open_ledger_or_exit(config)
         try:
-            _join_or_exit(ledger, config)  # the scan records what it saw: our libraries only
             result = scan_dry_run(
-                ledger,
                 config,
                 libraries,
                 allow_mass_delete=allow_mass_delete,
                 progress=_progress_bar if sys.stderr.isatty() else None,
                 walks=walks,
             )
-        finally:
-            ledger.close()
+        except (LedgerError, ConfigError) as exc:
+            click.echo(str(exc), err=True)
+            raise SystemExit(EXIT_USAGE) from None
     _print_dry_run(result, config)
     _warn_about_roots(config, libraries)
 
@@ -607,7 +593,7 @@ def _print_reconcile(result: ReconcileResult) -> None:
     _print_sync(result.sync)
     failures = result.failures
     if failures.count:
-        click.echo(f"failed: {failures.count} files")
+        click.echo(f"failed: {_count(failures.count, 'file')}")
         for entry in failures.first:
             click.echo(f"  {entry.library}/{printable_relpath(entry.path)}: {entry.detail}")
         if failures.count > len(failures.first):
@@ -622,11 +608,12 @@ def _print_sync(sync: SyncReport | None) -> None:
     errors = 0
     for (op, answer), n in calls_made.items():
         by_op[op] = by_op.get(op, 0) + n
-        errors += n if answer != "ok" else 0
+        # "the gallery holds it already" is how an adoption starts, not an error
+        errors += n if answer not in ("ok", "ItemExistsError") else 0
     ops = ", ".join(
         f"{op} {by_op[op]}" for op in ("add", "search", "update", "delete") if op in by_op
     )
-    calls = f"{sum(calls_made.values())} API calls" + (f" ({ops})" if ops else "")
+    calls = _count(sum(calls_made.values()), "API call") + (f" ({ops})" if ops else "")
     if errors:
         calls += f", {errors} answered with an error"
     added, adopted, updated, deleted = (
@@ -641,12 +628,20 @@ def _print_sync(sync: SyncReport | None) -> None:
 
     if sync.pending:
         when = f", next at {utc_text(sync.next_due)}" if sync.next_due is not None else ""
-        click.echo(f"waiting: {sync.pending} calls (backoff, deletion latency or stop){when}")
+        waiting = _count(sync.pending, "call")
+        click.echo(f"waiting: {waiting} (backoff, deletion latency or stop){when}")
     if sync.vanished_waiting:
         when = f" until {utc_text(sync.vanished_due)}" if sync.vanished_due is not None else ""
-        click.echo(f"vanished: {sync.vanished_waiting} files wait for watch.delete_grace{when}")
+        files = _count(sync.vanished_waiting, "file")
+        wait = "waits" if sync.vanished_waiting == 1 else "wait"
+        click.echo(f"vanished: {files} {wait} for watch.delete_grace{when}")
     if sync.lost_adds:
         click.echo(_unsettled_line(sync.lost_adds))
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _unsettled_line(adds: int) -> str:

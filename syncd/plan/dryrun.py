@@ -1,7 +1,10 @@
-"""``syncd reconcile --dry-run``: scan, plan, and say what the sync would do; call nothing.
+"""``syncd reconcile --dry-run``: scan, plan, and say what the sync would do; call nothing,
+and write nothing.
 
-The scan records what it saw and the planner writes the intents, as in a real reconcile
-(the ledger is syncd's memory either way); only the calls are left out.
+The scan and the planner run as in a real reconcile, but on a rehearsal of the ledger
+(``syncd.ledger.rehearsal``) that is thrown away afterwards: the ledger, its conditions,
+held deletes and settings stay as they were, so the next run finds the same changes and
+reports what the dry run did.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from syncd.config import Config
+from syncd.ledger.hosts import join_ledger
+from syncd.ledger.rehearsal import rehearsal
 from syncd.ledger.report import PlanSummary, summarize_plan
-from syncd.ledger.schema import Ledger
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.scan.ahead import WalkAhead
 from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries
@@ -20,7 +24,7 @@ from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries
 
 @dataclass
 class DryRun:
-    """``reconcile --dry-run``: the scan, then the pending intents it left in the ledger."""
+    """``reconcile --dry-run``: the scan, then the pending intents the plan would leave."""
 
     scan: ScanResult
     plan: PlanSummary
@@ -29,7 +33,6 @@ class DryRun:
 
 
 def dry_run(
-    ledger: Ledger,
     config: Config,
     names: Sequence[str] = (),
     *,
@@ -38,14 +41,22 @@ def dry_run(
     progress: ProgressFactory | None = None,
     walks: WalkAhead | None = None,
 ) -> DryRun:
-    """Scan (file rows and intents are the ledger's memory), call nothing, summarise the plan.
+    """Scan and plan on a rehearsal of the config's ledger, call nothing, summarise the
+    plan; the ledger is left as it was (a SQLite ledger that does not exist yet is not
+    created).
 
     Held deletes stay held even with ``allow_mass_delete``: a dry run only says what that
     flag would let go. ``walks``: as for :func:`scan_libraries`.
+
+    Raises LedgerError (the ledger cannot be opened or read), HostRefused (a ConfigError:
+    a library belongs to another host, or the ledger syncs another account).
     """
-    now = time.time()
-    scan = scan_libraries(ledger, config, names, now=now, progress=progress, walks=walks)
-    plan_pending(ledger, PlanRules.of(config), now)
-    with ledger.transaction() as session:
-        summary = summarize_plan(session, names, limit)
+    with rehearsal(config.ledger) as ledger:
+        # what a real run checks first: a library another host owns is refused here too
+        join_ledger(ledger, config)
+        now = time.time()
+        scan = scan_libraries(ledger, config, names, now=now, progress=progress, walks=walks)
+        plan_pending(ledger, PlanRules.of(config), now)
+        with ledger.transaction() as session:
+            summary = summarize_plan(session, names, limit)
     return DryRun(scan, summary, allow_mass_delete)

@@ -386,11 +386,7 @@ def test_unreadable_folders_keep_their_files_and_say_so_once(shared_dir: Path) -
         )
         assert again.sync() == []
         with ledger.transaction() as session:
-            conditions = conditions_by_library(session)["photos"]
-        assert conditions.reasons() == [
-            "locked cannot be read (cannot open directory: permission denied): its 2 files "
-            "are kept",
-            "private cannot be read (cannot open directory: permission denied): its 1 file is kept",
-        ]
+            # a dry run says what it could not read, and stores no conditions for it
+            assert conditions_by_library(session)["photos"].reasons() == []
     finally:
         ledger.close()
