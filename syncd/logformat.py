@@ -1,10 +1,13 @@
-"""Log line formats for `syncd run`: plain text for journald, or one JSON object per line."""
+"""Log line formats for `syncd run`: plain text (stamped with the time unless journald
+stamps it), or one JSON object per line."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -37,14 +40,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
+#: the text line when journald stamps the time itself
+TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+#: the text line anywhere else (a terminal, a file): local time first
+STAMPED_TEXT_FORMAT = "%(asctime)s " + TEXT_FORMAT
+
+
+def stderr_is_journal(environ: Mapping[str, str] | None = None) -> bool:
+    """True when stderr is connected to the journal: systemd sets ``JOURNAL_STREAM`` to
+    ``<device>:<inode>`` of that stream, so a stderr redirected elsewhere (a file, a pipe)
+    is told apart by comparing them."""
+    stream = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = stream.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return True  # no file to compare: take the word of the service manager
+    return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+
+
 def configure_logging(fmt: LogFormat, verbose: bool = False) -> None:
-    """Send every log line to stderr (journald takes it from there) in `fmt`."""
+    """Send every log line to stderr in `fmt`; text lines start with the time unless
+    stderr goes to the journal, which stamps each line itself."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        # journald stamps the time itself; a terminal reader gets it from the journal too
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        stamped = not stderr_is_journal()
+        handler.setFormatter(logging.Formatter(STAMPED_TEXT_FORMAT if stamped else TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
