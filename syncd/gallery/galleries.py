@@ -35,7 +35,14 @@ from syncd.errors import ITEM_EXISTS_CODE, ItemExistsError, error_for, error_mes
 from syncd.gallery.fingerprint import fingerprint_of
 from syncd.gallery.fingerprint_store import FingerprintStore
 from syncd.gallery.images import DecodedImage
-from syncd.gallery.index import GalleryIndex, Hit, IndexEntry, TagFilter, features_of
+from syncd.gallery.index import (
+    GalleryIndex,
+    Hit,
+    IndexEntry,
+    IndexState,
+    TagFilter,
+    features_of,
+)
 from syncd.gallery.keypoints import (
     CANDIDATES,
     ItemWords,
@@ -44,7 +51,7 @@ from syncd.gallery.keypoints import (
     local_features_of,
     query_image,
 )
-from syncd.gallery.same_image import COPIES, IDENTITY, Query, SameImages
+from syncd.gallery.same_image import COPIES, IDENTITY, LegacyRule, Query, SameImages
 from syncd.gallery.saved_index import index_path
 from syncd.gallery.saved_index import load as load_saved_index
 from syncd.gallery.saved_index import save as save_index
@@ -227,15 +234,16 @@ class Galleries:
         query = _query(image)
         local = _local_features(name, image)
         gallery = self._gallery(name)
+        # a crop is an item of its own: only a copy of the whole picture is the same image
+        seen, state = self._copies_until(gallery, query, IDENTITY)
         now = time.time()
         with gallery.lock:
             self._purge_expired(gallery, now)
-            # a crop is an item of its own: only a copy of the whole picture is the same image
-            existing = self._same_image(gallery, query, live_only=False)
-            if existing is not None:
+            existing = self._copies_since(gallery, query, IDENTITY, seen, state)
+            if existing:
                 # like the real service, the answer names the item it holds
                 raise ItemExistsError(
-                    ITEM_EXISTS_CODE, error_message(ITEM_EXISTS_CODE), None, existing
+                    ITEM_EXISTS_CODE, error_message(ITEM_EXISTS_CODE), None, existing[0].cont_sign
                 )
             entry = IndexEntry(image.cont_sign, brief, tag1, tag2, query.features)
             # the fingerprint first: an item never exists without it, even after a crash
@@ -262,12 +270,11 @@ class Galleries:
         same = _query(image)
         query = None if image.grey is None else query_image(image.grey)
         candidates: list[tuple[str, str]] = []
+        seen, state = self._copies_until(gallery, same, COPIES, tags)
         with gallery.lock:
             self._purge_expired(gallery, time.time())
-            copies = gallery.index.same_image_candidates(image.cont_sign, same.features, tags)
+            hits = self._copies_since(gallery, same, COPIES, seen, state, tags)[:depth]
             postings = None if query is None else gallery.keypoints.view()
-        # confirmed without the lock, like the keypoint candidates below
-        hits = self._same.confirmed(name, same, copies, COPIES)[:depth]
         if query is None or postings is None:
             return _page(hits[:depth], pn, rn)
         # ranked without the lock: an add waits for no search's ranking
@@ -290,22 +297,67 @@ class Galleries:
         """The cont_sign of the live item that is this image; 216680 if none."""
         query = _query(image)
         gallery = self._gallery(name)
+        seen, state = self._copies_until(gallery, query, IDENTITY, live_only=True)
         with gallery.lock:
             self._purge_expired(gallery, time.time())
-            sign = self._same_image(gallery, query, live_only=True)
-        if sign is None:
+            hits = self._copies_since(gallery, query, IDENTITY, seen, state, live_only=True)
+        if not hits:
             raise error_for(216680)
-        return sign
+        return hits[0].cont_sign
 
-    def _same_image(self, gallery: _Gallery, query: Query, live_only: bool) -> str | None:
-        """The item the gallery takes for this very picture (identical pixels, else the
-        copy closest by fingerprint), also a deleted-but-searchable one unless
-        ``live_only``; None if there is none. The caller holds the gallery's lock."""
+    def _copies_until(
+        self,
+        gallery: _Gallery,
+        query: Query,
+        legacy: LegacyRule,
+        tags: TagFilter | None = None,
+        live_only: bool = False,
+    ) -> tuple[list[Hit], IndexState]:
+        """The items that are this very picture (identical pixels, or a copy confirmed by
+        fingerprint) among those the index holds now, best first, and the index state
+        they were found in: scanned and confirmed without the gallery's lock, so that an
+        add waits for no other's scan (``_copies_since`` completes them under it).
+        ``live_only`` leaves out deleted-but-searchable items, ``tags`` those it refuses."""
+        with gallery.lock:
+            self._purge_expired(gallery, time.time())
+            state = gallery.index.state()
         candidates = gallery.index.same_image_candidates(
-            query.cont_sign, query.features, live_only=live_only
+            query.cont_sign, query.features, tags, live_only, rows=(0, state.size)
         )
-        hits = self._same.confirmed(gallery.name, query, candidates, IDENTITY)
-        return hits[0].cont_sign if hits else None
+        return self._same.confirmed(gallery.name, query, candidates, legacy), state
+
+    def _copies_since(
+        self,
+        gallery: _Gallery,
+        query: Query,
+        legacy: LegacyRule,
+        seen: list[Hit],
+        state: IndexState,
+        tags: TagFilter | None = None,
+        live_only: bool = False,
+    ) -> list[Hit]:
+        """``seen``, what ``_copies_until`` found in ``state``, completed with the items
+        added since, best first; all found again if a removal moved rows meanwhile. The
+        caller holds the gallery's lock."""
+        index = gallery.index
+        now = index.state()
+        if now.removals != state.removals:
+            candidates = index.same_image_candidates(
+                query.cont_sign, query.features, tags, live_only
+            )
+            return self._same.confirmed(gallery.name, query, candidates, legacy)
+        later = index.same_image_candidates(
+            query.cont_sign, query.features, tags, live_only, rows=(state.size, now.size)
+        )
+        # a deletion or a change of tags since does not move rows, but it counts
+        hits = [
+            hit
+            for hit in seen
+            if (not live_only or index.is_live(hit.cont_sign))
+            and (tags is None or index.matches_tags(hit.cont_sign, tags))
+        ]
+        hits += self._same.confirmed(gallery.name, query, later, legacy)
+        return sorted(hits, key=lambda hit: -hit.score)
 
     def update(self, name: str, cont_sign: str, change: MetaChange) -> None:
         """Change brief and/or tags of a live item; 216680 if it is not in the gallery."""

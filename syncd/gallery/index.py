@@ -22,7 +22,7 @@ its fingerprint (``fingerprint``), as coarse features alone merge look-alikes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import cv2
@@ -71,6 +71,8 @@ LAYOUT_DIM: Final = 16
 #: cells of a layout row: the index keeps each row of every item's 4x4 layout in an
 #: array of its own, one 4-channel pixel per item, which OpenCV compares with a scalar
 _ROW_CELLS: Final = 4
+#: rows a layout scan compares in numpy rather than OpenCV
+_SMALL_SCAN: Final = 256
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class ImageFeatures:
     colours: npt.NDArray[np.uint8]
     #: unit vector, float32 (VECTOR_DIM values)
     vector: _FloatArray
+    #: 4x4 grey layout of ``colours`` (LAYOUT_DIM uint8; derived, not stored)
+    layout: npt.NDArray[np.uint8] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layout", layouts_of(self.colours)[0])
 
 
 def features_of(thumb: npt.NDArray[np.uint8]) -> ImageFeatures:
@@ -125,6 +132,15 @@ def _layout_distances(
     """Sum of absolute differences (0-4080) of each item's 4x4 layout to ``probe`` (16
     values), the layouts given row by row: ``layout_rows[k]`` (n, 4) holds row k of all.
     A quarter of a millisecond for 100k items, with no copy of the probe per item."""
+    if len(layout_rows[0]) < _SMALL_SCAN:
+        # OpenCV lets go of the interpreter lock on each call, and may wait a whole switch
+        # interval to get it back: a few rows (what an add scans under the gallery's lock)
+        # are compared in numpy, which keeps it
+        layouts = np.concatenate(layout_rows, axis=1).astype(np.int16)
+        small: npt.NDArray[np.uint32] = (
+            np.abs(layouts - probe.astype(np.int16)).sum(axis=1).astype(np.uint32)
+        )
+        return small
     total: npt.NDArray[np.uint32] | None = None
     for row, cells in enumerate(layout_rows):
         scalar = tuple(float(value) for value in probe[row * _ROW_CELLS : (row + 1) * _ROW_CELLS])
@@ -241,14 +257,26 @@ class StoredItems:
         )
 
 
+@dataclass(frozen=True)
+class IndexState:
+    """How far an index was filled and how often rows moved, at one moment: rows below
+    ``size`` keep their item until the next removal."""
+
+    size: int
+    removals: int
+
+
 class GalleryIndex:
     """The items of one gallery (live and deleted-but-searchable) as numpy arrays.
 
-    Not thread-safe: the caller holds the gallery's lock around every method.
+    Not thread-safe: the caller holds the gallery's lock around every method, but for
+    ``same_image_candidates`` over the rows below an ``IndexState`` taken under it: an
+    insert writes rows above them, and a removal (which moves a row) shows in ``state``.
     """
 
     def __init__(self, capacity: int = 1024) -> None:
         self._size = 0
+        self._removals = 0
         self._signs: list[str] = []
         self._briefs: list[str] = []
         self._row_of: dict[str, int] = {}
@@ -317,7 +345,8 @@ class GalleryIndex:
         self._phash[row] = np.uint64(entry.features.phash)
         self._colours[row] = entry.features.colours
         self._vectors[row] = entry.features.vector
-        layout = layouts_of(entry.features.colours)[0]
+        # the layout comes with the features, made before the gallery's lock was taken
+        layout = entry.features.layout
         for part, cells in enumerate(self._layout_rows):
             cells[row] = layout[part * _ROW_CELLS : (part + 1) * _ROW_CELLS]
         self._tags[row] = (entry.tag1, entry.tag2)
@@ -327,6 +356,7 @@ class GalleryIndex:
     def remove(self, cont_sign: str) -> None:
         """Forget ``cont_sign`` entirely (the last row moves into its place)."""
         row = self._row_of.pop(cont_sign)
+        self._removals += 1
         last = self._size - 1
         if row != last:
             moved = self._signs[last]
@@ -343,6 +373,10 @@ class GalleryIndex:
         self._briefs.pop()
         self._deleted_at[last] = np.nan
         self._size = last
+
+    def state(self) -> IndexState:
+        """The rows filled so far and the removals so far (see ``IndexState``)."""
+        return IndexState(self._size, self._removals)
 
     def is_live(self, cont_sign: str) -> bool:
         """Whether ``cont_sign`` is indexed and not deleted."""
@@ -393,54 +427,59 @@ class GalleryIndex:
         tags: TagFilter | None = None,
         live_only: bool = False,
         limit: int = SAME_IMAGE_CANDIDATES,
+        rows: tuple[int, int] | None = None,
     ) -> list[Candidate]:
         """Items that may be this very picture, to confirm by their fingerprints: the
         item of identical pixels first, then those whose hash is within
         SAME_MAX_HASH_DISTANCE or whose 4x4 layout is within LAYOUT_MAX_DIFF, and whose
         chroma agrees, nearest layout first, at most ``limit``. ``tags`` and
-        ``live_only`` (deleted-but-searchable items left out) narrow the items."""
-        size = self._size
-        if not size:
+        ``live_only`` (deleted-but-searchable items left out) narrow the items, ``rows``
+        (start, stop) to those rows (all by default)."""
+        start, stop = (0, self._size) if rows is None else rows
+        if stop <= start:
             return []
-        distances = _hamming(self._phash[:size], features.phash)
-        probe = layouts_of(features.colours)[0]
-        apart = _layout_distances([cells[:size] for cells in self._layout_rows], probe)
+        # arrays read once: an insert may replace them (grown), with the same rows below
+        phash, layout_rows = self._phash, self._layout_rows
+        distances = _hamming(phash[start:stop], features.phash)
+        apart = _layout_distances([cells[start:stop] for cells in layout_rows], features.layout)
         near = (distances <= SAME_MAX_HASH_DISTANCE) | (apart <= LAYOUT_DIM * LAYOUT_MAX_DIFF)
         exact = self._row_of.get(cont_sign)
+        if exact is not None and start <= exact < stop:
+            near[exact - start] = True
+        else:
+            exact = None
+        found = np.flatnonzero(near)
+        distances, apart, picked = distances[found], apart[found], found + start
+        layouts = apart.astype(np.float32) / np.float32(LAYOUT_DIM)
         if exact is not None:
-            near[exact] = True
-        rows = np.flatnonzero(near)
-        distances = distances[rows]
-        layouts = apart[rows].astype(np.float32) / np.float32(LAYOUT_DIM)
-        if exact is not None:
-            layouts[rows == exact] = -1.0
-        keep = np.ones(len(rows), dtype=bool)
+            layouts[picked == exact] = -1.0
+        keep = np.ones(len(picked), dtype=bool)
         if live_only:
-            keep &= np.isnan(self._deleted_at[rows])
-        mask = None if tags is None else self._tag_mask(tags, rows)
+            keep &= np.isnan(self._deleted_at[picked])
+        mask = None if tags is None else self._tag_mask(tags, picked)
         if mask is not None:
             keep &= mask
-        rows, distances, layouts = rows[keep], distances[keep], layouts[keep]
+        picked, distances, layouts = picked[keep], distances[keep], layouts[keep]
         # twice the limit: a few may fail the chroma check
         order = np.argsort(layouts, kind="stable")[: 2 * limit]
-        rows, distances = rows[order], distances[order]
-        if not rows.size:
+        picked, distances = picked[order], distances[order]
+        if not picked.size:
             return []
-        colour_diffs = self._colour_diff(rows, features).tolist()
-        chromas = chroma_differences(features.colours, self._colours[rows]).tolist()
-        found = []
+        colour_diffs = self._colour_diff(picked, features).tolist()
+        chromas = chroma_differences(features.colours, self._colours[picked]).tolist()
+        candidates = []
         for row, distance, colour_diff, chroma in zip(
-            rows.tolist(), distances.tolist(), colour_diffs, chromas, strict=True
+            picked.tolist(), distances.tolist(), colour_diffs, chromas, strict=True
         ):
             if chroma > 1.0:
                 continue
             candidate = Candidate(
                 self._signs[row], self._briefs[row], distance, colour_diff, chroma
             )
-            found.append(candidate)
-            if len(found) == limit:
+            candidates.append(candidate)
+            if len(candidates) == limit:
                 break
-        return found
+        return candidates
 
     def _tag_mask(
         self, tags: TagFilter, rows: npt.NDArray[np.int64] | None = None
