@@ -8,7 +8,10 @@ lists that one only, scored as a copy (0.9 or more). Over real HTTP.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +20,11 @@ import pytest
 from imagegen import make_image, reencode, rescale
 from PIL import Image
 
+from syncd.gallery.index import Hit
+from syncd.gallery.same_image import SameImages
 from syncd.gallery.server import GalleryServer
 
-from .helpers import API_KEY, SECRET_KEY, ApiClient, b64, live_items
+from .helpers import API_KEY, SECRET_KEY, ApiClient, b64, get_token, live_items
 from .lookalikes import copies, encoded, flat, issue_gradients, lookalikes, resized, text_page
 
 PICTURES = lookalikes()
@@ -196,3 +201,33 @@ def test_items_stored_before_fingerprints_are_still_found_by_their_copies(
         first = client.ok("same_hq", "add", image=b64(dark), brief="dark")
         second = client.ok("same_hq", "add", image=b64(lighter), brief="lighter")
         assert first["cont_sign"] != second["cont_sign"]
+
+
+def test_concurrent_adds_of_copies_of_one_lookalike_make_one_item(
+    gallery_server: GalleryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fingerprints read slowly (a cold disk): the adds' checks overlap for sure
+    confirmed = SameImages.confirmed
+
+    def slowly_confirmed(self: SameImages, *args: Any) -> list[Hit]:
+        time.sleep(0.05)
+        return confirmed(self, *args)
+
+    monkeypatch.setattr(SameImages, "confirmed", slowly_confirmed)
+    token = get_token(gallery_server)
+    picture = PICTURES["stripes-14"]
+    variants = [encoded(picture, "JPEG", quality) for quality in range(60, 96, 5)]
+    variants += [encoded(resized(picture, factor), "PNG") for factor in (0.5, 0.75, 1.5, 2.0)]
+
+    def add(copy: bytes) -> str:
+        body = ApiClient(gallery_server, token=token).call(
+            "same_hq", "add", image=b64(copy), brief="copy"
+        )
+        return f"refused, naming {body['cont_sign']}" if "error_code" in body else "added"
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        outcomes = collections.Counter(pool.map(add, variants))
+    items = live_items(gallery_server, "same_hq")
+    assert len(items) == 1
+    (sign,) = items
+    assert outcomes == {"added": 1, f"refused, naming {sign}": len(variants) - 1}
