@@ -633,7 +633,10 @@ def _log_changes(look: LookAgain) -> None:
         log.info("library %s: %s settled", look.library, printable_relpath(rel))
     if len(look.paths) > _LOGGED_PATHS:
         more = len(look.paths) - _LOGGED_PATHS
-        log.info("library %s: … and %d more paths settled", look.library, more)
+        log.info(
+            "library %s: … and %d more %s settled",
+            look.library, more, "path" if more == 1 else "paths",
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------

@@ -419,7 +419,7 @@ def scan_library_paths(
         folders = unreadable_folders(facts.unreadable, _kept_below(index, facts))
         _log.warning("library %s: %s", lib.name, unreadable_warning(folders))
     _keep_conditions(ledger, row, previous, conditions, now, result)
-    _log_scan(lib, result, f" (at {len(targets)} paths)")
+    _log_scan(lib, result, f" (at {_count(len(targets), 'path')})")
     return result
 
 
@@ -587,11 +587,11 @@ def _walk_below(
 
 def _log_scan(lib: LibraryConfig, result: LibraryScan, where: str) -> None:
     _log.info(
-        "library %s%s: %d files, %d new, %d changed, %d unchanged, %d vanished, %d held, "
+        "library %s%s: %s, %d new, %d changed, %d unchanged, %d vanished, %d held, "
         "%d skipped; %d read, %d known from another path",
         lib.name,
         where,
-        result.seen,
+        _count(result.seen, "file"),
         result.new,
         result.changed,
         result.unchanged,
@@ -601,6 +601,11 @@ def _log_scan(lib: LibraryConfig, result: LibraryScan, where: str) -> None:
         result.hashed,
         result.reused,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _compare(
