@@ -146,16 +146,23 @@ def _layout_distances(
         scalar = tuple(float(value) for value in probe[row * _ROW_CELLS : (row + 1) * _ROW_CELLS])
         pixels = cells.reshape(-1, 1, _ROW_CELLS)
         apart = cv2.absdiff(pixels, scalar)  # type: ignore[call-overload]  # a Scalar, as OpenCV takes
-        # the 4 bytes of an item as one uint32: pairs of them summed in its two 16-bit halves
+        # the 4 bytes of an item as one uint32: pairs of them summed in its two 16-bit
+        # halves, in place (a fresh array per step would cost more than the sums)
         packed = np.ascontiguousarray(apart).reshape(-1, _ROW_CELLS).view(np.uint32).ravel()
-        pairs = (packed & np.uint32(0x00FF00FF)) + (
-            (packed >> np.uint32(8)) & np.uint32(0x00FF00FF)
-        )
-        total = pairs if total is None else total + pairs
+        high = packed >> np.uint32(8)
+        high &= np.uint32(0x00FF00FF)
+        packed &= np.uint32(0x00FF00FF)
+        packed += high
+        if total is None:
+            total = packed
+        else:
+            total += packed
     if total is None:
         return np.zeros(0, dtype=np.uint32)
-    sums: npt.NDArray[np.uint32] = (total & np.uint32(0xFFFF)) + (total >> np.uint32(16))
-    return sums
+    high = total >> np.uint32(16)
+    total &= np.uint32(0xFFFF)
+    total += high
+    return total
 
 
 def _unit(values: _FloatArray) -> _FloatArray:
@@ -432,7 +439,8 @@ class GalleryIndex:
         """Items that may be this very picture, to confirm by their fingerprints: the
         item of identical pixels first, then those whose hash is within
         SAME_MAX_HASH_DISTANCE or whose 4x4 layout is within LAYOUT_MAX_DIFF, and whose
-        chroma agrees, nearest layout first, at most ``limit``. ``tags`` and
+        colours (within SAME_MAX_COLOUR_DIFF) and chroma agree, nearest layout first, at
+        most ``limit``. ``tags`` and
         ``live_only`` (deleted-but-searchable items left out) narrow the items, ``rows``
         (start, stop) to those rows (all by default)."""
         start, stop = (0, self._size) if rows is None else rows
@@ -460,16 +468,21 @@ class GalleryIndex:
         if mask is not None:
             keep &= mask
         picked, distances, layouts = picked[keep], distances[keep], layouts[keep]
-        # twice the limit: a few may fail the chroma check
+        # twice the limit: a few may fail the colour checks
         order = np.argsort(layouts, kind="stable")[: 2 * limit]
         picked, distances = picked[order], distances[order]
+        colour_diffs = self._colour_diff(picked, features)
+        # far colours first (the cheap test: copies, aliased stripes included, stay under
+        # half of it), then chroma
+        near_colours = colour_diffs <= SAME_MAX_COLOUR_DIFF
+        picked, distances = picked[near_colours], distances[near_colours]
+        colour_diffs = colour_diffs[near_colours]
         if not picked.size:
             return []
-        colour_diffs = self._colour_diff(picked, features).tolist()
         chromas = chroma_differences(features.colours, self._colours[picked]).tolist()
         candidates = []
         for row, distance, colour_diff, chroma in zip(
-            picked.tolist(), distances.tolist(), colour_diffs, chromas, strict=True
+            picked.tolist(), distances.tolist(), colour_diffs.tolist(), chromas, strict=True
         ):
             if chroma > 1.0:
                 continue
