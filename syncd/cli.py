@@ -291,10 +291,20 @@ def reconcile_command(
 
 @cli.command("status")
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: libraries, paused, fatal.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object (keys in docs/status.schema.json): as_of, libraries, paused, fatal, "
+    "unconfigured, unsettled_adds, hosts, queue, budget, conditions, rate, health; failed "
+    "with --failed.",
+)
 @click.option("--failed", is_flag=True, help="Also list files not synced, with the reason.")
 def status_command(config_file: Path | None, as_json: bool, failed: bool) -> None:
     """Per library: files, items, synced, pending, failed, held deletes; pause or stop state.
+
+    --json prints one object, the console's /api/status document; docs/status.schema.json
+    (a JSON Schema) describes each of its keys.
 
     Exit: 0, 2 config or ledger error. A library root that is missing, unreadable or empty
     is warned about on stderr.

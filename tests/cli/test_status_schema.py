@@ -176,3 +176,18 @@ def test_a_status_before_any_ledger_holds_what_the_schema_documents(
     result = syncd(site.config, "status", "--json")
     assert result.returncode == 0, result.stderr
     assert_valid(json.loads(result.stdout))
+
+
+def test_the_help_and_the_readme_name_every_top_level_key() -> None:
+    keys = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["properties"]
+    shown = subprocess.run([SYNCD, "status", "--help"], capture_output=True, text=True, check=True)
+    help_text = " ".join(shown.stdout.split())
+    (row,) = [
+        line
+        for line in (SCHEMA_PATH.parents[1] / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| `syncd status")
+    ]
+    for key in keys:
+        assert key in help_text, key
+        assert f"`{key}`" in row, key
+    assert "docs/status.schema.json" in help_text and "docs/status.schema.json" in row
