@@ -705,14 +705,29 @@ def retry_command(
     "--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Hits to show."
 )
 @click.option(
+    "--min-score",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    metavar="SCORE",
+    help="Leave out hits scoring below SCORE (0..1).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help='A JSON list of {"score","cont_sign","brief","paths"}.'
 )
 def search_command(
-    config_file: Path | None, image: Path, library: str | None, top: int, as_json: bool
+    config_file: Path | None,
+    image: Path,
+    library: str | None,
+    top: int,
+    min_score: float,
+    as_json: bool,
 ) -> None:
-    """Search the gallery with a local image; each hit with its score and local paths.
+    """Search the gallery with a local image; each hit with its score, and each of its
+    local files with its library: SCORE  LIBRARY  PATH.
 
-    Exit: 0 hits found, 1 no hit, 2 config error or IMAGE not an image, 3 API error.
+    Exit: 0 hits found, 1 no hit (none at --min-score or above), 2 config error or IMAGE
+    not an image, 3 API error.
     """
     import json
 
@@ -723,7 +738,7 @@ def search_command(
     config = load_config_or_exit(config_file)
     _check_library_names(config, (library,) if library else ())
     try:
-        found = search_image(config, image, library, top)
+        found = search_image(config, image, library, top, min_score)
     except ImageRejected as exc:
         click.echo(f"{image}: {exc.reason}", err=True)
         raise SystemExit(EXIT_USAGE) from None
@@ -739,13 +754,14 @@ def search_command(
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in found], ensure_ascii=False, indent=2))
     else:
+        width = max((len(name) for hit in found for name in hit.libraries), default=1)
         for hit in found:
-            where = hit.paths or [f"(not a file syncd knows) {hit.brief}"]
-            for path in where:
-                click.echo(f"{hit.score:.3f}  {path}")
+            where = list(zip(hit.libraries, hit.paths, strict=True))
+            for name, path in where or [("-", f"(not a file syncd knows) {hit.brief}")]:
+                click.echo(f"{hit.score:.3f}  {name:<{width}}  {path}")
     if not found:
         if not as_json:
-            click.echo("no hit", err=True)
+            click.echo(f"no hit scoring {min_score:g} or more" if min_score else "no hit", err=True)
         raise SystemExit(EXIT_FAILED)
 
 

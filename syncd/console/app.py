@@ -587,6 +587,7 @@ class ConsoleApp:
             upload = request.files.get("image")
             library = request.form.get("library") or None
             top_text = request.form.get("top") or "10"
+            min_score_text = request.form.get("min_score") or "0"
         except ValueError:
             raise _Refused(400, "not a readable multipart form") from None
         if upload is None or not upload.filename and not upload.content_length:
@@ -595,13 +596,14 @@ class ConsoleApp:
             raise _Refused(400, "no such library in the config")
         if not top_text.isdigit() or not 1 <= int(top_text) <= 1000:
             raise _Refused(400, "top: expected an integer 1..1000")
+        min_score = _score(min_score_text)
         with tempfile.TemporaryDirectory(prefix="syncd-console-") as folder:
             image = Path(folder) / "image"
             upload.save(str(image))
             if image.stat().st_size == 0:
                 raise _Refused(400, "the image is empty")
             try:
-                found = search_image(self.config, image, library, int(top_text))
+                found = search_image(self.config, image, library, int(top_text), min_score)
             except ImageRejected as exc:
                 # the reason says what is wrong ("not an image (…)"): say it once
                 raise _Refused(400, f"the gallery cannot take this file: {exc.reason}") from None
@@ -790,6 +792,17 @@ def _printable(value: object) -> object:
 def _arg(request: Request, name: str) -> str:
     """A value the route matched in the request's path."""
     return str(request.environ.get("syncd.console.args", {}).get(name, ""))
+
+
+def _score(raw: str) -> float:
+    """A search's ``min_score``: a number 0..1; any other is refused with 400."""
+    try:
+        score = float(raw)
+    except ValueError:
+        score = -1.0
+    if not 0.0 <= score <= 1.0:  # NaN too
+        raise _Refused(400, "min_score: expected a number 0..1")
+    return score
 
 
 def _parse_id(raw: str) -> int:

@@ -33,6 +33,8 @@ class Found:
     brief: str
     gallery: str
     paths: list[str] = field(default_factory=list)
+    #: the library of each of ``paths``, in the same order
+    libraries: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """The ``search --json`` form."""
@@ -45,10 +47,15 @@ class Found:
 
 
 def search_image(
-    config: Config, image: Path, library: str | None = None, top: int = 10
+    config: Config,
+    image: Path,
+    library: str | None = None,
+    top: int = 10,
+    min_score: float = 0.0,
 ) -> list[Found]:
     """The best ``top`` hits for the image file ``image`` in the galleries the libraries
-    feed (only ``library``'s when given), best first.
+    feed (only ``library``'s when given), best first; hits scoring below ``min_score``
+    (0..1) are left out.
 
     Raises ImageRejected (not an image the gallery takes), OSError (unreadable),
     ConfigError, and the ApiError of a failed call.
@@ -62,7 +69,7 @@ def search_image(
         for gallery in galleries:
             page = client.search(gallery, image=prepared.data, rn=rn)
             hits += [(gallery, hit) for hit in page.hits]
-    hits.sort(key=lambda pair: -pair[1].score)
+    hits = sorted((pair for pair in hits if pair[1].score >= min_score), key=lambda p: -p[1].score)
     found = _with_paths(config, hits, [lib.name for lib in libraries], library is not None)
     return found[:top]
 
@@ -95,7 +102,8 @@ def _with_paths(
                     printable_relpath(str(roots[lib] / relpath) if lib in roots else relpath)
                     for lib, relpath in rows
                 ]
-                found.append(Found(hit.score, hit.cont_sign, hit.brief, gallery, paths))
+                libs = [lib for lib, _ in rows]
+                found.append(Found(hit.score, hit.cont_sign, hit.brief, gallery, paths, libs))
             return found
     finally:
         ledger.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-from imagegen import make_image
+from imagegen import make_image, rescale
 from sqlalchemy import select
 
 from syncd.config import load_config, parse_config
@@ -201,6 +201,34 @@ def test_api_search_finds_the_file_and_names_its_path(world: World) -> None:
     hits = answer.json()
     assert set(hits[0]) == {"score", "cont_sign", "brief", "paths"}
     assert hits[0]["paths"] == [str(world.site.root / "pics/p01.jpg")]
+
+
+def test_api_search_leaves_out_hits_below_min_score(world: World) -> None:
+    image = rescale((world.site.root / "pics/p01.jpg").read_bytes(), 3.0)
+
+    def hits(**form: str) -> Any:
+        answer = requests.post(
+            f"{world.url}/api/search",
+            headers=BEARER,
+            files={"image": ("query.jpg", image, "image/jpeg")},
+            data=form,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    (best, *_) = hits()
+    assert best["paths"] == [str(world.site.root / "pics/p01.jpg")] and best["score"] < 1.0
+    assert hits(min_score=f"{best['score'] - 0.01:.4f}")[0]["cont_sign"] == best["cont_sign"]
+    assert hits(min_score=f"{min(best['score'] + 0.001, 1.0):.4f}") == []
+    for wrong in ("abc", "-0.1", "1.5", "nan"):
+        answer = requests.post(
+            f"{world.url}/api/search",
+            headers=BEARER,
+            files={"image": ("query.jpg", image)},
+            data={"min_score": wrong},
+        )
+        assert answer.status_code == 400, wrong
+        assert answer.json() == {"error": "min_score: expected a number 0..1"}
 
 
 def test_hostile_uploads_get_a_clear_4xx(world: World) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from imagegen import make_image, reencode
+from imagegen import make_image, reencode, rescale
 from ledgers import LedgerChoice
 
 from syncd.gallery.server import GalleryServer
@@ -34,6 +34,45 @@ def test_search_names_the_local_files_of_the_best_hit(site: Site, tmp_path: Path
     assert hits[0]["score"] >= 0.9
     text = site.syncd("search", str(probe), "--top", "1")
     assert text.code == 0 and str(site.root / "beach") in text.out
+
+
+def test_search_min_score_keeps_a_rescaled_copy_and_leaves_out_hits_below_it(
+    site: Site, tmp_path: Path
+) -> None:
+    original = site.write("beach/sunset.jpg", 11).read_bytes()
+    site.write("city.jpg", 12)
+    assert site.syncd("reconcile").code == 0
+    probe = tmp_path / "probe.jpg"
+    probe.write_bytes(rescale(original, 3.0))
+    hits = json.loads(site.syncd("search", str(probe), "--json").out)
+    score = hits[0]["score"]
+    assert 0.5 <= score < 1.0 and hits[0]["paths"] == [str(site.root / "beach/sunset.jpg")]
+    kept = site.syncd("search", str(probe), "--min-score", f"{score - 0.01:.4f}", "--json")
+    assert kept.code == 0, kept
+    assert [hit["cont_sign"] for hit in json.loads(kept.out)] == [hits[0]["cont_sign"]]
+    above = site.syncd("search", str(probe), "--min-score", f"{min(score + 0.001, 1.0):.4f}")
+    assert above.code == 1, above
+    assert above.out == "" and "no hit scoring" in above.err
+    wrong = site.syncd("search", str(probe), "--min-score", "1.5")
+    assert wrong.code == 2 and "--min-score" in wrong.err
+
+
+def test_search_text_names_the_library_of_each_file(
+    tmp_path: Path, gallery_server: GalleryServer
+) -> None:
+    site = Site(tmp_path, gallery_server, extra_libraries=("archive",))
+    picture = site.write("beach/sunset.jpg", 11).read_bytes()
+    (tmp_path / "archive" / "old.jpg").write_bytes(picture)
+    assert site.syncd("reconcile").code == 0
+    probe = tmp_path / "probe.jpg"
+    probe.write_bytes(picture)
+    result = site.syncd("search", str(probe), "--top", "1")
+    assert result.code == 0, result
+    rows = sorted(line.split()[1:] for line in result.out.splitlines())
+    assert rows == [
+        ["archive", str(tmp_path / "archive" / "old.jpg")],
+        ["photos", str(site.root / "beach/sunset.jpg")],
+    ]
 
 
 def test_search_hides_items_syncd_deleted_that_the_gallery_still_shows(

@@ -38,6 +38,7 @@
     body.append("image", file, file.name);
     body.append("library", document.getElementById("library").value);
     body.append("top", document.getElementById("top").value || "10");
+    body.append("min_score", document.getElementById("min_score").value || "0");
     let answer;
     try {
       answer = await fetch("/search/hits", {
