@@ -51,9 +51,12 @@ def hold_planning_lock(session: Session) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLANNING_LOCK_KEY})
 
 
-def join_ledger(ledger: Ledger, config: Config, now: float | None = None) -> None:
+def join_ledger(
+    ledger: Ledger, config: Config, now: float | None = None, *, register: bool = True
+) -> None:
     """Before a host scans or calls: check the account, register the host and take its
-    libraries, in one transaction.
+    libraries, in one transaction. ``register=False`` leaves the host's row alone (a dry
+    run's rehearsal: on PostgreSQL it would hold the row the running service beats on).
 
     Raises HostRefused (a ConfigError: exit 2) naming the owner of a library this config
     names, or saying the ledger syncs another account.
@@ -61,7 +64,8 @@ def join_ledger(ledger: Ledger, config: Config, now: float | None = None) -> Non
     at = time.time() if now is None else now
     with ledger.transaction() as session:
         check_account(session, Account.of(config.api.endpoint, config.api.api_key), at)
-        register_host(session, config.host.name, os.getpid(), __version__, at)
+        if register:
+            register_host(session, config.host.name, os.getpid(), __version__, at)
         claim_libraries(session, config.host.name, config.libraries)
 
 

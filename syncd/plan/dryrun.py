@@ -53,7 +53,7 @@ def dry_run(
     """
     with rehearsal(config.ledger) as ledger:
         # what a real run checks first: a library another host owns is refused here too
-        join_ledger(ledger, config)
+        join_ledger(ledger, config, register=False)
         now = time.time()
         scan = scan_libraries(ledger, config, names, now=now, progress=progress, walks=walks)
         plan_pending(ledger, PlanRules.of(config), now)
