@@ -1,4 +1,4 @@
-"""Command line (SPEC §6). Commands parse, call one stage, print: no logic of their own."""
+"""Command line (README, Commands). Commands parse, call one stage, print: no logic of their own."""
 
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ def reconcile_command(
     _check_library_names(config, libraries)
     from syncd.scan.ahead import start_walks
 
-    # the walk runs in a child while this process imports the ledger's modules (SPEC §8)
+    # the walk runs in a child while this process imports the ledger's modules (a fast start)
     with start_walks(config, libraries) as walks:
         import_for_good("syncd.plan.dryrun" if dry_run else "syncd.sync.reconcile")
         if not dry_run:
@@ -525,7 +525,7 @@ def _print_queue(report: StatusReport) -> None:
 
 
 def _print_hosts(report: StatusReport) -> None:
-    """One line per host sharing the ledger (SPEC §9)."""
+    """One line per host sharing the ledger (docs/rules.md, Several hosts)."""
     import time
 
     now = time.time()

@@ -1,4 +1,4 @@
-"""TOML -> typed, validated configuration (SPEC §5). Errors name the key and what was expected."""
+"""TOML -> typed, validated configuration (README, Configuration). Errors name the key and what was expected."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class ApiConfig:
 
 @dataclass(frozen=True)
 class LedgerConfig:
-    """Where the ledger is: SQLite at ``path`` (one host), or PostgreSQL at ``url`` (SPEC §9).
+    """Where the ledger is: SQLite at ``path`` (one host), or PostgreSQL at ``url`` (docs/rules.md, Several hosts).
 
     With ``url``, ``path`` is ``state_dir/ledger.db``: no database there, only the anchor of
     this host's local state (``ledger.db.lock``, the lost-add spool ``ledger.db.inflight/``;
@@ -111,7 +111,7 @@ class HealthConfig:
 
 @dataclass(frozen=True)
 class ConsoleConfig:
-    """The web console (SPEC §10): ``listen`` "" = off; the password never in a repr."""
+    """The web console (docs/rules.md, Console on loopback): ``listen`` "" = off; the password never in a repr."""
 
     listen: str = ""
     password_file: str = ""
@@ -155,7 +155,7 @@ MAX_HOST_NAME = 40
 
 @dataclass(frozen=True)
 class HostConfig:
-    """This host in a shared ledger (SPEC §9): ``name`` owns the libraries its config names."""
+    """This host in a shared ledger (docs/rules.md, Several hosts): ``name`` owns the libraries its config names."""
 
     name: str = ""
 
