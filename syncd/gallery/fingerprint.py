@@ -13,7 +13,11 @@ text. A candidate is the same image only if its fingerprint agrees with the pict
   edge strength *both* pictures show there (an edge only one of them has earns no
   slack), and the weights are averaged over small windows. The worst window decides;
 - chroma: the 8x8 colour thumbnails the index keeps, (R - Y, B - Y) compared the same
-  way.
+  way (by the index, before a candidate's fingerprint is read).
+
+Differences are in tolerances: 1 is the limit of the same image, and a confirmed copy
+scores 0.9 (at the limit) to 0.999. A partial copy (keypoints) is compared where it
+covers the stored picture, through the transform its keypoints fit.
 
 A picture under ``MIN_KEYPOINT_SIDE`` pixels has no working image: its fingerprint is
 its 32x32 thumbnail, and a pair with one is compared at that coarser side, with more
