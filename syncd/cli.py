@@ -380,7 +380,7 @@ def print_scan(scan: ScanResult) -> None:
             click.echo(f"{head} {lib.unavailable}: nothing will be deleted")
             continue
         line = (
-            f"{head} {lib.seen} files: {lib.new + lib.changed} new or changed, "
+            f"{head} {_count(lib.seen, 'file')}: {lib.new + lib.changed} new or changed, "
             f"{lib.unchanged} unchanged, {lib.vanished} vanished"
         )
         for count, what in (
@@ -656,8 +656,8 @@ def _count(n: int, noun: str) -> str:
 
 def _unsettled_line(adds: int) -> str:
     return (
-        f"unsettled: {adds} adds whose answers were lost; the next run looks for what they "
-        "left in the gallery"
+        f"unsettled: {_count(adds, 'add')} whose answers were lost; the next run looks for what "
+        "they left in the gallery"
     )
 
 
@@ -915,7 +915,7 @@ def ledger_migrate_command(config_file: Path | None, url: str, password_file: Pa
         unsettled = AddSpool.for_host(source, config.host).count()
         if unsettled:
             click.echo(
-                f"{source}: {unsettled} adds whose answers were lost are not settled yet; "
+                f"{source}: {_count(unsettled, 'add')} whose answers were lost are not settled yet; "
                 "run `syncd reconcile` first",
                 err=True,
             )

@@ -211,7 +211,7 @@ def test_reconcile_against_a_gallery_that_keeps_failing_exits_1(site: Site) -> N
     site.server.faults.transient_rate = 1.0
     result = site.syncd("reconcile")
     assert result.code == 1, result.out + result.err
-    assert "waiting: 1 calls" in result.out
+    assert "waiting: 1 call (" in result.out
     site.server.faults.transient_rate = 0.0
     assert site.items() == []
 
