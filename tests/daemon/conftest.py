@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,26 @@ def gallery_paths(server: GalleryServer, gallery: str = "same_hq") -> dict[str, 
 def calls(server: GalleryServer, gallery: str = "same_hq") -> dict[str, int]:
     """operation -> API calls the gallery received for `gallery`."""
     return {op: n for (g, op), n in server.call_counts().items() if g == gallery and n}
+
+
+@contextmanager
+def tmpfs_at(path: Path) -> Iterator[Path]:
+    """A tmpfs mounted at ``path`` (made if missing), unmounted at the end whatever
+    happened; the test is skipped, saying why, where this machine cannot mount one."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs the suite as root)")
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "syncd-test", str(path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        while os.path.ismount(path):
+            subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def write_image(path: Path, seed: int, size: tuple[int, int] = (48, 48)) -> Path:

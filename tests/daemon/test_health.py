@@ -7,7 +7,6 @@ cause, and `status`, `status --json` and /metrics say the same; what the operato
 from __future__ import annotations
 
 import html
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,16 @@ import pytest
 import requests
 from watch.userns import in_user_namespace, user_namespace_problem
 
-from .conftest import CONVERGE, SETTLE, Daemon, free_port, gallery_paths, metrics_text, write_image
+from .conftest import (
+    CONVERGE,
+    SETTLE,
+    Daemon,
+    free_port,
+    gallery_paths,
+    metrics_text,
+    tmpfs_at,
+    write_image,
+)
 
 #: seconds between two snapshots of a polled root at this settle (the daemon's rule)
 POLL = 1.0
@@ -116,21 +124,8 @@ def test_an_unreadable_root_answers_503_as_the_service_sees_it(watched: Daemon) 
 def mounted_root(daemon: Daemon) -> Iterator[Path]:
     """The library root as a tmpfs mount point of its own, on an empty folder (unmounted at
     the end)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    root = daemon.libraries[0].root
-    root.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "syncd-test", str(root)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs_at(daemon.libraries[0].root) as root:
         yield root
-    finally:
-        if os.path.ismount(root):
-            subprocess.run(["umount", "-l", str(root)], check=False)
 
 
 def unmount(root: Path) -> None:

@@ -16,28 +16,15 @@ import pytest
 from syncd.health import scan_reasons
 from syncd.ledger.conditions import LibraryConditions, RootCondition, UnreadableFolder
 
-from .conftest import Daemon, calls, free_port, gallery_paths, write_image
+from .conftest import Daemon, calls, free_port, gallery_paths, tmpfs_at, write_image
 from .test_health import codes, status_text
 
 
 @pytest.fixture
 def inner_share(daemon: Daemon) -> Iterator[Path]:
     """``photos/archive``: a tmpfs mounted inside the library's root (unmounted at the end)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs the suite as root)")
-    share = daemon.libraries[0].root / "archive"
-    share.mkdir(parents=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "syncd-test", str(share)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs_at(daemon.libraries[0].root / "archive") as share:
         yield share
-    finally:
-        while os.path.ismount(share):
-            subprocess.run(["umount", "-l", str(share)], check=False)
 
 
 def test_a_dropped_inner_share_keeps_its_items_and_answers_503_naming_it(
