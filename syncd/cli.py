@@ -547,8 +547,8 @@ def _reconcile_and_sync(
     """Scan, sync until nothing is due, print what happened; the exit code: 0 synced,
     1 some items failed or still retrying after errors, 2 usage, 3 a fatal API condition."""
     from syncd.errors import ConfigError, SyncdError
+    from syncd.gates.host_lock import LedgerBusy
     from syncd.ledger.schema import LedgerError
-    from syncd.sync.lock import LedgerBusy
     from syncd.sync.reconcile import reconcile
 
     try:
@@ -880,9 +880,9 @@ def ledger_migrate_command(config_file: Path | None, url: str, password_file: Pa
 
     from syncd.config import LEDGER_PASSWORD_ENV, check_ledger_url
     from syncd.errors import ConfigError
+    from syncd.gates.host_lock import LedgerBusy, SyncLock
     from syncd.ledger.migrate import MigrateError, migrate_to_postgresql
     from syncd.sync.inflight import AddSpool
-    from syncd.sync.lock import LedgerBusy, SyncLock
 
     config = load_config_or_exit(config_file)
     if config.ledger.shared:

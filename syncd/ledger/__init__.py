@@ -7,6 +7,7 @@
   ``items`` and ``tombstones`` (lookups by cont_sign), ``backlog`` (counts of work),
   ``retry``, ``settings`` (the settings store: pauses and stops), ``conditions`` (what each
   library's last scan could not see, and why), ``budget``, ``calls`` (calls per host and
-  minute), ``hosts`` and ``account`` (several hosts, one account);
+  minute), ``hosts`` (several hosts, one account) and ``call_slots`` (the account's call rate,
+  booked by every host);
 - what people read: ``report`` (``status``, the dry-run's plan), ``browse`` (the console).
 """

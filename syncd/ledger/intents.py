@@ -37,7 +37,7 @@ from syncd.paths import FILE_VANISHED
 #: contents planned per transaction
 PLAN_CHUNK = 500
 #: seconds a claim (a lease) holds unless renewed: its holder renews it every few seconds
-#: (syncd.sync.heartbeat), so a lease this old was left by a worker or host that died and a
+#: (syncd.gates.heartbeat), so a lease this old was left by a worker or host that died and a
 #: dead host's updates and deletes are taken over within about a minute
 CLAIM_STALE_AFTER = 30.0
 

@@ -1,6 +1,6 @@
 """The settings store: small durable state shared by every process (and every host) on
 the ledger, as JSON text under a key: the account pause (quota, budget) and the galleries
-stopped by a setup error. ``syncd.sync.account`` decides what goes in; ``status`` reads it.
+stopped by a setup error. ``syncd.gates.pause`` decides what goes in; ``status`` reads it.
 """
 
 from __future__ import annotations

@@ -6,11 +6,8 @@
   ``update``, ``delete`` (batches of 1000, ``batching``), ``failures`` (what an error
   means for the intents), ``inflight`` + ``inflight_audit`` (the spool of sent adds and
   the settling of those whose answers were lost); ``context`` (the one call wrapper) and
-  ``recorder`` (group commit of the answers);
-- the account: ``rate`` / ``shared_rate`` (pacing, shared by every host), ``budget``
-  (``api.daily_budget``), ``account`` (quota pauses and stopped galleries), ``backoff``,
-  ``heartbeat`` (this host's sign of life and leases), ``lock`` (one syncing process per
-  host);
+  ``recorder`` (group commit of the answers); what a call must pass first (rate,
+  budget, pauses, backoff, leases, the host lock) is ``syncd.gates``;
 - the one-shot commands: ``reconcile``, ``retry``, ``check``, ``search``; ``endpoint``
   (the configured or the embedded gallery).
 

@@ -20,16 +20,16 @@ from typing import TypeVar
 from syncd.api import ImageSearchClient
 from syncd.config import LibraryConfig
 from syncd.errors import ApiError, RateError
+from syncd.gates.backoff import retry_delay
+from syncd.gates.budget import DailyBudget
+from syncd.gates.pause import AccountState
+from syncd.gates.rate import RateLimiter
 from syncd.ledger.queue import Intent
 from syncd.ledger.schema import Ledger
 from syncd.paths import printable_relpath
 from syncd.plan.driver import PlanRules, plan_pending
-from syncd.sync.account import AccountState
-from syncd.sync.backoff import retry_delay
-from syncd.sync.budget import DailyBudget
 from syncd.sync.events import OutcomeLog, events_of
 from syncd.sync.inflight import AddSpool
-from syncd.sync.rate import RateLimiter
 from syncd.sync.recorder import Recorder
 
 T = TypeVar("T")

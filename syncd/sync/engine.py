@@ -26,6 +26,12 @@ from datetime import UTC, datetime
 from syncd.api import ImageSearchClient
 from syncd.config import Config
 from syncd.errors import SyncdError
+from syncd.gates.budget import DailyBudget
+from syncd.gates.heartbeat import Heartbeat
+from syncd.gates.host_lock import SyncLock
+from syncd.gates.pause import AccountState
+from syncd.gates.rate import RateLimiter
+from syncd.gates.shared_rate import SharedRateLimiter
 from syncd.ledger.backlog import backlog, pending_intents, vanished_waiting
 from syncd.ledger.hosts import join_ledger
 from syncd.ledger.models import LANE_BULK, LANE_LIVE
@@ -43,20 +49,14 @@ from syncd.ledger.schema import Ledger, LedgerUnavailable
 from syncd.pauses import AccountPause, GalleryStop
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
-from syncd.sync.account import AccountState
 from syncd.sync.add import run_add
-from syncd.sync.budget import DailyBudget
 from syncd.sync.context import Stopping, SyncContext, Tally, Worker
 from syncd.sync.delete import run_deletes
 from syncd.sync.events import OutcomeLog
 from syncd.sync.failures import back_off_unsettled, release
-from syncd.sync.heartbeat import Heartbeat
 from syncd.sync.inflight import AddSpool
 from syncd.sync.inflight_audit import audit_spool
-from syncd.sync.lock import SyncLock
-from syncd.sync.rate import RateLimiter
 from syncd.sync.recorder import Recorder
-from syncd.sync.shared_rate import SharedRateLimiter
 from syncd.sync.update import run_update
 
 log = logging.getLogger("syncd.sync")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from syncd.config import Config, require_credentials
+from syncd.gates.host_lock import SyncLock
+from syncd.gates.pause import AccountState
 from syncd.ledger.backlog import pending_intents, vanished_waiting
 from syncd.ledger.hosts import join_ledger
 from syncd.ledger.report import PlanList, failed_files_summary
@@ -19,9 +21,7 @@ from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES
 from syncd.scan.ahead import WalkAhead
 from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries, select_libraries
-from syncd.sync.account import AccountState
 from syncd.sync.inflight import AddSpool
-from syncd.sync.lock import SyncLock
 
 if TYPE_CHECKING:
     # the engine and the client (requests, the embedded server) are imported only when a

@@ -17,9 +17,9 @@ from ledgers import LedgerChoice
 from e2e.site import Site
 from syncd.api import ImageSearchClient
 from syncd.gallery.server import GalleryServer
+from syncd.gates.rate import RateLimiter
 from syncd.pauses import next_quota_reset
 from syncd.sync.engine import SyncEngine, SyncReport
-from syncd.sync.rate import RateLimiter
 
 
 def test_a_budget_of_25_sends_25_of_40_adds_and_says_why(

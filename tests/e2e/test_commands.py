@@ -10,7 +10,7 @@ from imagegen import make_image, reencode, rescale
 from ledgers import LedgerChoice
 
 from syncd.gallery.server import GalleryServer
-from syncd.sync.lock import SyncLock
+from syncd.gates.host_lock import SyncLock
 
 from .site import SIDE, Site
 

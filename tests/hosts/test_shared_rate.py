@@ -10,7 +10,7 @@ import pytest
 from ledgers import LedgerChoice
 
 from syncd.config import LedgerConfig
-from syncd.ledger.account import RECOVERY_SECONDS, slow_down, take_slots
+from syncd.ledger.call_slots import RECOVERY_SECONDS, slow_down, take_slots
 from syncd.ledger.schema import Ledger, open_ledger
 
 QPS = 10.0

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from syncd.api import ImageSearchClient
 from syncd.gallery.faults import FaultConfig
 from syncd.gallery.server import GalleryServer
+from syncd.gates.rate import RateLimiter
 from syncd.ledger.models import ITEM_SYNCED, Item
 from syncd.sync.engine import SyncEngine, SyncReport
-from syncd.sync.rate import RateLimiter
 
 
 @pytest.fixture

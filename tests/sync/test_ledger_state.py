@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from syncd.errors import DailyQuotaError, GalleryNotCreatedError, TotalQuotaError
+from syncd.gates.host_lock import LedgerBusy, SyncLock
+from syncd.gates.pause import AccountState
 from syncd.ledger.schema import Ledger, open_ledger
 from syncd.ledger.settings import PAUSE_KEY, delete_setting, get_setting, put_setting
-from syncd.sync.account import AccountState
-from syncd.sync.lock import LedgerBusy, SyncLock
 from syncd.sync.recorder import Record, Recorder
 
 

@@ -3,10 +3,10 @@
 one schedule kept in the ledger.
 
 Each host books a fraction of a second of consecutive call slots at a time
-(``syncd.ledger.account.take_slots``) and its workers spend them in order; a rate error
+(``syncd.ledger.call_slots.take_slots``) and its workers spend them in order; a rate error
 slows the one schedule down for every host. A host alone gets the whole rate; three hosts
 share it. Slots are wall-clock times (hosts keep their clocks in sync with NTP). A call also
-waits for a free place in this host's departure window (``syncd.sync.rate``), and a slot
+waits for a free place in this host's departure window (``syncd.gates.rate``), and a slot
 missed by more than the grant allows is given up rather than spent next to the next one.
 """
 
@@ -18,10 +18,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from syncd.ledger.account import LATE_ALONE, slow_down, take_slots
+from syncd.gates.rate import RateLimiter
+from syncd.ledger.call_slots import LATE_ALONE, slow_down, take_slots
 from syncd.ledger.schema import Ledger
 from syncd.rate_schedule import RateSchedule
-from syncd.sync.rate import RateLimiter
 
 log = logging.getLogger("syncd.sync")
 
@@ -35,7 +35,7 @@ class SharedRateLimiter(RateLimiter):
     """Paces this host's calls on the account's schedule in ``ledger``.
 
     ``qps``, ``floor``, ``decrease``, ``reaction`` and ``schedule`` mean what they mean for
-    :class:`RateLimiter`; recovery runs in time (``syncd.ledger.account.RECOVERY_SECONDS``),
+    :class:`RateLimiter`; recovery runs in time (``syncd.ledger.call_slots.RECOVERY_SECONDS``),
     not per call. ``host``: this host's name in the ledger. ``clock``: seconds since the
     epoch.
     """

@@ -20,7 +20,7 @@ from syncd.ledger.queue import renew_claims
 from syncd.ledger.schema import Ledger
 
 if TYPE_CHECKING:
-    from syncd.sync.account import AccountState
+    from syncd.gates.pause import AccountState
     from syncd.sync.context import Tally
 
 log = logging.getLogger("syncd.sync")

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
+from syncd.gates.rate import DepartureWindow, RateLimiter
 from syncd.rate_schedule import parse_schedule
-from syncd.sync.rate import DepartureWindow, RateLimiter
 
 
 class FakeClock:

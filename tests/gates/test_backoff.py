@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from syncd.sync.backoff import backoff_ceiling, retry_delay
+from syncd.gates.backoff import backoff_ceiling, retry_delay
 
 
 def test_delay_doubles_from_one_second_to_ten_minutes() -> None:
