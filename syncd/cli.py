@@ -172,6 +172,7 @@ if TYPE_CHECKING:
 
     from click._termui_impl import ProgressBar
 
+    from syncd.app.reconcile import ReconcileResult
     from syncd.config import Config, LibraryConfig
     from syncd.health import LibraryHealth
     from syncd.ledger.report import PlanEntry, StatusReport
@@ -180,7 +181,6 @@ if TYPE_CHECKING:
     from syncd.scan.ahead import WalkAhead
     from syncd.scan.scanner import Progress, ScanResult
     from syncd.sync.engine import SyncReport
-    from syncd.sync.reconcile import ReconcileResult
 
 config_option = click.option(
     "-c",
@@ -267,7 +267,7 @@ def reconcile_command(
 
     # the walk runs in a child while this process imports the ledger's modules (a fast start)
     with start_walks(config, libraries) as walks:
-        import_for_good("syncd.plan.dryrun" if dry_run else "syncd.sync.reconcile")
+        import_for_good("syncd.plan.dryrun" if dry_run else "syncd.app.reconcile")
         if not dry_run:
             raise SystemExit(_reconcile_and_sync(config, libraries, allow_mass_delete, walks))
         from syncd.errors import ConfigError
@@ -546,10 +546,10 @@ def _reconcile_and_sync(
 ) -> int:
     """Scan, sync until nothing is due, print what happened; the exit code: 0 synced,
     1 some items failed or still retrying after errors, 2 usage, 3 a fatal API condition."""
+    from syncd.app.reconcile import reconcile
     from syncd.errors import ConfigError, SyncdError
     from syncd.gates.host_lock import LedgerBusy
     from syncd.ledger.schema import LedgerError
-    from syncd.sync.reconcile import reconcile
 
     try:
         result = reconcile(
@@ -674,9 +674,9 @@ def retry_command(
 
     Exit: 0, 2 config or ledger error.
     """
+    from syncd.app.retry import retry_failures
     from syncd.errors import ConfigError
     from syncd.ledger.schema import LedgerError
-    from syncd.sync.retry import retry_failures
 
     config = load_config_or_exit(config_file)
     _check_library_names(config, libraries)
@@ -731,9 +731,9 @@ def search_command(
     """
     import json
 
+    from syncd.app.search import search_image
     from syncd.errors import ApiError, ConfigError, SyncdError
     from syncd.scan.prepare import ImageRejected
-    from syncd.sync.search import search_image
 
     config = load_config_or_exit(config_file)
     _check_library_names(config, (library,) if library else ())
@@ -773,7 +773,7 @@ def check_command(config_file: Path | None) -> None:
 
     Exit: 0 all ok, 2 config, library root or ledger problem, 3 API problem.
     """
-    from syncd.sync.check import check_setup
+    from syncd.app.check import check_setup
 
     config = load_config_or_exit(config_file)
     lines, code = check_setup(config)

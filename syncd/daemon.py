@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from syncd.api import ImageSearchClient
+from syncd.app.gallery import open_client
 from syncd.config import Config, ConfigRef, LibraryConfig, load_config
 from syncd.errors import ConfigError, SyncdError
 from syncd.health import (
@@ -54,7 +55,6 @@ from syncd.paths import LookAgain, WalkFilter, printable_relpath
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.scan.scanner import ScanResult, scan_paths
 from syncd.sdnotify import SystemdNotifier
-from syncd.sync.endpoint import open_client
 from syncd.sync.engine import EngineStats, SyncEngine
 from syncd.watch.aggregator import (
     SettleAggregator,

@@ -140,7 +140,7 @@ def _sync(
 ) -> SyncReport:
     """Run the sync engine against ``config``'s endpoint until nothing is due within
     ``horizon`` seconds (``due``: the intents pending now, for the progress bar)."""
-    from syncd.sync.endpoint import open_client
+    from syncd.app.gallery import open_client
     from syncd.sync.engine import IDLE_HORIZON, SyncEngine
 
     with open_client(config) as client:

@@ -11,14 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncd.api import SearchHit
+from syncd.app.gallery import open_client
 from syncd.config import Config
 from syncd.ledger.items import HitState, item_paths
 from syncd.ledger.schema import open_ledger
 from syncd.paths import printable_relpath
 from syncd.protocol import RN_MAX, GalleryName
-from syncd.scan.prepare import prepare_image
+from syncd.scan.prepare import ImageRejected, prepare_image
 from syncd.scan.scanner import select_libraries
-from syncd.sync.endpoint import open_client
+
+__all__ = ["Found", "ImageRejected", "search_image"]
 
 #: hits asked for beyond ``top``, to make up for hidden (deleted) items
 HIDDEN_MARGIN = 100

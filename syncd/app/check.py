@@ -33,7 +33,7 @@ def check_setup(config: Config) -> tuple[list[CheckLine], int]:
     """Look at each library's root, reach the endpoint, obtain a token, probe each gallery
     the libraries feed, open the ledger. Returns the lines and the exit code (0 ok, 2 config,
     a root or the ledger, 3 API)."""
-    from syncd.sync.endpoint import EMBEDDED, open_client
+    from syncd.app.gallery import EMBEDDED, open_client
 
     lines = root_lines(config)
     code = 0 if all(line.ok for line in lines) else 2
