@@ -1,7 +1,7 @@
 """The calls the sync workers made lately, as the console's activity page shows them.
 
-The workers keep a ring of their recent call outcomes in memory (``syncd.sync.events``,
-the same events they log). The console reads it only when it runs in the same process as
+The workers keep a ring of their recent call outcomes in memory (the same events they
+log; ``syncd.app.console_activity`` reads it). The console reads it only when it runs in the same process as
 the sync (``syncd run`` with ``[console] listen``); ``syncd console`` alone records none
 and says so. Nothing here reads the ledger.
 """
@@ -96,7 +96,7 @@ class ActivityLog:
 def _ring() -> Callable[..., list[Any]] | None:
     """The workers' ``recent`` function, or None when this build has no event ring."""
     try:
-        from syncd.sync.events import recent
+        from syncd.app.console_activity import recent_calls as recent
     except ImportError:
         return None
     return recent
@@ -113,7 +113,7 @@ def recent_activity(limit: int = ACTIVITY_ROWS) -> ActivityLog:
 
 
 def _activity(event: Any) -> Activity:
-    """One ``syncd.sync.events.CallEvent`` as a call of the page."""
+    """One call event of the workers' ring as a call of the page."""
     return Activity(
         at=float(event.at),
         library=event.library,

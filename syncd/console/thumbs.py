@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -43,7 +44,9 @@ from syncd.imaging import (
     scaling_bytes,
     upright,
 )
-from syncd.ledger.browse import FileLocation
+
+if TYPE_CHECKING:
+    from syncd.app.browse import FileLocation
 
 #: longest side of a thumbnail, pixels
 THUMB_SIDE = 256
