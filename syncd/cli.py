@@ -1,4 +1,6 @@
-"""Command line (README, Commands). Commands parse, call one stage, print: no logic of their own."""
+"""Command line (README, Commands). Commands parse, call one use case of ``syncd.app``, print:
+no logic of their own, and no import of a stage (docs/architecture.md, The doors). Each
+command imports its use case when it runs, so a command starts fast."""
 
 from __future__ import annotations
 
@@ -172,15 +174,12 @@ if TYPE_CHECKING:
 
     from click._termui_impl import ProgressBar
 
-    from syncd.app.reconcile import ReconcileResult
+    from syncd.app.dryrun import DryRun
+    from syncd.app.reconcile import Progress, ReconcileResult, ScanResult, SyncReport
+    from syncd.app.status import PlanEntry, StatusReport
+    from syncd.app.walks import WalkAhead
     from syncd.config import Config, LibraryConfig
     from syncd.health import LibraryHealth
-    from syncd.ledger.report import PlanEntry, StatusReport
-    from syncd.ledger.schema import Ledger
-    from syncd.plan.dryrun import DryRun
-    from syncd.scan.ahead import WalkAhead
-    from syncd.scan.scanner import Progress, ScanResult
-    from syncd.sync.engine import SyncReport
 
 config_option = click.option(
     "-c",
@@ -200,17 +199,6 @@ def load_config_or_exit(path: Path | None) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        raise SystemExit(EXIT_USAGE) from None
-
-
-def open_ledger_or_exit(config: Config, create: bool = True) -> Ledger:
-    """The config's ledger, or exit 2 with the one line saying why it cannot be opened."""
-    from syncd.ledger.schema import LedgerError, open_ledger
-
-    try:
-        return open_ledger(config.ledger, create=create)
-    except LedgerError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_USAGE) from None
 
@@ -263,16 +251,15 @@ def reconcile_command(
     """
     config = load_config_or_exit(config_file)
     _check_library_names(config, libraries)
-    from syncd.scan.ahead import start_walks
+    from syncd.app.walks import start_walks
 
     # the walk runs in a child while this process imports the ledger's modules (a fast start)
     with start_walks(config, libraries) as walks:
-        import_for_good("syncd.plan.dryrun" if dry_run else "syncd.app.reconcile")
+        import_for_good("syncd.app.dryrun" if dry_run else "syncd.app.reconcile")
         if not dry_run:
             raise SystemExit(_reconcile_and_sync(config, libraries, allow_mass_delete, walks))
-        from syncd.errors import ConfigError
-        from syncd.ledger.schema import LedgerError
-        from syncd.plan.dryrun import dry_run as scan_dry_run
+        from syncd.app.dryrun import dry_run as scan_dry_run
+        from syncd.app.errors import ConfigError, LedgerError
 
         try:
             result = scan_dry_run(
@@ -312,43 +299,27 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
     import json
     import time
 
-    from syncd.health import current_health, with_health
-    from syncd.ledger.report import empty_status, failed_files, ledger_status, status_document
-    from syncd.sync.inflight import AddSpool
+    from syncd.app.errors import LedgerError
+    from syncd.app.status import read_status
 
     config = load_config_or_exit(config_file)
-    libraries = [(lib.name, lib.gallery) for lib in config.libraries]
-    failures: list[PlanEntry] = []
-    if config.ledger.exists():
-        ledger = open_ledger_or_exit(config, create=False)
-        try:
-            with ledger.transaction() as session:
-                report = ledger_status(
-                    session, libraries, time.time(),
-                    qps=config.api.rates.rate_at(time.time()),
-                    daily_budget=config.api.daily_budget,
-                )  # fmt: skip
-                failures = failed_files(session) if failed else []
-        finally:
-            ledger.close()
-    else:
-        report = empty_status(libraries)
-    unsettled = AddSpool.for_host(config.ledger.path, config.host).count()
-    healths = current_health(config, report.libraries, report.conditions)
-    for health in healths:
+    try:
+        status = read_status(config, failed=failed)
+    except LedgerError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    for health in status.healths:
         for reason in health.reasons:
             if reason.code in _ROOT_PROBLEMS and not reason.accepted:
                 click.echo(f"warning: library {health.library}: {reason.detail}", err=True)
     if as_json:
-        data = status_document(report, unsettled, failures if failed else None)
-        data["rate"] = config.api.rates.document(time.time())
-        click.echo(json.dumps(with_health(data, healths), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(status.document(), ensure_ascii=False, indent=2))
         return
-    _print_status(report, failures if failed else None)
+    _print_status(status.report, status.failures)
     click.echo(f"rate: {config.api.rates.describe(time.time())}")
-    _print_health(healths)
-    if unsettled:
-        click.echo(_unsettled_line(unsettled))
+    _print_health(status.healths)
+    if status.unsettled_adds:
+        click.echo(_unsettled_line(status.unsettled_adds))
 
 
 def _progress_bar(library: LibraryConfig, known_files: int) -> Progress:
@@ -546,10 +517,8 @@ def _reconcile_and_sync(
 ) -> int:
     """Scan, sync until nothing is due, print what happened; the exit code: 0 synced,
     1 some items failed or still retrying after errors, 2 usage, 3 a fatal API condition."""
+    from syncd.app.errors import ConfigError, LedgerBusy, LedgerError, SyncdError
     from syncd.app.reconcile import reconcile
-    from syncd.errors import ConfigError, SyncdError
-    from syncd.gates.host_lock import LedgerBusy
-    from syncd.ledger.schema import LedgerError
 
     try:
         result = reconcile(
@@ -634,7 +603,7 @@ def _print_sync(sync: SyncReport | None) -> None:
     )
     if sync is None:
         return
-    from syncd.sync.engine import utc_text  # imported by the sync already
+    from syncd.app.reconcile import utc_text  # imported by the reconcile already
 
     if sync.pending:
         when = f", next at {utc_text(sync.next_due)}" if sync.next_due is not None else ""
@@ -674,9 +643,8 @@ def retry_command(
 
     Exit: 0, 2 config or ledger error.
     """
+    from syncd.app.errors import ConfigError, LedgerError
     from syncd.app.retry import retry_failures
-    from syncd.errors import ConfigError
-    from syncd.ledger.schema import LedgerError
 
     config = load_config_or_exit(config_file)
     _check_library_names(config, libraries)
@@ -731,9 +699,8 @@ def search_command(
     """
     import json
 
-    from syncd.app.search import search_image
-    from syncd.errors import ApiError, ConfigError, SyncdError
-    from syncd.scan.prepare import ImageRejected
+    from syncd.app.errors import ApiError, ConfigError, SyncdError
+    from syncd.app.search import ImageRejected, search_image
 
     config = load_config_or_exit(config_file)
     _check_library_names(config, (library,) if library else ())
@@ -878,20 +845,16 @@ def ledger_migrate_command(config_file: Path | None, url: str, password_file: Pa
     """
     import os
 
+    from syncd.app.errors import ConfigError
+    from syncd.app.ledger import LedgerBusy, MigrateError, check_migrate_source, migrate_ledger
     from syncd.config import LEDGER_PASSWORD_ENV, check_ledger_url
-    from syncd.errors import ConfigError
-    from syncd.gates.host_lock import LedgerBusy, SyncLock
-    from syncd.ledger.migrate import MigrateError, migrate_to_postgresql
-    from syncd.sync.inflight import AddSpool
 
     config = load_config_or_exit(config_file)
-    if config.ledger.shared:
-        click.echo("ledger.url: this host's ledger is in PostgreSQL already", err=True)
-        raise SystemExit(EXIT_USAGE)
-    source = config.ledger.path
-    if not source.exists():
-        click.echo(f"{source}: no ledger to migrate", err=True)
-        raise SystemExit(EXIT_USAGE)
+    try:
+        source = check_migrate_source(config)
+    except MigrateError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_USAGE) from None
     try:  # the checks the config will make of it
         check_ledger_url(url, "--to")
     except ConfigError as exc:
@@ -905,27 +868,11 @@ def ledger_migrate_command(config_file: Path | None, url: str, password_file: Pa
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
             click.echo(f"--password-file: cannot read {password_file}: {reason}", err=True)
             raise SystemExit(EXIT_USAGE) from None
-    lock = SyncLock(source, config.host)
     try:
-        lock.acquire()  # no syncd process writes the ledger while it is copied
-    except LedgerBusy as exc:
+        result = migrate_ledger(config, url, password)
+    except (LedgerBusy, MigrateError) as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_USAGE) from None
-    try:
-        unsettled = AddSpool.for_host(source, config.host).count()
-        if unsettled:
-            click.echo(
-                f"{source}: {_count(unsettled, 'add')} whose answers were lost are not settled yet; "
-                "run `syncd reconcile` first",
-                err=True,
-            )
-            raise SystemExit(EXIT_USAGE)
-        result = migrate_to_postgresql(source, url, password)
-    except MigrateError as exc:
-        click.echo(str(exc), err=True)
-        raise SystemExit(EXIT_USAGE) from None
-    finally:
-        lock.release()
     counts = ", ".join(f"{table.name} {table.rows}" for table in result.tables if table.rows)
     click.echo(f"copied {result.rows} rows into {result.target} ({counts})")
     where = str(config.source) if config.source is not None else "the config file"
@@ -950,23 +897,15 @@ def ledger_release_host_command(config_file: Path | None, name: str, force: bool
 
     Exit: 0 released, 2 config or ledger error.
     """
-    import time
-
-    from syncd.errors import ConfigError
-    from syncd.ledger.hosts import HOST_GONE_AFTER, release_host
+    from syncd.app.errors import ConfigError, LedgerError
+    from syncd.app.ledger import release_host
 
     config = load_config_or_exit(config_file)
-    ledger = open_ledger_or_exit(config, create=False)
     try:
-        with ledger.transaction() as session:
-            now = time.time()
-            # --force: the operator says it is stopped; its leases lapse on their own
-            libraries = release_host(session, name, now + (HOST_GONE_AFTER if force else 0.0))
-    except ConfigError as exc:
+        libraries = release_host(config, name, force=force)
+    except (LedgerError, ConfigError) as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_USAGE) from None
-    finally:
-        ledger.close()
     owned = ", ".join(libraries) or "none"
     click.echo(f"host {name} released; its libraries ({owned}) go to the next host naming them")
 

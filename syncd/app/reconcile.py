@@ -1,6 +1,6 @@
 """``syncd reconcile`` (without ``--dry-run``): scan, plan, then sync until nothing is due
-(README, Commands). ``--dry-run`` is ``syncd.plan.dryrun``; ``retry`` and ``check`` are
-beside this."""
+(README, Commands). ``--dry-run`` is ``syncd.app.dryrun``; ``retry`` and ``check`` are
+beside this. Re-exports what the CLI shows of it (the scan's lines, the sync's report)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,30 @@ from syncd.pauses import AccountPause
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.protocol import GALLERY_NAMES
 from syncd.scan.ahead import WalkAhead
-from syncd.scan.scanner import ProgressFactory, ScanResult, scan_libraries, select_libraries
+from syncd.scan.scanner import (
+    Progress,
+    ProgressFactory,
+    ScanResult,
+    scan_libraries,
+    select_libraries,
+)
 from syncd.sync.inflight import AddSpool
 
 if TYPE_CHECKING:
     # the engine and the client (requests, the embedded server) are imported only when a
     # reconcile has something to sync: a no-change run must stay fast (benchmarks/README.md)
-    from syncd.sync.engine import SyncReport
+    from syncd.sync.engine import SyncReport as SyncReport
 
+__all__ = [
+    "FAILURES_SHOWN",
+    "Progress",
+    "ProgressFactory",
+    "ReconcileResult",
+    "ScanResult",
+    "SyncProgressFactory",
+    "reconcile",
+    "utc_text",
+]
 
 #: failed files a reconcile lists by name (``syncd status --failed`` lists them all)
 FAILURES_SHOWN = 10
@@ -151,3 +167,11 @@ def _sync(
 
 #: due intents -> a callable told how many are settled so far
 SyncProgressFactory = Callable[[int], Callable[[int], None]]
+
+
+def utc_text(seconds: float) -> str:
+    """``seconds`` since the epoch as local ISO time for people (as the sync words it); the
+    engine's module is imported here, once a sync ran (a no-change reconcile never needs it)."""
+    from syncd.sync.engine import utc_text as text
+
+    return text(seconds)
