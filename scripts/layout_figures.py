@@ -1,9 +1,9 @@
 """Figures of the code's layout, for a reshaping's before and after.
 
 Prints: modules per package, the longest functions and the largest classes (lines), the
-imports of ``syncd.ledger`` (and of the stages) by the doors (the CLI, the console, the
-service), how many places assemble the status document, and citations of a document the
-repository does not have. Reads the source only; imports nothing of syncd.
+imports of the stages by the doors (the CLI, the console, the service) and of the
+application layer (``syncd.app``) through which they should go, how many places assemble
+the status document, and citations of a document the repository does not have. Reads the source only; imports nothing of syncd.
 
     python scripts/layout_figures.py [--top N]
 """
@@ -22,7 +22,9 @@ PACKAGE = ROOT / "syncd"
 #: the doors: what a person or a process outside talks to
 DOORS = ("syncd/cli", "syncd/cli.py", "syncd/console", "syncd/daemon", "syncd/daemon.py")
 #: the stages a door should reach only through the application layer
-STAGES = ("syncd.ledger", "syncd.scan", "syncd.plan", "syncd.sync", "syncd.watch")
+STAGES = ("syncd.ledger", "syncd.scan", "syncd.plan", "syncd.sync", "syncd.watch", "syncd.gates")
+#: the application layer: one module per use case, what the doors call
+APP = "syncd.app"
 #: a status document is assembled where the ledger's status query is called
 STATUS_CALL = re.compile(r"\bledger_status\(")
 CITATION = re.compile(r"SPEC §")
@@ -80,6 +82,8 @@ def main() -> int:
                 elif isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 for name in names:
+                    if name == APP or name.startswith(APP + "."):
+                        door_imports[APP] += 1
                     for stage in STAGES:
                         if name == stage or name.startswith(stage + "."):
                             door_imports[stage] += 1
@@ -97,6 +101,7 @@ def main() -> int:
     print("imports of the stages by the doors (cli, console, daemon):")
     for stage in STAGES:
         print(f"  {stage:<14} {door_imports[stage]}")
+    print(f"imports of the application layer by the doors: {APP} {door_imports[APP]}")
     print(
         f"status assemblies (modules calling ledger_status): {len(status_sites)}"
         + (f" ({', '.join(status_sites)})" if status_sites else "")
