@@ -1,7 +1,7 @@
 """Image preparation (docs/rules.md): the bytes to send for a library file, or one line
 saying why not.
 
-Rules, from the API document's limits (``syncd.protocol``):
+Rules, from the API document's limits (``syncd.api.baidu.limits``):
 
 - JPEG (including camera "MPO" JPEGs), PNG, BMP and GIF files with both sides in
   15..4096 px and at most ``MAX_IMAGE_BYTES`` (3 MiB raw, i.e. 4 MiB as base64) are sent
@@ -19,10 +19,22 @@ Rules, from the API document's limits (``syncd.protocol``):
   This relies on Pillow's default ``ImageFile.LOAD_TRUNCATED_IMAGES = False``; syncd
   never changes it.
 - Oversize images (a side over 4096 px, or over 3 MiB) are, with ``oversize="downscale"``,
-  re-encoded as JPEG (quality 90, lowered and then scaled further until the bytes fit)
-  with the longest side at most 4096 px; with ``"skip"`` they are rejected. A JPEG is
-  decoded with libjpeg's DCT scaling (``draft``) at the smallest 1/2, 1/4 or 1/8 scale
-  still at least the target size, so a 100-megapixel photo is never decoded in full.
+  re-encoded as JPEG (quality 90) with the longest side at most 4096 px; with ``"skip"``
+  they are rejected. A JPEG is decoded with libjpeg's DCT scaling (``draft``) at the
+  smallest 1/2, 1/4 or 1/8 scale still at least the target size, so a 100-megapixel photo
+  is never decoded in full.
+- The size and quality are chosen so that the bytes fit the first time: a picture is
+  encoded once. What a JPEG at quality 90 will weigh is estimated before decoding: from
+  the source's own bytes and quantization tables for a JPEG (its bytes at the quality it
+  was saved at, scaled by how much finer or coarser quality 90 is), else from a ceiling of
+  4 bits a pixel, and aimed at 85 % of the limit. A picture within the sides whose estimate
+  is over (a phone's 12-megapixel JPEG of 3-4 MB, a HEIC of any size once it is a JPEG) is
+  reduced by the smallest whole factor that brings it under: a JPEG decoded at 1/2, 1/4 or
+  1/8 scale, which is that reduction, other formats reduced by averaging squares of
+  pixels, so nothing is resampled. A 12-megapixel photo becomes 2016x1512 px, plenty for
+  the gallery to find it by, in a quarter of the time and memory of decoding it whole.
+  Only when the estimate was wrong is the picture encoded again, at quality 80 and 70,
+  then scaled further until it fits.
 - Other formats Pillow reads with a real signature (WebP, TIFF, HEIC/HEIF through
   ``pillow-heif``, AVIF, JPEG 2000, PPM, QOI, ICO) are converted to JPEG, first frame only.
   Transparency is flattened onto white; 16-bit samples are scaled to 8 bits; CMYK becomes
@@ -71,6 +83,7 @@ from typing import IO, Final, Literal
 
 from PIL import Image, UnidentifiedImageError
 
+from syncd.api.baidu.limits import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from syncd.errors import SyncdError
 from syncd.imaging import (
     DECODE_BUDGET,
@@ -92,7 +105,6 @@ from syncd.imaging import (
     scaling_bytes,
     upright,
 )
-from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from syncd.scan.hashing import open_file
 
 __all__ = [
@@ -117,6 +129,17 @@ MAX_PIXELS: Final = 180_000_000
 #: bombs and huge non-JPEG files that cannot be decoded at a reduced scale
 MAX_DECODE_BYTES: Final = DECODE_BUDGET_BYTES
 JPEG_QUALITIES: Final = (90, 80, 70)
+#: bits a pixel a photograph takes as JPEG at quality 90, as a ceiling to plan with when the
+#: source's bytes say nothing of it (any format but JPEG); phones' pictures take 2 to 2.5
+_PLAN_BITS_PER_PIXEL: Final = 4.0
+#: the share of ``MAX_IMAGE_BYTES`` a planned encode aims at, room for the estimate's error
+_PLAN_SHARE: Final = 0.85
+#: mean of libjpeg's luminance quantization table at quality 90 (its standard table x 0.2)
+_Q90_TABLE_MEAN: Final = 11.5
+#: whole factors a picture within the sides is reduced by, tried in turn: libjpeg's DCT
+#: scales for a JPEG, any small factor for the others
+_JPEG_REDUCTIONS: Final = (1, 2, 4, 8)
+_REDUCTIONS: Final = (1, 2, 3, 4, 5, 6, 8)
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning, module="PIL.Image")
@@ -251,11 +274,58 @@ def _fit(width: int, height: int) -> tuple[int, int]:
     )
 
 
-def _decode_need(img: Image.Image, target: tuple[int, int], nbytes: int) -> int:
-    """Bytes held at the peak of re-encoding ``img`` (not yet drafted or loaded) at
-    ``target``: loading it (at the JPEG draft size), scaling it into the result a band at
+@dataclass(frozen=True)
+class _Output:
+    """What a re-encode makes: the picture's ``size``, the ``draft`` size a JPEG is decoded
+    at (libjpeg's scale at least that), and the whole factor ``reduce_by`` the source is
+    reduced by to make it (1: resampled to ``size``, or as it is)."""
+
+    size: tuple[int, int]
+    draft: tuple[int, int]
+    reduce_by: int = 1
+
+
+def _estimated_bytes(img: Image.Image, nbytes: int, factor: int) -> float:
+    """What the picture reduced by ``factor`` is estimated to weigh as a JPEG at quality 90
+    (module docstring): a JPEG's bytes fall less than its pixels when it is reduced (its
+    detail is packed closer), so they are taken to fall with the factor, not its square."""
+    if img.format in _JPEG_LIKE:
+        tables = getattr(img, "quantization", None) or {}
+        luma = tables.get(0)
+        finer = 1.5
+        if luma:
+            finer = 1.1 * (sum(luma) / len(luma) / _Q90_TABLE_MEAN) ** 0.5
+        return nbytes / factor * finer
+    return img.width * img.height / factor**2 * _PLAN_BITS_PER_PIXEL / 8
+
+
+def _output(img: Image.Image, nbytes: int, allow_shrink: bool) -> _Output:
+    """The size a re-encode of ``img`` makes (module docstring): the sides' fit, or the
+    smallest whole reduction whose JPEG is estimated to fit the byte limit."""
+    width, height = img.size
+    fit = _fit(width, height)
+    if fit != img.size or not allow_shrink:
+        return _Output(fit, fit)
+    jpeg = img.format in _JPEG_LIKE
+    chosen = 1
+    for factor in _JPEG_REDUCTIONS if jpeg else _REDUCTIONS:
+        if min(-(-width // factor), -(-height // factor)) < MIN_IMAGE_SIDE:
+            break
+        chosen = factor
+        if _estimated_bytes(img, nbytes, factor) <= _PLAN_SHARE * MAX_IMAGE_BYTES:
+            break
+    size = (-(-width // chosen), -(-height // chosen))
+    if jpeg:  # libjpeg's scale 1/chosen makes exactly ``size``
+        return _Output(size, (width // chosen, height // chosen))
+    return _Output(size, size, chosen)
+
+
+def _decode_need(img: Image.Image, output: _Output, nbytes: int) -> int:
+    """Bytes held at the peak of re-encoding ``img`` (not yet drafted or loaded) as
+    ``output``: loading it (at the JPEG draft size), scaling it into the result a band at
     a time, and turning the result upright or shrinking it while it is encoded."""
-    decoded = draft_size(img.size, target) if img.format in _JPEG_LIKE else img.size
+    target = output.size
+    decoded = draft_size(img.size, output.draft) if img.format in _JPEG_LIKE else img.size
     result = held_bytes(output_mode(img), target)
     return max(
         load_bytes(img, decoded, nbytes),
@@ -290,7 +360,7 @@ def _plan(img: Image.Image, nbytes: int, oversize: Oversize) -> ImageInfo:
             f"image is {width}x{height} px; scaled to {MAX_IMAGE_SIDE} px on the longest side "
             f"it would have less than {MIN_IMAGE_SIDE} px on the shortest"
         )
-    need = _decode_need(img, target, nbytes)
+    need = _decode_need(img, _output(img, nbytes, oversize == "downscale"), nbytes)
     if need > MAX_DECODE_BYTES:
         raise ImageRejected(
             f"image is {width}x{height} px; decoding it needs {mib(need)} MiB, over the "
@@ -437,10 +507,11 @@ def _reencode(
     """Decode (at reduced scale where the format allows), scale to fit while converting a
     band at a time, encode as JPEG; all within the decode budget (module docstring)."""
     fmt = info.format
-    target = _fit(info.width, info.height)
+    output = _output(img, nbytes, allow_shrink)
+    target = output.size
     source_mode = img.mode
     icc = img.info.get("icc_profile")
-    need = _decode_need(img, target, nbytes)
+    need = _decode_need(img, output, nbytes)
     try:
         DECODE_BUDGET.check(need)  # as ``_plan`` did: a decode never waits for what cannot be
     except ImageRefused as exc:
@@ -448,19 +519,26 @@ def _reencode(
     with DECODE_BUDGET.reserve(need):
         try:
             if fmt in _JPEG_LIKE and target != img.size:
-                img.draft("RGB", target)
+                img.draft("RGB", output.draft)
             decoded = img.size
             img.load()
             # read after loading: some plugins (TIFF in Pillow 11+) turn the pixels upright
             turn = orientation(img)
-            frame = scaled(
-                img,
-                target,
-                band_converter(img),
-                Image.Resampling.LANCZOS,
-                _REDUCING_GAP,
-            )
-            img.close()  # the source frame is not needed any more: let its memory go
+            if img.mode == output_mode(img) and (output.reduce_by > 1 or img.size == target):
+                # RGB or grey already, no band to convert: reduced whole, or taken as it is
+                # (a JPEG decoded at the size sent)
+                frame = img.reduce(output.reduce_by) if output.reduce_by > 1 else img
+            else:
+                frame = scaled(
+                    img,
+                    target,
+                    band_converter(img),
+                    Image.Resampling.LANCZOS,
+                    _REDUCING_GAP,
+                    output.reduce_by,
+                )
+            if frame is not img:
+                img.close()  # the source frame is not needed any more: let its memory go
             # a converted image is made upright; a downscaled one keeps the tag it is sent with
             if info.action == "convert":
                 frame = upright(frame, turn)
@@ -477,8 +555,9 @@ def _reencode(
 def _encode_to_fit(
     frame: Image.Image, exif: bytes, icc: bytes | None, allow_shrink: bool
 ) -> tuple[bytes, tuple[int, int]]:
-    """JPEG bytes of ``frame`` within ``MAX_IMAGE_BYTES`` (lower quality, then smaller sides),
-    and their size in pixels."""
+    """JPEG bytes of ``frame`` within ``MAX_IMAGE_BYTES``, and their size in pixels. The
+    first encode fits when ``_output`` estimated well; else lower qualities are tried, then
+    smaller sides."""
     while True:
         for quality in JPEG_QUALITIES:
             out = io.BytesIO()
