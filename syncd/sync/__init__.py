@@ -7,9 +7,11 @@
   means for the intents), ``inflight`` + ``inflight_audit`` (the spool of sent adds and
   the settling of those whose answers were lost); ``context`` (the one call wrapper) and
   ``recorder`` (group commit of the answers); what a call must pass first (rate,
-  budget, pauses, backoff, leases, the host lock) is ``syncd.gates``;
-- the one-shot commands: ``reconcile``, ``retry``, ``check``, ``search``; ``endpoint``
-  (the configured or the embedded gallery).
+  budget, pauses, backoff, leases, the host lock) is ``syncd.gates``; ``events`` (the
+  workers' ring of call outcomes).
+
+The one-shot commands that use the engine (``reconcile``, ``retry``, ``check``, ``search``)
+and where calls go (the configured or the embedded gallery) are use cases of ``syncd.app``.
 
 No SQL here: every query is a named function of ``syncd.ledger``.
 """
