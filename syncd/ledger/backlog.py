@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from syncd.estimate import CallPlan, delete_calls
+from syncd.ledger.counters import item_counts
 from syncd.ledger.models import ITEM_PENDING, File, Item
 from syncd.paths import FILE_VANISHED
 
@@ -27,9 +28,13 @@ def _waiting_vanish() -> ColumnElement[bool]:
 
 
 def pending_intents(session: Session, galleries: Sequence[str] | None = None) -> int:
-    """Intents still to be sent, of ``galleries`` (all when None)."""
-    count = session.scalar(select(func.count()).select_from(Item).where(_pending(galleries)))
-    return int(count or 0)
+    """Intents still to be sent, of ``galleries`` (all when None): from the counts the
+    writes keep (syncd.ledger.counters)."""
+    return sum(
+        n
+        for (_gallery, state, op), n in item_counts(session, galleries).items()
+        if state == ITEM_PENDING and op is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,7 @@ def backlog(session: Session, galleries: Sequence[str]) -> Backlog:
         select(
             func.count(),
             # an API error, not our own (no code) nor the deletion latency's wait
-            func.count(
-                case((and_(Item.error_code.is_not(None), Item.latency_until.is_(None)), 1))
-            ),
+            func.count(case((and_(Item.error_code.is_not(None), Item.latency_until.is_(None)), 1))),
             func.min(Item.next_attempt_at),
         ).where(_pending(galleries))
     ).one()
@@ -85,11 +88,12 @@ def backing_off() -> ColumnElement[bool]:
 def queued_calls(session: Session, galleries: Sequence[str] | None = None) -> CallPlan:
     """The calls the pending intents of ``galleries`` (all when None) need."""
     adds = updates = deletes = calls = 0
-    for _gallery, op, count in session.execute(
-        select(Item.gallery, Item.op, func.count()).where(_pending(galleries)).group_by(
-            Item.gallery, Item.op
-        )
+    # from the counts the writes keep (syncd.ledger.counters): no pass over the items
+    for (_gallery, state, op), count in sorted(
+        item_counts(session, galleries).items(), key=lambda kv: (kv[0][0], kv[0][2] or "")
     ):
+        if state != ITEM_PENDING or op is None:
+            continue
         if op == "add":
             adds += count
         elif op == "update":
@@ -101,8 +105,8 @@ def queued_calls(session: Session, galleries: Sequence[str] | None = None) -> Ca
 
 
 def items_by_state(session: Session) -> dict[tuple[str, str], int]:
-    """(gallery, item state) -> items, for ``/metrics``."""
-    rows = session.execute(
-        select(Item.gallery, Item.state, func.count()).group_by(Item.gallery, Item.state)
-    ).tuples()
-    return {(gallery, state): int(n) for gallery, state, n in rows}
+    """(gallery, item state) -> items, for ``/metrics`` (from the counts the writes keep)."""
+    out: dict[tuple[str, str], int] = {}
+    for (gallery, state, _op), n in item_counts(session).items():
+        out[(gallery, state)] = out.get((gallery, state), 0) + n
+    return out

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from syncd.config import LibraryConfig
+from syncd.ledger.counters import Scope, counted
 from syncd.ledger.dialect import stream_rows
 from syncd.ledger.intents import queue_contents
 from syncd.ledger.models import VERDICT_OK, VERDICT_SKIPPED, Content, File, Item, Library
@@ -77,7 +78,6 @@ class Observation:
     dev: int | None = None
 
 
-
 @dataclass(frozen=True, slots=True)
 class KnownContent:
     """What the ledger knows of the bytes of a file with a given identity."""
@@ -117,24 +117,31 @@ def ensure_library(session: Session, lib: LibraryConfig) -> LibraryRow:
         session.flush()
     elif row.gallery != lib.gallery or row.root != str(lib.root):
         if row.gallery != lib.gallery:
-            hashes = list(
-                session.scalars(
-                    select(File.content_hash)
-                    .where(
-                        File.library_id == row.id,
-                        File.verdict == VERDICT_OK,
-                        File.content_hash.is_not(None),
-                    )
-                    .distinct()
-                )
-            )
-            for gallery in (row.gallery, lib.gallery):
-                for start in range(0, len(hashes), IN_CHUNK):
-                    chunk = [h for h in hashes[start : start + IN_CHUNK] if h is not None]
-                    queue_contents(session, gallery, chunk)
-        row.gallery = lib.gallery
+            _move_library(session, row, lib)
         row.root = str(lib.root)
     return LibraryRow(row.id, row.name, row.gallery)
+
+
+def _move_library(session: Session, row: Library, lib: LibraryConfig) -> None:
+    """The library feeds another gallery now: its contents are planned again in both."""
+    hashes = list(
+        session.scalars(
+            select(File.content_hash)
+            .where(
+                File.library_id == row.id,
+                File.verdict == VERDICT_OK,
+                File.content_hash.is_not(None),
+            )
+            .distinct()
+        )
+    )
+    for gallery in (row.gallery, lib.gallery):
+        for start in range(0, len(hashes), IN_CHUNK):
+            chunk = [h for h in hashes[start : start + IN_CHUNK] if h is not None]
+            queue_contents(session, gallery, chunk)
+    # its files now join the other gallery's contents: every count of the library moves
+    with counted(session, Scope(libraries={row.id})):
+        row.gallery = lib.gallery
 
 
 def load_index(ledger: Ledger, library_id: int, under: Sequence[str] | None = None) -> LedgerIndex:
@@ -378,6 +385,19 @@ def _record_chunk(
     session: Session, library: LibraryRow, chunk: Sequence[Observation], now: float
 ) -> None:
     keys = [encode_relpath(o.relpath) for o in chunk]
+    scope = Scope(hashes={o.content_hash for o in chunk if o.content_hash})
+    scope.add_keys(library.id, keys)
+    with counted(session, scope):
+        _write_chunk(session, library, chunk, keys, now)
+
+
+def _write_chunk(
+    session: Session,
+    library: LibraryRow,
+    chunk: Sequence[Observation],
+    keys: Sequence[bytes],
+    now: float,
+) -> None:
     existing = {
         encode_relpath(row.relpath): row
         for row in session.execute(
@@ -447,10 +467,13 @@ def record_vanished(
         sendable = (File.verdict == VERDICT_OK) & File.content_hash.is_not(None)
         hashes = session.scalars(select(File.content_hash).where(*where, sendable).distinct())
         queue_contents(session, library.gallery, [h for h in hashes if h is not None])
-        dropped = session.execute(delete(File).where(*where, ~sendable))
-        marked = session.execute(
-            update(File).where(*where).values(state=FILE_VANISHED, vanished_at=now)
-        )
+        scope = Scope()
+        scope.add_keys(library.id, chunk)
+        with counted(session, scope):
+            dropped = session.execute(delete(File).where(*where, ~sendable))
+            marked = session.execute(
+                update(File).where(*where).values(state=FILE_VANISHED, vanished_at=now)
+            )
         count += _rowcount(dropped) + _rowcount(marked)
     return count
 
@@ -493,7 +516,10 @@ def hold_mass_vanish(
     count = int(session.scalar(select(func.count()).select_from(File).where(*gone)) or 0)
     if count < MASS_VANISH_FLOOR or count <= max_fraction * known_files:
         return 0
-    session.execute(update(File).where(*gone).values(state=FILE_HELD))
+    # vanished -> held: neither is live, no item count moves
+    stable = [File.library_id == library.id, File.vanished_at == now]
+    with counted(session, Scope(where=[and_(*stable)], items=False)):
+        session.execute(update(File).where(*gone).values(state=FILE_HELD))
     return count
 
 
@@ -504,11 +530,14 @@ def release_holds(session: Session, library_id: int, now: float, delete_grace: f
         .where(File.library_id == library_id, File.state == FILE_HELD)
         .distinct()
     ).all()
-    result = session.execute(
-        update(File)
-        .where(File.library_id == library_id, File.state == FILE_HELD)
-        .values(state=FILE_VANISHED, vanished_at=now - delete_grace)
-    )
+    # held -> vanished: neither is live, no item count moves
+    stable = and_(File.library_id == library_id, File.state.in_([FILE_HELD, FILE_VANISHED]))
+    with counted(session, Scope(where=[stable], items=False)):
+        result = session.execute(
+            update(File)
+            .where(File.library_id == library_id, File.state == FILE_HELD)
+            .values(state=FILE_VANISHED, vanished_at=now - delete_grace)
+        )
     gallery = session.scalar(select(Library.gallery).where(Library.id == library_id))
     if gallery is not None:
         queue_contents(session, gallery, [h for h in hashes if h is not None])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from syncd.ledger.counters import Scope, counted
 from syncd.ledger.dialect import insert_or_ignore
 from syncd.ledger.facts import DesiredItem, FileFact, ItemFact, Plan, Transition
 from syncd.ledger.hosts import hold_planning_lock
@@ -235,8 +236,30 @@ def write_plan(
 ) -> None:
     """Write the planner's answer for one batch: file rows that expired or moved, new
     items, changed intents (in ``lane``), and which intent waits for which add."""
-    queued = Lane(lane, now, {f.file_id: f.mtime_ns for f in facts.files})
     gone = plan.expired_file_ids + [m.vanished_file_id for m in plan.moves]
+    # every file and item the answer can touch: the batch's files, contents and items
+    scope = Scope(
+        file_ids=set(gone),
+        hashes={f.content_hash for f in facts.files if f.content_hash}
+        | {h for d in plan.items for h in d.contents}
+        | {h for i in facts.items for h in i.contents},
+        item_ids=set(facts.rows),
+    )
+    with counted(session, scope):
+        _write_plan(session, gallery, facts, plan, now, stats, lane, gone)
+
+
+def _write_plan(
+    session: Session,
+    gallery: str,
+    facts: PlanFacts,
+    plan: Plan,
+    now: float,
+    stats: ReplanStats,
+    lane: int,
+    gone: list[int],
+) -> None:
+    queued = Lane(lane, now, {f.file_id: f.mtime_ns for f in facts.files})
     if gone:
         session.execute(delete(File).where(File.id.in_(gone)))
     if plan.moves:
@@ -251,8 +274,7 @@ def write_plan(
     kept = [
         d
         for d in plan.items
-        if d.item_id is not None
-        and _apply_desired(session, items[d.item_id], d, queued, stats)
+        if d.item_id is not None and _apply_desired(session, items[d.item_id], d, queued, stats)
     ]
     _resolve_waits(session, gallery, kept, items)
 

@@ -1,4 +1,4 @@
-"""The ledger's tables (schema version 4), as typed SQLAlchemy models.
+"""The ledger's tables (schema version 5), as typed SQLAlchemy models.
 
 files     one row per path seen under a library root: its stat signature, content and verdict
 contents  (gallery, content hash) -> item; several contents may share one item (216681)
@@ -10,6 +10,8 @@ settings  small key/value state: the account pause, galleries stopped by setup e
 hosts     the syncd processes sharing this ledger, with a heartbeat
 call_log  API calls sent, per host and minute: the console's chart, each host's rate
 budget_days  calls spent from the daily budget, per quota day
+ledger_counts  counts per library and per gallery, kept in step by the writes (schema v5;
+          syncd.ledger.counters)
 
 Times are seconds since the epoch (float). Paths are stored as bytes (UTF-8 with
 surrogateescape), so names that are not valid UTF-8 round-trip exactly.
@@ -39,7 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from syncd.paths import FILE_LIVE, decode_relpath, encode_relpath
 
 #: the schema this code writes; schema.MIGRATIONS brings older ledgers up to it
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 Verdict = Literal["ok", "rejected", "skipped"]
 #: ok: an image the gallery can take; rejected: not sendable (reason); skipped: not readable
@@ -253,6 +255,21 @@ class BudgetDay(Base):
     __tablename__ = "budget_days"
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LedgerCount(Base):
+    """One shard's delta of one count (schema v5); a count is the sum over the shards.
+
+    Per library: ``library_id`` set, ``gallery`` empty, ``kind`` one of LIBRARY_KINDS. Per
+    gallery: ``library_id`` 0, ``kind`` ``item:<state>:<op>`` (op ``-`` when None).
+    """
+
+    __tablename__ = "ledger_counts"
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    library_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gallery: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 def intent_op(

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import BindParameter
 
+from syncd.ledger.counters import Scope, counted
 from syncd.ledger.intents import CLAIM_STALE_AFTER, queue_contents
 from syncd.ledger.models import (
     ITEM_FAILED,
@@ -424,10 +425,11 @@ def record_added(
     item = session.get(Item, item_id, with_for_update=True)  # see _LOCKED_READ
     if item is None:
         return
-    item.cont_sign = cont_sign
-    item.have_brief = brief
-    item.have_tags = None if tags is None else format_tags(tags)
-    _finish(session, item, owner, now)
+    with counted(session, Scope(item_ids={item_id})):
+        item.cont_sign = cont_sign
+        item.have_brief = brief
+        item.have_tags = None if tags is None else format_tags(tags)
+        _finish(session, item, owner, now)
 
 
 @dataclass(frozen=True)
@@ -449,16 +451,21 @@ _ADD_COLUMNS = ("cont_sign", "have_brief", "have_tags", *_FINISHED_COLUMNS)
 @functools.cache
 def _record_adds_statements() -> tuple[Any, Any]:
     """record_adds' two statements, built once (see _claim_statements)."""
-    current = select(
-        Item.id,
-        Item.want_present,
-        Item.want_brief,
-        Item.want_tags,
-        Item.claim_owner,
-        Item.claimed_at,
-        Item.next_attempt_at,
-        Item.wait_for_item_id,
-    ).where(Item.id.in_(bindparam("ids", expanding=True))).order_by(Item.id).with_for_update()
+    current = (
+        select(
+            Item.id,
+            Item.want_present,
+            Item.want_brief,
+            Item.want_tags,
+            Item.claim_owner,
+            Item.claimed_at,
+            Item.next_attempt_at,
+            Item.wait_for_item_id,
+        )
+        .where(Item.id.in_(bindparam("ids", expanding=True)))
+        .order_by(Item.id)
+        .with_for_update()
+    )
     table = cast(Table, Item.__table__)
     record = (
         update(table)
@@ -512,7 +519,8 @@ def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> Non
         )
     if params:
         # one executemany of a Core statement: the ORM's bulk path costs more than the SQL
-        connection.execute(record, params)
+        with counted(session, Scope(item_ids=set(current))):
+            connection.execute(record, params)
 
 
 def record_updated(
@@ -522,9 +530,10 @@ def record_updated(
     item = session.get(Item, item_id, with_for_update=True)  # see _LOCKED_READ
     if item is None:
         return
-    item.have_brief = brief
-    item.have_tags = format_tags(tags)
-    _finish(session, item, owner, now)
+    with counted(session, Scope(item_ids={item_id})):
+        item.have_brief = brief
+        item.have_tags = format_tags(tags)
+        _finish(session, item, owner, now)
 
 
 def record_deleted(session: Session, item_ids: Sequence[int], owner: str, now: float) -> None:
@@ -534,19 +543,21 @@ def record_deleted(session: Session, item_ids: Sequence[int], owner: str, now: f
     meanwhile) is added again, the others are forgotten.
     """
     locked = select(Item).where(Item.id.in_(item_ids)).order_by(Item.id).with_for_update()
-    for item in session.scalars(locked):
-        if item.cont_sign is not None:
-            content_hash = session.scalar(
-                select(Content.content_hash).where(Content.item_id == item.id).limit(1)
-            )
-            record_tombstones(session, item.gallery, [item.cont_sign], content_hash, now)
-        item.cont_sign = None
-        item.have_brief = None
-        item.have_tags = None
-        if not item.want_present:
-            session.delete(item)
-            continue
-        _finish(session, item, owner, now)
+    items = list(session.scalars(locked))
+    with counted(session, Scope(item_ids={item.id for item in items})):
+        for item in items:
+            if item.cont_sign is not None:
+                content_hash = session.scalar(
+                    select(Content.content_hash).where(Content.item_id == item.id).limit(1)
+                )
+                record_tombstones(session, item.gallery, [item.cont_sign], content_hash, now)
+            item.cont_sign = None
+            item.have_brief = None
+            item.have_tags = None
+            if not item.want_present:
+                session.delete(item)
+                continue
+            _finish(session, item, owner, now)
 
 
 def record_failure(
@@ -576,7 +587,8 @@ def record_failure(
     item.latency_until = None
     item.updated_at = now
     if retry_at is None:
-        item.state = ITEM_FAILED
+        with counted(session, Scope(item_ids={item_id})):
+            item.state = ITEM_FAILED
     else:
         item.next_attempt_at = retry_at
 
@@ -584,14 +596,29 @@ def record_failure(
 def retry_failed(session: Session, item_ids: Sequence[int], now: float) -> None:
     """Make failed items, and pending ones waiting on a backoff, due again now (``syncd
     retry``)."""
-    session.execute(
-        update(Item)
-        .where(
-            Item.id.in_(item_ids),
-            or_(Item.state == ITEM_FAILED, and_(Item.state == ITEM_PENDING, Item.op.is_not(None))),
+    _lock_items(session, item_ids)
+    with counted(session, Scope(item_ids=set(item_ids))):
+        session.execute(
+            update(Item)
+            .where(
+                Item.id.in_(item_ids),
+                or_(
+                    Item.state == ITEM_FAILED,
+                    and_(Item.state == ITEM_PENDING, Item.op.is_not(None)),
+                ),
+            )
+            .values(state=ITEM_PENDING, attempts=0, next_attempt_at=now)
         )
-        .values(state=ITEM_PENDING, attempts=0, next_attempt_at=now)
-    )
+
+
+def _lock_items(session: Session, item_ids: Sequence[int]) -> None:
+    """Lock these items for an update, in id order, before their counts are read (see
+    syncd.ledger.counters)."""
+    for start in range(0, len(item_ids), 500):
+        chunk = sorted(item_ids)[start : start + 500]
+        session.execute(
+            select(Item.id).where(Item.id.in_(chunk)).order_by(Item.id).with_for_update()
+        ).all()
 
 
 def merge_items(session: Session, from_item_id: int, into_item_id: int) -> None:
@@ -604,13 +631,15 @@ def merge_items(session: Session, from_item_id: int, into_item_id: int) -> None:
             Content.item_id.in_([from_item_id, into_item_id])
         )
     ).all()
-    session.execute(
-        update(Content).where(Content.item_id == from_item_id).values(item_id=into_item_id)
-    )
-    session.execute(
-        update(Item).where(Item.wait_for_item_id == from_item_id).values(wait_for_item_id=None)
-    )
-    session.execute(delete(Item).where(Item.id == from_item_id))
+    _lock_items(session, [from_item_id, into_item_id])
+    with counted(session, Scope(item_ids={from_item_id, into_item_id})):
+        session.execute(
+            update(Content).where(Content.item_id == from_item_id).values(item_id=into_item_id)
+        )
+        session.execute(
+            update(Item).where(Item.wait_for_item_id == from_item_id).values(wait_for_item_id=None)
+        )
+        session.execute(delete(Item).where(Item.id == from_item_id))
     for gallery in {g for g, _ in rows}:
         queue_contents(session, gallery, [h for g, h in rows if g == gallery])
 

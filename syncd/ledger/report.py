@@ -23,14 +23,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from syncd.api.baidu.brief import brief_path
 from syncd.ledger.backlog import queued_calls
 from syncd.ledger.budget import budget_used
 from syncd.ledger.calls import calls_since
 from syncd.ledger.conditions import LibraryConditions, conditions_by_library
+from syncd.ledger.counters import LIBRARY_KINDS, library_counts
 from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
-    ITEM_SYNCED,
     VERDICT_OK,
     VERDICT_REJECTED,
     VERDICT_SKIPPED,
@@ -40,7 +41,7 @@ from syncd.ledger.models import (
     Library,
 )
 from syncd.ledger.settings import GALLERY_STOP_PREFIX, PAUSE_KEY, get_setting, settings_with_prefix
-from syncd.paths import FILE_HELD, FILE_LIVE, FILE_VANISHED, brief_path
+from syncd.paths import FILE_HELD, FILE_LIVE, FILE_VANISHED
 from syncd.pauses import QUOTA_TIMEZONE, AccountPause, GalleryStop, next_quota_reset
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -429,10 +430,11 @@ def ledger_status(
     """Status of the ``(name, gallery)`` libraries (config order) at ``now`` (seconds), and
     of the libraries the ledger still holds that are not among them; the calls queued (an
     estimate at ``qps`` when no call went out lately) and the daily budget when set."""
-    lines = [_library_status(session, name, gallery) for name, gallery in libraries]
+    counts = library_counts(session)
+    lines = [_library_status(session, name, gallery, counts) for name, gallery in libraries]
     named = {name for name, _ in libraries}
     gone = [
-        _library_status(session, name, gallery)
+        _library_status(session, name, gallery, counts)
         for name, gallery in session.execute(
             select(Library.name, Library.gallery).order_by(Library.name)
         )
@@ -494,46 +496,15 @@ def status_document(
     return data
 
 
-def _library_status(session: Session, name: str, gallery: str) -> LibraryStatus:
+def _library_status(
+    session: Session, name: str, gallery: str, counts: dict[int, dict[str, int]]
+) -> LibraryStatus:
+    """One library's line, from the counts the writes keep (syncd.ledger.counters)."""
     library_id = session.scalar(select(Library.id).where(Library.name == name))
     if library_id is None:
         return LibraryStatus(name, gallery, 0, 0, 0, 0, 0, 0)
-    rows = session.execute(
-        select(File.state, File.verdict, Item.state, func.count())
-        .join(Library, File.library_id == Library.id)
-        .outerjoin(
-            Content,
-            and_(Content.gallery == Library.gallery, Content.content_hash == File.content_hash),
-        )
-        .outerjoin(Item, Item.id == Content.item_id)
-        .where(File.library_id == library_id)
-        .group_by(File.state, File.verdict, Item.state)
-    )
-    files = synced = pending = failed = held = 0
-    for file_state, verdict, item_state, count in rows:
-        if file_state == FILE_HELD:
-            held += count
-        elif file_state == FILE_VANISHED:
-            pending += count
-        else:
-            files += count
-            if verdict != VERDICT_OK or item_state == ITEM_FAILED:
-                failed += count
-            elif item_state == ITEM_SYNCED:
-                synced += count
-            else:
-                pending += count
-    items = session.scalar(
-        select(func.count(func.distinct(Content.item_id)))
-        .select_from(File)
-        .join(Library, File.library_id == Library.id)
-        .join(
-            Content,
-            and_(Content.gallery == Library.gallery, Content.content_hash == File.content_hash),
-        )
-        .where(File.library_id == library_id, File.state == FILE_LIVE)
-    )
-    return LibraryStatus(name, gallery, files, int(items or 0), synced, pending, failed, held)
+    kept = counts.get(library_id, {})
+    return LibraryStatus(name, gallery, *(kept.get(kind, 0) for kind in LIBRARY_KINDS))
 
 
 def _pause(session: Session, now: float) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Engine,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     insert,
@@ -34,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.config import LedgerConfig
 from syncd.errors import SyncdError
+from syncd.ledger.counters import rebuild_counts
 from syncd.ledger.dialect import (
     BUSY_TIMEOUT_MS,
     LedgerUrlError,
@@ -119,8 +122,23 @@ def _v3_to_v4(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _v4_to_v5(conn: Connection) -> None:
+    """v5: counts per library and per gallery, kept in step by the writes
+    (syncd.ledger.counters), started here from a full count of the rows."""
+    Table(
+        "ledger_counts",
+        MetaData(),
+        Column("shard", SmallInteger, primary_key=True),
+        Column("library_id", BigInteger, primary_key=True),
+        Column("gallery", String(16), primary_key=True),
+        Column("kind", String(32), primary_key=True),
+        Column("n", BigInteger, nullable=False),
+    ).create(conn)
+    rebuild_counts(conn)
+
+
 #: MIGRATIONS[n] upgrades a ledger at schema version n + 1 to n + 2
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
 assert len(MIGRATIONS) + 1 == SCHEMA_VERSION
 
 
@@ -162,7 +180,9 @@ class Ledger:
                 raise
             # one line for the log, not a traceback per try while the database is away
             reason = scrub(exc)
-            raise LedgerUnavailable(f"{self.where}: the ledger is not available: {reason}") from None
+            raise LedgerUnavailable(
+                f"{self.where}: the ledger is not available: {reason}"
+            ) from None
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
