@@ -65,3 +65,24 @@ def counted(n: int, singular: str, plural: str | None = None) -> str:
     """``n`` and the noun it counts: "1 hit", "2 hits", "0 hits"; ``plural`` when the noun
     does not just take an s ("1 file is", "3 files are")."""
     return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+def rate_text(rate: object) -> str:
+    """The account's rate of a status document's ``rate`` key: "now 3 calls/s, 10 from
+    19:00 (UTC+8)" (``api.qps_schedule``'s next change, on the account's clock), or "now 10
+    calls/s, all day"; "" for no rate."""
+    if not isinstance(rate, dict):
+        return ""
+    text = f"now {_number(rate.get('calls_per_second'))} calls/s"
+    upcoming = rate.get("next")
+    if isinstance(upcoming, dict):
+        rate_then = _number(upcoming.get("calls_per_second"))
+        return f"{text}, {rate_then} from {upcoming.get('at_utc8')} (UTC+8)"
+    return f"{text}, all day"
+
+
+def _number(value: object) -> str:
+    """A number as JavaScript's String() writes it: 3 for 3.0, 2.5 for 2.5."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Request, Response
 
 from syncd.console.security import SECURITY_HEADERS, ConsoleSession
-from syncd.console.text import absolute_time, counted, epoch_of, relative_time
+from syncd.console.text import absolute_time, counted, epoch_of, rate_text, relative_time
 from syncd.paths import printable_relpath
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
@@ -64,6 +64,7 @@ class Pages:
         self.jinja.filters["ago"] = lambda value: relative_time(value, time.time())
         self.jinja.filters["counted"] = counted
         self.jinja.filters["epoch"] = epoch_of
+        self.jinja.filters["rate"] = rate_text
 
     def page(self, template: str, code: int = 200, **values: Any) -> Response:
         """``template`` rendered with ``values``; ``access`` (when given) is whose page it

@@ -1,5 +1,6 @@
-// Overview: refresh the numbers from /api/status, the last activity from /api/activity and
-// the chart from /api/calls at once, then every 5 s. Times and counts are worded by common.js.
+// Overview: refresh the numbers and the account's rate from /api/status, each library's last
+// activity from /api/activity?limit=0 (its times only, no list of calls) and the chart from
+// /api/calls at once, then every 5 s. Times and counts are worded by common.js.
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
@@ -46,6 +47,13 @@
 
   function stateText(lib) {
     return lib.pending ? `${counted(lib.pending, "file")} to sync` : "up to date";
+  }
+
+  // as the server words it (text.py rate_text): "now 3 calls/s, 10 from 19:00 (UTC+8)"
+  function rateText(rate) {
+    if (!rate) return "";
+    const now = `now ${rate.calls_per_second} calls/s`;
+    return rate.next ? `${now}, ${rate.next.calls_per_second} from ${rate.next.at_utc8} (UTC+8)` : `${now}, all day`;
   }
 
   function showActivity(activity) {
@@ -117,6 +125,7 @@
     }
     const asOf = document.getElementById("as-of");
     if (asOf && doc.as_of) asOf.replaceChildren("As of ", when(doc.as_of));
+    if (doc.rate) setText("rate-text", rateText(doc.rate));
     setText("updated", `Updated ${absolute(Date.now() / 1000)}.`);
   }
 
@@ -125,7 +134,7 @@
       const [status, calls, activity] = await Promise.all([
         fetch("/api/status", { credentials: "same-origin" }),
         fetch("/api/calls", { credentials: "same-origin" }),
-        fetch("/api/activity", { credentials: "same-origin" }),
+        fetch("/api/activity?limit=0", { credentials: "same-origin" }),
       ]);
       if (status.status === 401) { window.location.assign("/login"); return; }
       if (status.ok) showStatus(await status.json());
