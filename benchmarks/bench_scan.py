@@ -38,12 +38,13 @@ from pathlib import Path
 from _common import Result, bench_parser, postgresql_database, report
 from sqlalchemy import String, cast, insert, update
 
+from syncd.api.baidu.brief import make_brief
+from syncd.api.baidu.limits import MAX_BRIEF_BYTES
 from syncd.config import load_config
 from syncd.ledger.models import ITEM_SYNCED, Content, File, Item, Library
 from syncd.ledger.schema import open_ledger
-from syncd.paths import WalkFilter, make_brief
+from syncd.paths import WalkFilter
 from syncd.plan.driver import PlanRules, plan_pending
-from syncd.protocol import MAX_BRIEF_BYTES
 from syncd.scan.scanner import scan_libraries
 from syncd.scan.walk import FileEntry, walk_library
 

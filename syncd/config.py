@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from syncd.api.baidu.galleries import GALLERIES, GALLERY_NAMES, GalleryName
+from syncd.api.baidu.limits import MAX_TAGS, TAG_MAX, TAG_MIN
 from syncd.errors import ConfigError
 from syncd.paths import PathMatcher, WalkFilter, ignore_globs
-from syncd.protocol import GALLERIES, GALLERY_NAMES, MAX_TAGS, TAG_MAX, TAG_MIN, GalleryName
 from syncd.rate_schedule import RateSchedule, parse_schedule
 
 AuthMode = Literal["token", "bce"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from syncd.protocol import MAX_DELETE_BATCH
+from syncd.api.baidu.limits import MAX_DELETE_BATCH
 
 
 def delete_calls(deletes: int) -> int:

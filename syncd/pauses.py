@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-from syncd.errors import ApiError, BudgetSpentError, DailyQuotaError, is_daily_quota, setup_advice
+from syncd.api.baidu.codes import is_daily_quota, setup_advice
+from syncd.errors import ApiError, BudgetSpentError, DailyQuotaError
 
 #: the API's daily quota resets at midnight Beijing time
 QUOTA_TIMEZONE = timezone(timedelta(hours=8))

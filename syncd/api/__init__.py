@@ -1,21 +1,8 @@
-"""The image-search API client: galleries x operations, both auth modes, typed results.
+"""The image-search API: Baidu's client (galleries x operations, both auth modes, typed
+results) and Baidu's facts (``syncd.api.baidu``).
 
-Build one with ``ImageSearchClient.from_config(config.api, endpoint_url=...)`` and share
-it between workers; every failure is an error class of ``syncd.errors``.
+Build a client with ``syncd.api.client.ImageSearchClient.from_config(config.api,
+endpoint_url=...)`` and share it between workers; every failure is an error class of
+``syncd.errors``. Importing this package imports nothing: the facts (read by config, pauses
+and the local gallery) come without the HTTP client. Import each name from its module.
 """
-
-from syncd.api.client import ImageSearchClient
-from syncd.api.params import CallParams
-from syncd.api.redact import redact_url
-from syncd.api.results import AddResult, DeleteResult, SearchHit, SearchPage, UpdateResult
-
-__all__ = [
-    "AddResult",
-    "CallParams",
-    "DeleteResult",
-    "ImageSearchClient",
-    "SearchHit",
-    "SearchPage",
-    "UpdateResult",
-    "redact_url",
-]

@@ -1,6 +1,6 @@
 """The image-search client: one object for the three galleries and their four operations.
 
-A gallery is data (``syncd.protocol.GALLERIES``): its URL prefix and how it tags items.
+A gallery is data (``syncd.api.baidu.galleries.GALLERIES``): its URL prefix and how it tags items.
 Every answer becomes a typed result or an error of ``syncd.errors``; nothing is retried
 here except one token renewal in token mode (the sync engine owns retries and backoff).
 """
@@ -16,12 +16,13 @@ import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 
 from syncd.api.auth import TokenCache, bce_authorization, bce_timestamp
+from syncd.api.baidu.galleries import GALLERIES, TOKEN_PATH, Gallery, GalleryName, Operation
 from syncd.api.params import (
     FORM_CONTENT_TYPE,
     CallParams,
@@ -51,7 +52,6 @@ from syncd.api.transport import (
     timeouts,
     transport_error,
 )
-from syncd.config import ApiConfig, AuthMode
 from syncd.errors import (
     ApiError,
     BadImageError,
@@ -62,7 +62,9 @@ from syncd.errors import (
     TransientError,
     ValidationError,
 )
-from syncd.protocol import GALLERIES, TOKEN_PATH, Gallery, GalleryName, Operation
+
+if TYPE_CHECKING:
+    from syncd.config import ApiConfig, AuthMode
 
 log = logging.getLogger("syncd.api")
 

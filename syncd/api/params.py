@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from syncd.errors import ValidationError
-from syncd.protocol import (
+from syncd.api.baidu.galleries import Gallery, Operation
+from syncd.api.baidu.limits import (
     MAX_BRIEF_BYTES,
     MAX_DELETE_BATCH,
     MAX_IMAGE_B64_BYTES,
@@ -24,9 +24,8 @@ from syncd.protocol import (
     RN_MIN,
     TAG_MAX,
     TAG_MIN,
-    Gallery,
-    Operation,
 )
+from syncd.errors import ValidationError
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 

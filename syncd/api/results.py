@@ -7,14 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from syncd.api.baidu.codes import error_for, http_error
 from syncd.api.redact import scrub
-from syncd.errors import (
-    FatalSetupError,
-    ItemExistsError,
-    TransientError,
-    error_for,
-    http_error,
-)
+from syncd.errors import FatalSetupError, ItemExistsError, TransientError
 
 #: a cont_sign as the API writes it: two uint32, "4261577168,501945506"
 _CONT_SIGN = re.compile(r"[0-9]{1,10},[0-9]{1,10}")

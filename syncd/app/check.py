@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from syncd.api.baidu.codes import setup_advice
 from syncd.config import Config
 from syncd.errors import (
     ApiError,
@@ -14,7 +15,6 @@ from syncd.errors import (
     SyncdError,
     TokenError,
     TransientError,
-    setup_advice,
 )
 from syncd.health import inspect_root, root_reasons
 from syncd.ledger.schema import LedgerError, open_ledger

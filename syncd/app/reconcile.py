@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from syncd.api.baidu.galleries import GALLERY_NAMES
 from syncd.config import Config, require_credentials
 from syncd.gates.host_lock import SyncLock
 from syncd.gates.pause import AccountState
@@ -18,7 +19,6 @@ from syncd.ledger.report import PlanList, failed_files_summary
 from syncd.ledger.schema import Ledger, open_ledger
 from syncd.pauses import AccountPause
 from syncd.plan.driver import PlanRules, plan_pending
-from syncd.protocol import GALLERY_NAMES
 from syncd.scan.ahead import WalkAhead
 from syncd.scan.scanner import (
     Progress,

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syncd.api import SearchHit
+from syncd.api.baidu.galleries import GalleryName
+from syncd.api.baidu.limits import RN_MAX
+from syncd.api.results import SearchHit
 from syncd.app.gallery import open_client
 from syncd.config import Config
 from syncd.ledger.items import HitState, item_paths
 from syncd.ledger.schema import open_ledger
 from syncd.paths import printable_relpath
-from syncd.protocol import RN_MAX, GalleryName
 from syncd.scan.prepare import ImageRejected, prepare_image
 from syncd.scan.scanner import select_libraries
 

@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from syncd.errors import ITEM_EXISTS_CODE, ItemExistsError, error_for, error_message
+from syncd.api.baidu.codes import ITEM_EXISTS_CODE, error_for, error_message
+from syncd.api.baidu.galleries import GALLERY_NAMES
+from syncd.api.baidu.limits import MAX_SEARCH_POSITION
+from syncd.errors import ItemExistsError
 from syncd.gallery.fingerprint import fingerprint_of
 from syncd.gallery.fingerprint_store import FingerprintStore
 from syncd.gallery.images import DecodedImage
@@ -56,7 +59,6 @@ from syncd.gallery.saved_index import index_path
 from syncd.gallery.saved_index import load as load_saved_index
 from syncd.gallery.saved_index import save as save_index
 from syncd.gallery.store import GalleryStore
-from syncd.protocol import GALLERY_NAMES, MAX_SEARCH_POSITION
 
 
 @dataclass

@@ -10,6 +10,15 @@ gallery shares with the sync workers and the console: the peak of the decode and
 is derived from it is reserved first (a request waits while others' decodes fill the
 budget), and an image whose decode alone would need more than the whole budget answers
 216202, the API's image size error, naming the MiB needed and the limit.
+
+Everything the index keeps is made at ``WORK_SIDE`` pixels or smaller, so a large JPEG
+(a phone's 12-megapixel photo) is decoded at libjpeg's reduced scale (1/2, 1/4 or 1/8),
+the smallest that keeps its longest side at least ``DECODE_SIDE``: a quarter of the
+time and memory at 1/2, a sixteenth at 1/4. Its cont_sign is a hash of those pixels:
+the same file, or the same picture with other metadata, signs the same; pictures that
+differ only in detail finer than the scale decoded (coefficients libjpeg's scaled
+decode leaves out) would sign the same too, and are the same image to the index anyway.
+Other formats have no reduced decode and are decoded whole.
 """
 
 from __future__ import annotations
@@ -29,17 +38,24 @@ import numpy.typing as npt
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from syncd.errors import ApiError, error_for
+from syncd.api.baidu.codes import error_for
+from syncd.api.baidu.limits import (
+    MAX_IMAGE_B64_BYTES,
+    MAX_IMAGE_SIDE,
+    MAX_URL_BYTES,
+    MIN_IMAGE_SIDE,
+)
+from syncd.errors import ApiError
 from syncd.gallery.keypoints import MIN_KEYPOINT_SIDE, WORK_SIDE
 from syncd.imaging import (
     BAND_PIXELS,
     DECODE_BUDGET,
     ImageRefused,
+    draft_size,
     held_bytes,
     load_bytes,
     open_image,
 )
-from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MAX_URL_BYTES, MIN_IMAGE_SIDE
 
 #: Pillow format names the API takes (MPO is how Pillow names many camera JPEGs)
 ACCEPTED_FORMATS: Final = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF"})
@@ -58,6 +74,11 @@ URL_MAX_IMAGE_BYTES: Final = MAX_IMAGE_B64_BYTES * 3 // 4
 
 #: side of the square thumbnail all features are computed from, pixels
 THUMB_SIDE: Final = 32
+#: a JPEG is decoded at the smallest of libjpeg's scales that keeps its longest side at
+#: least this many pixels (module docstring)
+DECODE_SIDE: Final = WORK_SIDE
+#: libjpeg's reduced scales, largest reduction first
+_JPEG_SCALES: Final = (8, 4, 2)
 
 
 @dataclass(frozen=True)
@@ -118,7 +139,10 @@ def decode_image_bytes(raw: bytes) -> DecodedImage:
                 width, height = image.size
                 if min(width, height) < MIN_IMAGE_SIDE or max(width, height) > MAX_IMAGE_SIDE:
                     raise _refuse(216202, f"{width}x{height} px")
-                held.enter_context(DECODE_BUDGET.reserve(_decode_need(image, len(raw))))
+                draft = _draft_request(image)
+                held.enter_context(DECODE_BUDGET.reserve(_decode_need(image, len(raw), draft)))
+                if draft is not None:
+                    image.draft(None, draft)
                 image.load()
                 cont_sign, rgb = _signed_on_white(image)
         except ApiError:
@@ -148,16 +172,35 @@ def _signed_mode(image: Image.Image) -> str:
     return "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
 
 
-def _decode_need(image: Image.Image, nbytes: int) -> int:
-    """Bytes held at the peak of decoding the opened ``image`` (``nbytes`` encoded) and
-    deriving its features: the frame, its RGB copy on white (unless it is one already),
-    a band being signed, then the grey working copy and its reduction."""
-    frame = held_bytes(image.mode, image.size)
+def _draft_request(image: Image.Image) -> tuple[int, int] | None:
+    """The size to ``draft`` the opened JPEG ``image`` at (libjpeg's scale 1/s for the
+    largest s whose longest side stays at least ``DECODE_SIDE`` and shortest at least
+    ``MIN_IMAGE_SIDE``), or None to decode it whole (other formats, smaller pictures)."""
+    if image.format not in ("JPEG", "MPO"):
+        return None
+    width, height = image.size
+    for scale in _JPEG_SCALES:
+        if (
+            -(-max(width, height) // scale) >= DECODE_SIDE
+            and -(-min(width, height) // scale) >= MIN_IMAGE_SIDE
+        ):
+            # libjpeg makes ceil(side / scale); asking for side // scale picks exactly it
+            return width // scale, height // scale
+    return None
+
+
+def _decode_need(image: Image.Image, nbytes: int, draft: tuple[int, int] | None = None) -> int:
+    """Bytes held at the peak of decoding the opened ``image`` (``nbytes`` encoded; at
+    ``draft`` size when given) and deriving its features: the frame, its RGB copy on white
+    (unless it is one already), a band being signed, then the grey working copy and its
+    reduction."""
+    size = image.size if draft is None else draft_size(image.size, draft)
+    frame = held_bytes(image.mode, size)
     own = image.mode == _signed_mode(image) == "RGB"
-    rgb = 0 if own else held_bytes("RGB", image.size)
-    grey = held_bytes("L", image.size)
+    rgb = 0 if own else held_bytes("RGB", size)
+    grey = held_bytes("L", size)
     return max(
-        load_bytes(image, nbytes=nbytes),
+        load_bytes(image, size, nbytes=nbytes),
         frame + rgb + _BAND_BYTES,
         frame + rgb + 2 * grey + _BAND_BYTES,
     )

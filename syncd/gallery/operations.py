@@ -13,16 +13,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from syncd.errors import ApiError, error_for
-from syncd.gallery.galleries import Galleries, MetaChange
-from syncd.gallery.images import (
-    URL_TIMEOUT,
-    DecodedImage,
-    decode_base64_image,
-    fetch_url_image,
-)
-from syncd.gallery.index import TagFilter
-from syncd.protocol import (
+from syncd.api.baidu.codes import error_for
+from syncd.api.baidu.galleries import Gallery, Operation
+from syncd.api.baidu.limits import (
     DEFAULT_SEARCH_RN,
     MAX_BRIEF_BYTES,
     MAX_DELETE_BATCH,
@@ -33,9 +26,16 @@ from syncd.protocol import (
     RN_MIN,
     TAG_MAX,
     TAG_MIN,
-    Gallery,
-    Operation,
 )
+from syncd.errors import ApiError
+from syncd.gallery.galleries import Galleries, MetaChange
+from syncd.gallery.images import (
+    URL_TIMEOUT,
+    DecodedImage,
+    decode_base64_image,
+    fetch_url_image,
+)
+from syncd.gallery.index import TagFilter
 
 Params = Mapping[str, str]
 Result = dict[str, object]

@@ -41,14 +41,15 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from syncd.errors import ApiError, ItemExistsError, error_message
+from syncd.api.baidu.codes import error_message
+from syncd.api.baidu.galleries import GALLERIES, GALLERY_NAMES, OPERATIONS, TOKEN_PATH, Operation
+from syncd.errors import ApiError, ItemExistsError
 from syncd.gallery.auth import BRAIN_ALL_SCOPE, DEFAULT_TOKEN_SCOPE, Authenticator
 from syncd.gallery.faults import FaultConfig, FaultInjector, TransientFault
 from syncd.gallery.galleries import Galleries
 from syncd.gallery.images import URL_TIMEOUT
 from syncd.gallery.operations import Operations
 from syncd.gallery.store import GalleryStore
-from syncd.protocol import GALLERIES, GALLERY_NAMES, OPERATIONS, TOKEN_PATH, Operation
 
 __all__ = [
     "BRAIN_ALL_SCOPE",

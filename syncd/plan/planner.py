@@ -26,10 +26,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
+from syncd.api.baidu.brief import make_brief
+from syncd.api.baidu.limits import MAX_BRIEF_BYTES
 from syncd.config import TagRule
 from syncd.ledger.facts import DesiredItem, FileFact, ItemFact, Move, Plan, Transition
-from syncd.paths import FILE_LIVE, FILE_VANISHED, PathMatcher, make_brief
-from syncd.protocol import MAX_BRIEF_BYTES
+from syncd.paths import FILE_LIVE, FILE_VANISHED, PathMatcher
 
 
 def plan_gallery(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from syncd.api.baidu.galleries import GalleryName
 from syncd.errors import ApiError, ItemExistsError, TransientError, ValidationError
 from syncd.ledger.items import holders_of, holds, item_for_cont_sign, set_have
 from syncd.ledger.queue import (
@@ -27,7 +28,6 @@ from syncd.ledger.queue import (
 )
 from syncd.ledger.schema import LedgerSession
 from syncd.ledger.tombstones import content_deleted_at, deleted_at
-from syncd.protocol import GalleryName
 from syncd.scan.prepare import ImageRejected, prepare_image
 from syncd.sync.adopt import (
     MAX_ADOPTION_ROUNDS,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from syncd.api.baidu.limits import MAX_DELETE_BATCH
 from syncd.errors import (
     ApiError,
     BadImageError,
@@ -16,7 +17,6 @@ from syncd.errors import (
     TransientError,
     ValidationError,
 )
-from syncd.protocol import MAX_DELETE_BATCH
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from syncd.api import ImageSearchClient
+from syncd.api.client import ImageSearchClient
 from syncd.config import LibraryConfig
 from syncd.errors import ApiError, RateError
 from syncd.gates.backoff import retry_delay

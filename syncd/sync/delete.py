@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from syncd.api.baidu.galleries import GalleryName
 from syncd.ledger.queue import Intent, record_deleted
-from syncd.protocol import GalleryName
 from syncd.sync.batching import DeleteOutcome, delete_in_batches
 from syncd.sync.context import Worker
 from syncd.sync.failures import settle_error

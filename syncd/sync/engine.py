@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from syncd.api import ImageSearchClient
+from syncd.api.baidu.galleries import GALLERY_NAMES
+from syncd.api.baidu.limits import MAX_DELETE_BATCH
+from syncd.api.client import ImageSearchClient
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.gates.budget import DailyBudget
@@ -48,7 +50,6 @@ from syncd.ledger.queue import (
 from syncd.ledger.schema import Ledger, LedgerUnavailable
 from syncd.pauses import AccountPause, GalleryStop
 from syncd.plan.driver import PlanRules, plan_pending
-from syncd.protocol import GALLERY_NAMES, MAX_DELETE_BATCH
 from syncd.sync.add import run_add
 from syncd.sync.context import Stopping, SyncContext, Tally, Worker
 from syncd.sync.delete import run_deletes

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from syncd.api.baidu.galleries import GalleryName
 from syncd.errors import (
     ApiError,
     FatalSetupError,
@@ -25,7 +26,6 @@ from syncd.errors import (
 )
 from syncd.ledger.items import ContentState, content_state, known_signs
 from syncd.ledger.tombstones import record_tombstones
-from syncd.protocol import GalleryName
 from syncd.sync.add import ADOPTION_SEARCH_RN
 from syncd.sync.context import Worker
 from syncd.sync.inflight import SpooledAdd

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
+from syncd.api.baidu.galleries import GalleryName
 from syncd.errors import ApiError, ItemMissingError, ValidationError
 from syncd.ledger.queue import Intent, record_deleted, record_updated
-from syncd.protocol import GalleryName
 from syncd.sync.context import Worker, where
 from syncd.sync.failures import settle_error
 

@@ -6,13 +6,9 @@ import json
 
 import pytest
 
+from syncd.api.baidu.codes import ERROR_TABLE
 from syncd.api.results import SearchHit, decode_answer, parse_add, parse_bool, parse_search
-from syncd.errors import (
-    ERROR_TABLE,
-    ApiError,
-    BadRequestError,
-    TransientError,
-)
+from syncd.errors import ApiError, BadRequestError, TransientError
 
 # the search answer of the API document, has_more as a string
 DOC_SEARCH_ANSWER = b"""{

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from syncd.api import CallParams, ImageSearchClient
+from syncd.api.baidu.galleries import GALLERY_NAMES, GalleryName
+from syncd.api.client import ImageSearchClient
+from syncd.api.params import CallParams
 from syncd.config import ApiConfig, AuthMode
 from syncd.errors import (
     ApiError,
@@ -26,7 +28,6 @@ from syncd.errors import (
     ValidationError,
 )
 from syncd.gallery.server import GalleryServer
-from syncd.protocol import GALLERY_NAMES, GalleryName
 
 from .tiny_server import closed_port, serving, serving_files
 

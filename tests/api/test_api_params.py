@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from syncd.api.baidu.galleries import GALLERIES
+from syncd.api.baidu.limits import MAX_IMAGE_B64_BYTES
 from syncd.api.params import (
     CallParams,
     add_params,
@@ -19,7 +21,6 @@ from syncd.api.params import (
     update_params,
 )
 from syncd.errors import ValidationError
-from syncd.protocol import GALLERIES, MAX_IMAGE_B64_BYTES
 
 SAME, SIMILAR, PRODUCT = GALLERIES["same_hq"], GALLERIES["similar"], GALLERIES["product"]
 IMG = b"\xff\xd8\xff\xe0 not checked here"

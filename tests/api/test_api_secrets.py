@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from syncd.api import ImageSearchClient, redact_url
+from syncd.api.client import ImageSearchClient
+from syncd.api.redact import redact_url
 from syncd.config import AuthMode
 from syncd.errors import ApiError
 from syncd.gallery.server import GalleryServer

@@ -187,7 +187,7 @@ def test_status_before_any_scan_shows_empty_libraries(tmp_path: Path) -> None:
 def test_status_shows_a_pause_and_a_stopped_gallery(world: World) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from syncd.errors import error_for
+    from syncd.api.baidu.codes import error_for
     from syncd.ledger.settings import GALLERY_STOP_PREFIX, PAUSE_KEY, put_setting
     from syncd.pauses import pause_for_quota, stop_for_setup_error
 

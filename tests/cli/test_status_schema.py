@@ -20,9 +20,9 @@ from e2e.site import Site
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
+from syncd.api.baidu.codes import error_for
 from syncd.config import load_config
 from syncd.console.server import ConsoleServer
-from syncd.errors import error_for
 from syncd.gallery.server import GalleryServer
 from syncd.health import RootFacts, ServiceStateFile, WatchState, service_state_path
 from syncd.ledger.conditions import (

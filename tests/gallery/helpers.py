@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from syncd.api.baidu.galleries import GALLERIES, TOKEN_PATH
 from syncd.gallery.server import GalleryServer
-from syncd.protocol import GALLERIES, TOKEN_PATH
 
 API_KEY = "test-ak"
 SECRET_KEY = "test-sk"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from syncd.api.baidu.galleries import GALLERIES, TOKEN_PATH
 from syncd.gallery.server import GalleryServer
-from syncd.protocol import GALLERIES, TOKEN_PATH
 
 from .helpers import (
     API_KEY,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from syncd.protocol import GALLERIES, TOKEN_PATH
+from syncd.api.baidu.galleries import GALLERIES, TOKEN_PATH
 
 from .helpers import API_KEY, SECRET_KEY, b64
 

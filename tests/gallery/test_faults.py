@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from syncd.api.baidu.galleries import GALLERIES
 from syncd.gallery.server import FaultConfig, GalleryServer
-from syncd.protocol import GALLERIES
 
 from .helpers import ApiClient, b64, get_token, live_items
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aip import AipImageSearch
 
+from syncd.api.baidu.galleries import GALLERIES, TOKEN_PATH
 from syncd.gallery.server import GalleryServer
-from syncd.protocol import GALLERIES, TOKEN_PATH
 
 from .conftest import ImageHost
 from .helpers import API_KEY, SECRET_KEY, live_items

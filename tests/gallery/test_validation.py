@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from PIL import Image
 
-from syncd.protocol import GALLERY_NAMES
+from syncd.api.baidu.galleries import GALLERY_NAMES
 
 from .helpers import ApiClient, b64, tag_params
 

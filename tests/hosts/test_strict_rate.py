@@ -11,9 +11,9 @@ import time
 
 import requests
 
+from syncd.api.baidu.galleries import GALLERIES
 from syncd.gallery.faults import FaultConfig
 from syncd.gallery.server import GalleryServer
-from syncd.protocol import GALLERIES
 
 from .cluster import GALLERY, Host, assert_mirrors, gallery_calls
 from .conftest import MakeHost

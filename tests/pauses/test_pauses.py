@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from syncd.api.baidu.codes import setup_advice
 from syncd.errors import (
     DailyQuotaError,
     FatalSetupError,
     GalleryNotCreatedError,
     TokenError,
     TotalQuotaError,
-    setup_advice,
 )
 from syncd.pauses import (
     AccountPause,

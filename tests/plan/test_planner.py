@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
+from syncd.api.baidu.brief import brief_path, make_brief
+from syncd.api.baidu.limits import MAX_BRIEF_BYTES
 from syncd.config import TagRule
 from syncd.ledger.facts import FileFact, ItemFact, Transition
-from syncd.paths import brief_path, make_brief
 from syncd.plan.planner import plan_gallery, tags_for
-from syncd.protocol import MAX_BRIEF_BYTES
 
 H1 = "1" * 64
 H2 = "2" * 64

@@ -1,4 +1,4 @@
-"""Facts of the image-search API document shared by the client and the local gallery server.
+"""Baidu's gallery kinds: where each one's endpoints live and how it tags items.
 
 A gallery is data, not a subclass: its URL prefix and the fields it tags items with.
 """
@@ -14,23 +14,8 @@ Operation = Literal["add", "search", "update", "delete"]
 GALLERY_NAMES: Final[tuple[GalleryName, ...]] = ("same_hq", "similar", "product")
 OPERATIONS: Final[tuple[Operation, ...]] = ("add", "search", "update", "delete")
 
+#: where the token auth mode gets its access token
 TOKEN_PATH: Final = "/oauth/2.0/token"
-
-MAX_BRIEF_BYTES: Final = 256
-MAX_IMAGE_B64_BYTES: Final = 4 * 1024 * 1024
-MIN_IMAGE_SIDE: Final = 15
-MAX_IMAGE_SIDE: Final = 4096
-MAX_TAGS: Final = 2
-TAG_MIN: Final = 1
-TAG_MAX: Final = 65535
-MAX_DELETE_BATCH: Final = 1000
-MAX_URL_BYTES: Final = 1024
-DEFAULT_SEARCH_RN: Final = 300
-MAX_SEARCH_POSITION: Final = 1000
-PN_MIN: Final = 0
-PN_MAX: Final = 1000
-RN_MIN: Final = 1
-RN_MAX: Final = 1000
 
 
 @dataclass(frozen=True)
