@@ -11,7 +11,11 @@ worked, whatever the figures; a missed target shows as ``ok: false``.
 is better (``target / figure`` for a maximum, ``figure / target`` for a minimum).
 
 Import from a benchmark script with ``from _common import ...`` (the script's folder is
-first on ``sys.path`` when it runs as ``python benchmarks/bench_NAME.py``).
+first on ``sys.path`` when it runs as ``python benchmarks/bench_NAME.py``): this module is
+the entry point of the shared helpers, its own and those of ``_servers`` (the galleries,
+the call sampler) and ``_images`` (libraries of test pictures). Importing it puts the
+repository root on ``sys.path``, so a benchmark may then import ``devkit`` (the test
+pictures the tests use too); benchmarks import nothing from ``tests/``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -29,18 +32,65 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
-if TYPE_CHECKING:
-    from syncd.gallery.faults import FaultConfig
-    from syncd.gallery.server import GalleryServer
+from _images import write_images
+from _servers import (
+    API_KEY,
+    SAMPLE_EVERY,
+    SECRET_KEY,
+    CallSampler,
+    access_token,
+    client_config,
+    data_folder,
+    error_answers,
+    free_port,
+    print_call_counts,
+    running_gallery,
+    strict_gallery,
+)
+
+__all__ = [
+    "API_KEY",
+    "BENCH_PREFIX",
+    "CLIENT_PATH_ENV",
+    "REPO_ROOT",
+    "SAMPLE_EVERY",
+    "SECRET_KEY",
+    "CallSampler",
+    "Result",
+    "Timer",
+    "access_token",
+    "bench_parser",
+    "best_of",
+    "client_config",
+    "client_env",
+    "data_folder",
+    "error_answers",
+    "format_number",
+    "free_port",
+    "peak_rss_bytes",
+    "percentile",
+    "postgresql_database",
+    "print_call_counts",
+    "print_table",
+    "report",
+    "result_rows",
+    "rss_bytes",
+    "running_gallery",
+    "strict_gallery",
+    "timed",
+    "wait_peak_rss",
+    "write_images",
+]
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+# devkit/ (the test pictures benchmarks and tests share) is imported from the repository
+# root; appended, so a PYTHONPATH naming another checkout's syncd still comes first
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))
 #: what starts a machine-readable result line on stdout
 BENCH_PREFIX: Final = "BENCH "
-#: credentials of the local gallery servers the benchmarks start
-API_KEY: Final = "bench-ak"
-SECRET_KEY: Final = "bench-sk"
 
 
 @dataclass(frozen=True)
@@ -233,13 +283,6 @@ def wait_peak_rss(pid: int) -> tuple[int, int]:
     return os.waitstatus_to_exitcode(status), int(usage.ru_maxrss) * 1024
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (another process may take it later)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 #: a folder holding another checkout's ``syncd`` package (e.g. a ``git worktree`` of an
 #: older commit): the ``syncd`` processes a benchmark starts run that code, against this
 #: checkout's local gallery, so a "before" and an "after" meet the same server
@@ -253,47 +296,6 @@ def client_env() -> dict[str, str]:
     if other:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (other, env.get("PYTHONPATH", "")) if p)
     return env
-
-
-def tests_on_path() -> None:
-    """Put ``tests/`` on ``sys.path`` so ``from imagegen import make_image`` works."""
-    tests = str(REPO_ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-
-
-@contextmanager
-def running_gallery(
-    data_dir: Path | None = None,
-    faults: FaultConfig | None = None,
-    threads: int = 8,
-    api_key: str = API_KEY,
-    secret_key: str = SECRET_KEY,
-    delete_latency: float = 0.0,
-) -> Iterator[GalleryServer]:
-    """A started in-process GalleryServer on a free loopback port (``.url``), stopped after.
-
-    Without ``data_dir`` its data lives in a temporary folder removed afterwards.
-    """
-    # imported here: run_all.py imports this module, and a child's peak RSS counts the
-    # memory of the parent it was forked from
-    from syncd.gallery.faults import FaultConfig
-    from syncd.gallery.server import GalleryServer
-
-    with data_folder(data_dir) as data:
-        server = GalleryServer(
-            data,
-            api_key=api_key,
-            secret_key=secret_key,
-            delete_latency=delete_latency,
-            faults=faults if faults is not None else FaultConfig(),
-            threads=threads,
-        )
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
 
 
 @contextmanager
@@ -339,27 +341,3 @@ def postgresql_database() -> Iterator[str]:
             server.cleanup()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextmanager
-def data_folder(path: Path | None, prefix: str = "syncd-bench-") -> Iterator[Path]:
-    """``path`` itself, or a temporary folder removed on exit when ``path`` is None."""
-    if path is not None:
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        yield Path(tmp)
-
-
-def access_token(url: str, api_key: str = API_KEY, secret_key: str = SECRET_KEY) -> str:
-    """An access_token from the gallery at ``url`` (client-credentials grant)."""
-    import requests
-
-    answer = requests.post(
-        f"{url}/oauth/2.0/token",
-        params={"grant_type": "client_credentials", "client_id": api_key,
-                "client_secret": secret_key},
-        timeout=10,
-    )  # fmt: skip
-    answer.raise_for_status()
-    return str(answer.json()["access_token"])

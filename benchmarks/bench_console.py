@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Result, bench_parser, report, tests_on_path
+from _common import Result, bench_parser, report
 
 PAGE_TARGET_MS = 200.0
 SEARCH_TARGET_MS = 1000.0
@@ -154,10 +154,10 @@ def page_times(url: str, paths: list[str], runs: int) -> list[Result]:
 def search_times(folder: Path, pictures: int, runs: int) -> Result:
     """Image chosen on the search page -> hits (with thumbnail) shown, in Chromium."""
     from click.testing import CliRunner
-    from console.browser import CHROMIUM_ARGS
-    from imagegen import make_image
     from playwright.sync_api import sync_playwright
 
+    from devkit.browser import CHROMIUM_ARGS
+    from devkit.imagegen import make_image
     from syncd.cli import cli
     from syncd.config import load_config
     from syncd.console.server import ConsoleServer
@@ -207,7 +207,6 @@ def search_times(folder: Path, pictures: int, runs: int) -> Result:
 
 def main() -> None:
     args = bench_parser(__doc__).parse_args()
-    tests_on_path()
     files = 100_000 if args.quick else 1_000_000
     runs = 5 if args.quick else 9
     from syncd.config import load_config

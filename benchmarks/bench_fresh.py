@@ -6,7 +6,7 @@ Run: ``.venv/bin/python benchmarks/bench_fresh.py [--quick] [--backlog 2000] [--
 [--settle 1.0] [--gap 5] [--window 30] [--drain] [--log FILE]``.
 
 A local gallery server (in this process) answers error 18 to any call beyond 10 per second
-(a token bucket holding one second of calls). ``syncd run`` (``api.qps = 10``,
+(strictly: at most 10 in any sliding second, no burst). ``syncd run`` (``api.qps = 10``,
 ``api.concurrency = 4``) watches a library of ``--backlog`` distinct new images: its
 start-up scan queues one add each (200 s of calls at 10/s for 2000). Once 50 of them are
 answered, ``--samples`` new images are dropped into the library ``--gap`` seconds apart
@@ -47,9 +47,10 @@ from _common import (
     Result,
     access_token,
     bench_parser,
+    print_call_counts,
     report,
-    running_gallery,
-    tests_on_path,
+    strict_gallery,
+    write_images,
 )
 
 LIBRARY: Final = "bench"
@@ -172,13 +173,7 @@ class Run:
 
 def write_library(root: Path, count: int) -> None:
     """``count`` distinct small images under ``root/backlog``, 100 to a folder."""
-    from imagegen import make_image
-
-    for n in range(count):
-        folder = root / "backlog" / f"d{n // 100:03d}"
-        if n % 100 == 0:
-            folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"img{n:05d}.jpg").write_bytes(make_image(n, size=(48, 48)))
+    write_images(root / "backlog", count, size=(48, 48))
     (root / "fresh").mkdir()
 
 
@@ -223,10 +218,7 @@ def main() -> int:
     args = parser.parse_args()
     backlog = args.backlog or (1000 if args.quick else 2000)
     count = args.samples or (2 if args.quick else 5)
-    tests_on_path()
-    from imagegen import make_image
-
-    from syncd.gallery.faults import FaultConfig
+    from devkit.imagegen import make_image
 
     refusals = RefusalCounter(18)
     server_log = logging.getLogger("syncd.gallery")
@@ -244,7 +236,7 @@ def main() -> int:
         write_library(root, backlog)
         print(f"generated {backlog} images in {time.perf_counter() - started:.1f} s")
         images = [make_image(1_000_000 + n, size=(48, 48)) for n in range(count)]
-        with running_gallery(base / "gallery", FaultConfig(qps_limit=QPS)) as server:
+        with strict_gallery(base / "gallery", QPS) as server:
             config = write_config(base, server.url, args.settle)
             log = base / "daemon.log"
             with open(log, "wb") as out:
@@ -300,9 +292,7 @@ def main() -> int:
           f"the server admits {QPS}/s; settle {args.settle} s")  # fmt: skip
     print(f"backlog: {window_start.backlog()} -> {window_end.backlog()} over {seconds:.1f} s "
           f"from the first drop; {held.backlog()} in when stopped")  # fmt: skip
-    print(f"{'operation':<18}{'calls':>8}")
-    for (gallery, op), n in sorted(counts.items()):
-        print(f"{gallery + '/' + op:<18}{n:>8}")
+    print_call_counts(counts)
     target = args.settle + LATENCY_MARGIN
     results = [
         Result.at_most("fresh: latency median", statistics.median(latencies), "s", target),

@@ -67,12 +67,14 @@ from _common import (
     peak_rss_bytes,
     percentile,
     report,
-    tests_on_path,
     timed,
 )
+from syncd.protocol import GALLERIES, GalleryName
 from waitress import wasyncore
 from waitress.server import create_server
 
+from devkit.imagegen import make_image
+from devkit.textured import crop_copy, textured_image
 from syncd.gallery.fingerprint import FINE_SIDE, Fingerprint, fingerprint_of
 from syncd.gallery.fingerprint_store import FingerprintStore
 from syncd.gallery.images import decode_image_bytes
@@ -80,11 +82,6 @@ from syncd.gallery.index import IndexEntry, features_of
 from syncd.gallery.keypoints import CHECK_SIDE, LocalFeatures, local_features_of
 from syncd.gallery.server import MAX_BODY_BYTES, GalleryServer
 from syncd.gallery.store import DB_NAME, GalleryStore
-from syncd.protocol import GALLERIES, GalleryName
-
-tests_on_path()
-from gallery.textured import crop_copy, textured_image  # noqa: E402
-from imagegen import make_image  # noqa: E402
 
 #: the target: a search in a gallery of 100k items answers well under a second
 SEARCH_P99_TARGET: Final = 1.0

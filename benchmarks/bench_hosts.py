@@ -22,41 +22,25 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from _common import (
-    API_KEY,
-    SECRET_KEY,
+    CallSampler,
     Result,
     bench_parser,
+    client_config,
     client_env,
+    error_answers,
     postgresql_database,
+    print_call_counts,
     report,
-    running_gallery,
-    tests_on_path,
+    strict_gallery,
+    write_images,
 )
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 TARGET_SHARE = 0.95
-SAMPLE_EVERY = 0.02
-
-
-def host_config(base: Path, name: str, server_url: str, qps: float, ledger_lines: str) -> Path:
-    """The config file of host ``name`` (its library at ``base/name/library``)."""
-    folder = base / name
-    config = folder / "config.toml"
-    config.write_text(
-        f'[api]\nendpoint = "{server_url}"\napi_key = "{API_KEY}"\n'
-        f'secret_key = "{SECRET_KEY}"\nqps = {qps}\nconcurrency = 4\n'
-        f'[ledger]\n{ledger_lines}\n[host]\nname = "{name}"\n[watch]\nsettle = 0.0\n'
-        f'[[library]]\nname = "{name}"\nroot = "./library"\ngallery = "same_hq"\n',
-        encoding="utf-8",
-    )
-    config.chmod(0o600)
-    return config
 
 
 def main() -> int:
@@ -67,10 +51,6 @@ def main() -> int:
     parser.add_argument("--ledger", choices=("postgresql", "sqlite"), default="postgresql")
     args = parser.parse_args()
     count = args.images or (50 if args.quick else 150)
-    tests_on_path()
-    from imagegen import make_image
-
-    from syncd.gallery.faults import FaultConfig
 
     names = [f"host-{n + 1}" for n in range(args.hosts)]
     with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp, ExitStack() as stack:
@@ -82,27 +62,13 @@ def main() -> int:
             shared = base / "shared" / "ledger.db"
             ledgers = {name: f'path = "{shared}"' for name in names}
         for h, name in enumerate(names):
-            root = base / name / "library"
-            for n in range(count):
-                folder = root / f"d{n // 100:03d}"
-                folder.mkdir(parents=True, exist_ok=True)
-                image = make_image(h * 100_000 + n, size=(64, 64))
-                (folder / f"img{n:05d}.jpg").write_bytes(image)
-        server = stack.enter_context(
-            running_gallery(base / "gallery", FaultConfig(qps_limit=args.qps))
-        )
-        configs = [host_config(base, n, server.url, args.qps, ledgers[n]) for n in names]
-        samples: list[tuple[float, int]] = []
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                samples.append((time.perf_counter(), sum(server.call_counts().values())))
-                time.sleep(SAMPLE_EVERY)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        try:
+            write_images(base / name / "library", count, first_seed=h * 100_000)
+        server = stack.enter_context(strict_gallery(base / "gallery", args.qps))
+        configs = [
+            client_config(base / name, server.url, args.qps, name, ledgers[name], host=name)
+            for name in names
+        ]
+        with CallSampler(server) as sampler:
             procs = [
                 subprocess.Popen(
                     [SYNCD, "reconcile", "-c", str(config)],
@@ -114,9 +80,6 @@ def main() -> int:
                 for config in configs
             ]
             outputs = [proc.communicate() for proc in procs]
-        finally:
-            done.set()
-            sampler.join()
         counts = server.call_counts()
     failed = [
         (name, proc.returncode, out, err)
@@ -127,21 +90,15 @@ def main() -> int:
         print(f"{name}: reconcile exited {code}", out, err, sep="\n")
     if failed:
         return 2
-    changes = [(t, n) for (t, n), (_, before) in zip(samples[1:], samples, strict=False)
-               if n != before]  # fmt: skip
-    (t0, n0), (t1, n1) = changes[0], changes[-1]
-    rate = (n1 - n0) / (t1 - t0)
+    rate = sampler.rate()
     errors = 0
     print(f"{args.hosts} hosts x {count} images on a {args.ledger} ledger, api.qps = {args.qps} "
           f"each, the server admits {args.qps}/s, concurrency 4 each")  # fmt: skip
     for name, (out, _err) in zip(names, outputs, strict=True):
-        match = re.search(r"(\d+) answered with an error", out)
-        errors += int(match.group(1)) if match else 0
+        errors += error_answers(out)
         made = re.search(r"(\d+) API calls", out)
         print(f"  {name}: {made.group(0) if made else '?'}")
-    print(f"{'operation':<18}{'calls':>8}")
-    for (gallery, op), n in sorted(counts.items()):
-        print(f"{gallery + '/' + op:<18}{n:>8}")
+    print_call_counts(counts)
     total = count * args.hosts
     report(
         [

@@ -49,9 +49,7 @@ from _common import (
     free_port,
     postgresql_database,
     report,
-    tests_on_path,
 )
-
 from syncd.protocol import GALLERIES
 
 TARGET_RATIO = 0.9
@@ -211,8 +209,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     count = args.images or (300 if args.quick else 1000)
-    tests_on_path()
-    from imagegen import make_image
+    from devkit.imagegen import make_image
 
     images = [make_image(n, size=(args.side, args.side)) for n in range(count)]
     bodies = encoded_bodies(images)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from _common import Result, bench_parser, free_port, peak_rss_bytes, report, tests_on_path
+from _common import Result, bench_parser, free_port, peak_rss_bytes, report
 
 TARGET_MB = 400.0
 MB = 1_000_000
@@ -79,10 +79,10 @@ print(json.dumps({"peak": peak(), "outcomes": outcomes}))
 
 def write_files(folder: Path, quick: bool) -> dict[str, Path]:
     """The hostile files (and an ordinary photo) by kind, written into ``folder``."""
-    tests_on_path()
     import numpy as np
     from PIL import Image
-    from scan.corpus import BOMBS, picture
+
+    from devkit.corpus import BOMBS, picture
 
     def photo() -> bytes:
         # a camera-like 12-megapixel JPEG: over 3 MiB, so it is re-encoded, not sent as is
@@ -152,8 +152,7 @@ def per_kind(paths: dict[str, Path]) -> list[Result]:
 
 def whole_service(folder: Path, paths: dict[str, Path], quick: bool) -> Result | None:
     """``syncd run`` syncing bombs while five bomb uploads hit the console (docstring)."""
-    tests_on_path()
-    from imagegen import make_image
+    from devkit.imagegen import make_image
 
     site = folder / "service"
     library = site / "library"

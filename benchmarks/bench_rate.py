@@ -17,29 +17,28 @@ server.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from _common import (
-    API_KEY,
-    SECRET_KEY,
+    CallSampler,
     Result,
     bench_parser,
+    client_config,
     client_env,
+    error_answers,
+    print_call_counts,
     report,
-    running_gallery,
-    tests_on_path,
+    strict_gallery,
+    write_images,
 )
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 TARGET_SHARE = 0.95
 WHOLE_RUN_SHARE = 0.9
-SAMPLE_EVERY = 0.02
 
 
 def main() -> int:
@@ -48,39 +47,13 @@ def main() -> int:
     parser.add_argument("--qps", type=float, default=10.0)
     args = parser.parse_args()
     count = args.images or (80 if args.quick else 150)
-    tests_on_path()
-    from imagegen import make_image
-
-    from syncd.gallery.faults import FaultConfig
 
     with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
         base = Path(tmp)
-        root = base / "library"
-        for n in range(count):
-            folder = root / f"d{n // 100:03d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"img{n:05d}.jpg").write_bytes(make_image(n, size=(64, 64)))
-        with running_gallery(base / "gallery", FaultConfig(qps_limit=args.qps)) as server:
-            config = base / "config.toml"
-            config.write_text(
-                f'[api]\nendpoint = "{server.url}"\napi_key = "{API_KEY}"\n'
-                f'secret_key = "{SECRET_KEY}"\nqps = {args.qps}\nconcurrency = 4\n'
-                '[ledger]\npath = "./ledger.db"\n[watch]\nsettle = 0.0\n'
-                '[[library]]\nname = "bench"\nroot = "./library"\ngallery = "same_hq"\n',
-                encoding="utf-8",
-            )
-            config.chmod(0o600)
-            samples: list[tuple[float, int]] = []
-            done = threading.Event()
-
-            def sample() -> None:
-                while not done.is_set():
-                    samples.append((time.perf_counter(), sum(server.call_counts().values())))
-                    time.sleep(SAMPLE_EVERY)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            try:
+        write_images(base / "library", count)
+        with strict_gallery(base / "gallery", args.qps) as server:
+            config = client_config(base, server.url, args.qps, "bench")
+            with CallSampler(server) as sampler:
                 started = time.perf_counter()
                 result = subprocess.run(
                     [SYNCD, "reconcile", "-c", str(config)],
@@ -90,23 +63,14 @@ def main() -> int:
                     env=client_env(),
                 )
                 whole = time.perf_counter() - started
-            finally:
-                done.set()
-                sampler.join()
             counts = server.call_counts()
     if result.returncode != 0:
         print(result.stdout, result.stderr, sep="\n")
         return 2
-    changes = [(t, n) for (t, n), (_, before) in zip(samples[1:], samples, strict=False)
-               if n != before]  # fmt: skip
-    (t0, n0), (t1, n1) = changes[0], changes[-1]
-    rate = (n1 - n0) / (t1 - t0)
-    match = re.search(r"(\d+) answered with an error", result.stdout)
-    errors = int(match.group(1)) if match else 0
+    rate = sampler.rate()
+    errors = error_answers(result.stdout)
     print(f"{count} images, api.qps = {args.qps}, the server admits {args.qps}/s, concurrency 4")
-    print(f"{'operation':<18}{'calls':>8}")
-    for (gallery, op), n in sorted(counts.items()):
-        print(f"{gallery + '/' + op:<18}{n:>8}")
+    print_call_counts(counts)
     report(
         [
             Result.at_least("rate: calls per second", rate, "calls/s", TARGET_SHARE * args.qps),

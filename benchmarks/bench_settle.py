@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Result, bench_parser, report, tests_on_path  # noqa: E402
+from _common import Result, bench_parser, report  # noqa: E402
 
 from syncd.config import load_config  # noqa: E402
 from syncd.ledger.schema import open_ledger  # noqa: E402
@@ -44,8 +44,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.files = 300
-    tests_on_path()
-    from imagegen import make_image
+    from devkit.imagegen import make_image
 
     tmp = Path(tempfile.mkdtemp(prefix="syncd-bench-settle-"))
     try:

@@ -30,13 +30,11 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from imagegen import make_image  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Result, bench_parser  # noqa: E402
 from _common import report as shared_report  # noqa: E402
 
+from devkit.imagegen import make_image  # noqa: E402
 from syncd.api import ImageSearchClient  # noqa: E402
 from syncd.config import ApiConfig  # noqa: E402
 from syncd.gallery.server import GalleryServer  # noqa: E402

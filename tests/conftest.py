@@ -3,7 +3,7 @@
 - ``gallery_server``: a started local gallery server (real HTTP on loopback) with its
   store in ``tmp_path / "gallery"``, API Key ``test-ak`` and Secret Key ``test-sk``.
   Change ``gallery_server.faults`` fields to inject faults while it runs.
-- ``make_image``: ``imagegen.make_image`` (seed, size=(64, 64), fmt="JPEG") -> bytes.
+- ``make_image``: ``devkit.imagegen.make_image`` (seed, size=(64, 64), fmt="JPEG") -> bytes.
 - ``ledger_choice``: parametrized ``sqlite`` / ``postgresql``: which ledger a test's config
   names (``ledger_choice.toml_lines("./state")`` gives the ``[ledger]`` keys). Tests of
   the rules users rely on (docs/rules.md) take it, so they hold on both engines.
@@ -26,9 +26,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from imagegen import make_image as _make_image
 from ledgers import LedgerChoice
 
+from devkit.imagegen import make_image as _make_image
 from syncd.gallery.server import GalleryServer
 
 GALLERY_API_KEY = "test-ak"
@@ -50,7 +50,7 @@ def gallery_server(tmp_path: Path) -> Iterator[GalleryServer]:
 
 @pytest.fixture
 def make_image() -> Callable[..., bytes]:
-    """imagegen.make_image: make_image(seed, size=(64, 64), fmt="JPEG") -> encoded bytes."""
+    """devkit.imagegen.make_image: make_image(seed, size=(64, 64), fmt="JPEG") -> encoded bytes."""
     return _make_image
 
 

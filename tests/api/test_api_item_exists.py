@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from imagegen import reencode
+from syncd.protocol import GALLERY_NAMES, GalleryName
 
+from devkit.imagegen import reencode
 from syncd.api import ImageSearchClient
 from syncd.config import AuthMode
 from syncd.errors import ItemExistsError
 from syncd.gallery.server import GalleryServer
-from syncd.protocol import GALLERY_NAMES, GalleryName
 
 from .tiny_server import answering, serving
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
-from imagegen import make_image
 
+from devkit.imagegen import make_image
 from syncd.cli import cli
 from syncd.ledger.schema import open_ledger
 from syncd.ledger.settings import PAUSE_KEY, put_setting

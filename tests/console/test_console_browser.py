@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from devkit.browser import CHROMIUM, CHROMIUM_ARGS
 from syncd.ledger.browse import LedgerReader
 from syncd.ledger.models import File
 
-from .browser import CHROMIUM, CHROMIUM_ARGS
 from .conftest import KEPT, PASSWORD, PICTURES, World
 
 #: where the screenshots go: ``$SYNCD_SCREENSHOTS`` (relative to the repository), else a

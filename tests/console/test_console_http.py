@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import requests
-from imagegen import make_image, rescale
 from sqlalchemy import select
 
+from devkit.imagegen import make_image, rescale
 from syncd.config import load_config, parse_config
 from syncd.console import activity
 from syncd.console.app import StatusCache

@@ -6,9 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
-from imagegen import make_image
 from PIL import Image
 
+from devkit.imagegen import make_image
 from syncd.console.thumbs import (
     THUMB_SIDE,
     NotAnImage,

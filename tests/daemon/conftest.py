@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import requests
-from imagegen import make_image
 
+from devkit.imagegen import make_image
 from syncd.gallery.server import GalleryServer
 
 #: generous: these are deadlines for convergence, not speed assertions

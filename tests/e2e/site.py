@@ -15,9 +15,9 @@ from pathlib import Path
 
 import requests
 from click.testing import CliRunner
-from imagegen import make_image
 from ledgers import LedgerChoice
 
+from devkit.imagegen import make_image
 from syncd.cli import cli
 from syncd.config import load_config
 from syncd.gallery.server import GalleryServer

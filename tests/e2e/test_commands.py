@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from imagegen import make_image, reencode, rescale
 from ledgers import LedgerChoice
 
+from devkit.imagegen import make_image, reencode, rescale
 from syncd.gallery.server import GalleryServer
 from syncd.gates.host_lock import SyncLock
 

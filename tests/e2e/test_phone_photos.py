@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pillow_heif
-from imagegen import decode, make_image
 from PIL import Image
+
+from devkit.imagegen import decode, make_image
 
 from .site import Site
 

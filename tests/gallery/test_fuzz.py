@@ -12,10 +12,10 @@ import pytest
 import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from imagegen import make_image
-
-from syncd.gallery.server import GalleryServer
 from syncd.protocol import GALLERIES, TOKEN_PATH
+
+from devkit.imagegen import make_image
+from syncd.gallery.server import GalleryServer
 
 from .helpers import API_KEY, SECRET_KEY, ApiClient, b64, bce_timestamp, get_token
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from imagegen import decode, make_image
 from PIL import Image
-from scan.corpus import cmyk_jpeg, gif_bomb, png_bomb, save
 from scan.decodes import run_decodes
 
+from devkit.corpus import cmyk_jpeg, gif_bomb, png_bomb, save
+from devkit.imagegen import decode, make_image
 from syncd.gallery.images import decode_image_bytes
 from syncd.imaging import DECODE_BUDGET_BYTES
 

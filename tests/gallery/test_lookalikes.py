@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagegen import make_image, reencode, rescale
 from PIL import Image
 
+from devkit.imagegen import make_image, reencode, rescale
 from syncd.gallery.index import Hit
 from syncd.gallery.same_image import SameImages
 from syncd.gallery.server import GalleryServer

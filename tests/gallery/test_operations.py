@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from imagegen import reencode
-
-from syncd.gallery.server import GalleryServer
 from syncd.protocol import GALLERY_NAMES
+
+from devkit.imagegen import reencode
+from syncd.gallery.server import GalleryServer
 
 from .helpers import ApiClient, b64, item_tags, live_items, tag_params
 

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from imagegen import crop, reencode, rescale
 
+from devkit.imagegen import crop, reencode, rescale
+from devkit.textured import crop_copy, textured_image
 from syncd.gallery.server import GalleryServer
 
 from .helpers import API_KEY, SECRET_KEY, ApiClient, b64, get_token
-from .textured import crop_copy, textured_image
 
 ORIGINALS = 200
 UNRELATED_FIRST_SEED = 50_000

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.textured import crop_copy, textured_image
 from syncd.gallery.server import GalleryServer
 
 from .helpers import API_KEY, SECRET_KEY, ApiClient, b64
-from .textured import crop_copy, textured_image
 
 INDEX_FILE = "keypoints-same_hq.idx"
 

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from imagegen import crop, reencode, rescale
+from syncd.protocol import GALLERY_NAMES
 
+from devkit.imagegen import crop, reencode, rescale
 from syncd.gallery.images import DecodedImage
 from syncd.gallery.server import GalleryServer
-from syncd.protocol import GALLERY_NAMES
 
 from .helpers import ApiClient, b64, tag_params
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from imagegen import make_image
 from ledgers import LedgerChoice
 
+from devkit.imagegen import make_image
 from syncd.gallery.server import GalleryServer
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))

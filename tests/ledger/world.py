@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagegen import make_image
 from ledgers import LedgerChoice
 from sqlalchemy import select
 
+from devkit.imagegen import make_image
 from syncd.config import Config, load_config
 from syncd.ledger.models import File, Item, Library
 from syncd.ledger.queue import (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .corpus import Corpus
+from devkit.corpus import Corpus
 
 
 @pytest.fixture(scope="session")

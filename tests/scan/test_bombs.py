@@ -13,9 +13,9 @@ from contextlib import ExitStack
 
 import pytest
 
+from devkit.corpus import BOMBS, Corpus
 from syncd.imaging import DECODE_BUDGET_BYTES, DecodeBudget, ImageRefused
 
-from .corpus import BOMBS, Corpus
 from .decodes import Outcome, run_decodes
 
 pytestmark = pytest.mark.skipif(

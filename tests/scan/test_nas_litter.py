@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from e2e.site import Site
-from imagegen import make_image
 from ledgers import LedgerChoice
 from PIL import Image
 
+from devkit.imagegen import make_image
 from syncd.config import LibraryConfig, WatchConfig, load_config
 from syncd.errors import ConfigError
 from syncd.gallery.server import GalleryServer

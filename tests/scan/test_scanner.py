@@ -236,7 +236,7 @@ def test_files_that_are_not_images_are_failures_with_a_reason(world: World) -> N
     (world.root() / "notes.jpg").write_bytes(b"plain text, not a JPEG")
     world.write("tiny.png", 1)
     (world.root() / "tiny.png").write_bytes(
-        __import__("imagegen").make_image(1, size=(8, 8), fmt="PNG")
+        __import__("devkit.imagegen").imagegen.make_image(1, size=(8, 8), fmt="PNG")
     )
     result = world.scan()
     assert result.libraries[0].rejected == 2
@@ -267,7 +267,7 @@ def test_an_image_replaced_by_garbage_is_deleted_without_waiting(world: World) -
 def test_odd_names_round_trip_through_the_ledger(world: World) -> None:
     root = os.fsencode(world.root())
     names = [b"caf\xc3\xa9.jpg", b"latin1-\xe9.jpg", b"new\nline.jpg", b'quote"back\\slash.jpg']
-    data = __import__("imagegen").make_image
+    data = __import__("devkit.imagegen").imagegen.make_image
     for n, name in enumerate(names):
         with open(os.path.join(root, name), "wb") as f:
             f.write(data(10 + n))

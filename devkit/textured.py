@@ -11,8 +11,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import numpy.typing as npt
-from imagegen import decode, encode
 from PIL import Image
+
+from devkit.imagegen import decode, encode
 
 
 def textured_pixels(seed: int, size: tuple[int, int] = (320, 240)) -> npt.NDArray[np.uint8]:

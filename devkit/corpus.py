@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from imagegen import decode, encode, make_image
 from PIL import Image
+
+from devkit.imagegen import decode, encode, make_image
 
 #: bytes of a JPEG that is within the pixel limits but over the 3 MiB raw limit
 HEAVY_JPEG_RANGE = (int(3.3 * 2**20), 4 * 2**20)

@@ -1,4 +1,4 @@
-"""Deterministic, distinct, realistic-ish test images, shared by every test package.
+"""Deterministic, distinct, realistic-ish test images, shared by the tests and the benchmarks.
 
 ``make_image(seed)`` draws a gradient background with a handful of anti-aliased shapes
 and a little sensor-like noise, so JPEG compression, rescaling and cropping behave as
@@ -6,8 +6,8 @@ they do on photos. The same seed at another size is the same picture rescaled (s
 are placed in relative coordinates), so the gallery takes the two for the same image.
 Different seeds give pictures that the gallery never takes for the same image.
 
-Import with ``from imagegen import make_image`` (``tests/`` is on ``sys.path`` through
-``tests/conftest.py``) or use the ``make_image`` fixture of ``tests/conftest.py``.
+Import with ``from devkit.imagegen import make_image`` (see ``devkit/__init__.py``) or,
+in a test, use the ``make_image`` fixture of ``tests/conftest.py``.
 """
 
 from __future__ import annotations
