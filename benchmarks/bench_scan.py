@@ -43,7 +43,7 @@ from syncd.api.baidu.limits import MAX_BRIEF_BYTES
 from syncd.config import load_config
 from syncd.ledger.models import ITEM_SYNCED, Content, File, Item, Library
 from syncd.ledger.schema import open_ledger
-from syncd.paths import WalkFilter
+from syncd.paths.filters import WalkFilter
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.scan.scanner import scan_libraries
 from syncd.scan.walk import FileEntry, walk_library

@@ -30,7 +30,7 @@ from _common import Result, bench_parser, report  # noqa: E402
 
 from syncd.config import load_config  # noqa: E402
 from syncd.ledger.schema import open_ledger  # noqa: E402
-from syncd.paths import LookAgain  # noqa: E402
+from syncd.paths.handoff import LookAgain  # noqa: E402
 from syncd.scan.scanner import scan_libraries, scan_paths  # noqa: E402
 
 #: target: seconds a writer may hold the daemon's rescan

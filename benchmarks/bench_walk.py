@@ -18,7 +18,7 @@ from pathlib import Path
 from _common import Result, bench_parser, best_of, report, timed
 
 from syncd.config import LibraryConfig, WatchConfig
-from syncd.paths import WalkFilter
+from syncd.paths.filters import WalkFilter
 from syncd.scan.walk import FileBatch, FileEntry, walk_batches, walk_library
 
 TARGET_RATIO = 4.0

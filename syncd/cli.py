@@ -343,7 +343,7 @@ class _Bar:
 
 def print_scan(scan: ScanResult) -> None:
     """One line per scanned library, then the first skipped paths (shared by reconcile)."""
-    from syncd.paths import printable_relpath
+    from syncd.paths.relpath import printable_relpath
 
     for lib in scan.libraries:
         head = f"library {lib.name} ({lib.gallery}):"
@@ -368,7 +368,7 @@ def print_scan(scan: ScanResult) -> None:
 
 
 def _print_dry_run(result: DryRun, config: Config) -> None:
-    from syncd.paths import printable_relpath
+    from syncd.paths.relpath import printable_relpath
 
     print_scan(result.scan)
     plan = result.plan
@@ -424,7 +424,7 @@ def _print_plan_cost(adds: int, updates: int, deletes: int, config: Config) -> N
 
 
 def _print_status(report: StatusReport, failures: list[PlanEntry] | None) -> None:
-    from syncd.paths import printable_relpath
+    from syncd.paths.relpath import printable_relpath
 
     head = ("LIBRARY", "GALLERY", "FILES", "ITEMS", "SYNCED", "PENDING", "FAILED", "HELD")
     rows = [head] + [
@@ -564,7 +564,7 @@ def _sync_progress_bar(due: int) -> Callable[[int], None]:
 
 
 def _print_reconcile(result: ReconcileResult) -> None:
-    from syncd.paths import printable_relpath
+    from syncd.paths.relpath import printable_relpath
 
     print_scan(result.scan)
     if any(lib.held for lib in result.scan.libraries):

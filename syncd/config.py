@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from syncd.api.baidu.galleries import GALLERIES, GALLERY_NAMES, GalleryName
 from syncd.api.baidu.limits import MAX_TAGS, TAG_MAX, TAG_MIN
 from syncd.errors import ConfigError
-from syncd.paths import PathMatcher, WalkFilter, ignore_globs
+from syncd.paths.filters import PathMatcher, WalkFilter, ignore_globs
 from syncd.rate_schedule import RateSchedule, parse_schedule
 
 AuthMode = Literal["token", "bce"]
@@ -86,7 +86,7 @@ class WatchConfig:
     delete_grace: float = 30.0
     rescan_interval: float = 3600.0
     polling: PollingMode = "auto"
-    #: name globs never synced, beside the built-in system folders (syncd.paths.SYSTEM_FOLDERS);
+    #: name globs never synced, beside the built-in system folders (syncd.paths.filters.SYSTEM_FOLDERS);
     #: an entry "!name" takes one of those back
     ignore: tuple[str, ...] = (".*", "*~", "*.tmp", "*.part", "*.swp", "*.crdownload")
 
@@ -512,7 +512,7 @@ def _parse_watch(t: _Table) -> WatchConfig:
         raise ConfigError(
             f'{t.key("polling")}: expected "auto", true or false, got {_show(polling_raw)}'
         )
-    # extends the built-in system folders (syncd.paths.SYSTEM_FOLDERS); "!name" takes one back
+    # extends the built-in system folders (syncd.paths.filters.SYSTEM_FOLDERS); "!name" takes one back
     ignore = t.string_list("ignore", d.ignore)
     try:
         WalkFilter(ignore=ignore_globs(ignore))

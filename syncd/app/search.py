@@ -17,7 +17,7 @@ from syncd.app.gallery import open_client
 from syncd.config import Config
 from syncd.ledger.items import HitState, item_paths
 from syncd.ledger.schema import open_ledger
-from syncd.paths import printable_relpath
+from syncd.paths.relpath import printable_relpath
 from syncd.scan.prepare import ImageRejected, prepare_image
 from syncd.scan.scanner import select_libraries
 

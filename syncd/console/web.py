@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from syncd.console.security import SECURITY_HEADERS, ConsoleSession
 from syncd.console.text import absolute_time, counted, epoch_of, rate_text, relative_time
-from syncd.paths import printable_relpath
+from syncd.paths.relpath import printable_relpath
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 TEMPLATES_DIR: Final = PACKAGE_DIR / "templates"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from syncd.estimate import CallPlan, delete_calls
 from syncd.ledger.counters import item_counts
 from syncd.ledger.models import ITEM_PENDING, File, Item
-from syncd.paths import FILE_VANISHED
+from syncd.paths.states import FILE_VANISHED
 
 
 def _pending(galleries: Sequence[str] | None) -> ColumnElement[bool]:

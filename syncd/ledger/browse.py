@@ -29,7 +29,7 @@ from syncd.ledger.models import (
     Item,
     Library,
 )
-from syncd.paths import FILE_HELD, FILE_LIVE
+from syncd.paths.states import FILE_HELD, FILE_LIVE
 
 
 class LedgerReader:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from syncd.ledger.models import Library
 from syncd.ledger.settings import get_setting, put_setting, settings_with_prefix
-from syncd.paths import printable_relpath
+from syncd.paths.relpath import printable_relpath
 
 #: settings key prefix of a library's conditions (followed by the library's ledger id)
 CONDITIONS_PREFIX: Final = "library_conditions:"

@@ -60,7 +60,7 @@ from syncd.ledger.models import (
     LedgerCount,
     Library,
 )
-from syncd.paths import FILE_HELD, FILE_LIVE, FILE_VANISHED
+from syncd.paths.states import FILE_HELD, FILE_LIVE, FILE_VANISHED
 
 #: shards of the counter rows on PostgreSQL: a transaction writes to one picked at random
 SHARDS: Final = 32

@@ -30,15 +30,9 @@ from syncd.ledger.dialect import stream_rows
 from syncd.ledger.intents import queue_contents
 from syncd.ledger.models import VERDICT_OK, VERDICT_SKIPPED, Content, File, Item, Library
 from syncd.ledger.schema import Ledger
-from syncd.paths import (
-    FILE_HELD,
-    FILE_LIVE,
-    FILE_VANISHED,
-    FileIdentity,
-    encode_relpath,
-    file_identity,
-    file_signature,
-)
+from syncd.paths.identity import FileIdentity, file_identity, file_signature
+from syncd.paths.relpath import encode_relpath
+from syncd.paths.states import FILE_HELD, FILE_LIVE, FILE_VANISHED
 
 # the walk and the ledger compare one number per file: one definition of it
 from syncd.speedups import collector_paused

@@ -33,7 +33,7 @@ from syncd.ledger.models import (
     intent_op,
     parse_tags,
 )
-from syncd.paths import FILE_VANISHED
+from syncd.paths.states import FILE_VANISHED
 
 #: contents planned per transaction
 PLAN_CHUNK = 500

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from syncd.ledger.models import VERDICT_OK, Content, File, Item, Library, format_tags
 from syncd.ledger.tombstones import deleted_at, was_deleted
-from syncd.paths import FILE_LIVE
+from syncd.paths.states import FILE_LIVE
 
 
 def item_for_cont_sign(session: Session, gallery: str, cont_sign: str) -> int | None:

@@ -30,7 +30,7 @@ from syncd.ledger.dialect import (
 )
 from syncd.ledger.models import Base
 from syncd.ledger.schema import LedgerError, open_ledger
-from syncd.paths import encode_relpath
+from syncd.paths.relpath import encode_relpath
 
 
 class MigrateError(SyncdError):

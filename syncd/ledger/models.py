@@ -38,7 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from syncd.paths import FILE_LIVE, decode_relpath, encode_relpath
+from syncd.paths.relpath import decode_relpath, encode_relpath
+from syncd.paths.states import FILE_LIVE
 
 #: the schema this code writes; schema.MIGRATIONS brings older ledgers up to it
 SCHEMA_VERSION: Final = 5

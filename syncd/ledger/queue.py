@@ -54,7 +54,7 @@ from syncd.ledger.models import (
     parse_tags,
 )
 from syncd.ledger.tombstones import record_tombstones
-from syncd.paths import FILE_LIVE
+from syncd.paths.states import FILE_LIVE
 
 OPS: tuple[str, ...] = ("add", "update", "delete")
 

@@ -41,7 +41,7 @@ from syncd.ledger.models import (
     Library,
 )
 from syncd.ledger.settings import GALLERY_STOP_PREFIX, PAUSE_KEY, get_setting, settings_with_prefix
-from syncd.paths import FILE_HELD, FILE_LIVE, FILE_VANISHED
+from syncd.paths.states import FILE_HELD, FILE_LIVE, FILE_VANISHED
 from syncd.pauses import QUOTA_TIMEZONE, AccountPause, GalleryStop, next_quota_reset
 
 # -- the plan ---------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from syncd.ledger.settings import (
     get_setting,
     settings_with_prefix,
 )
-from syncd.paths import FILE_LIVE, encode_relpath
+from syncd.paths.relpath import encode_relpath
+from syncd.paths.states import FILE_LIVE
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from syncd.api.baidu.brief import make_brief
 from syncd.api.baidu.limits import MAX_BRIEF_BYTES
 from syncd.config import TagRule
 from syncd.ledger.facts import DesiredItem, FileFact, ItemFact, Move, Plan, Transition
-from syncd.paths import FILE_LIVE, FILE_VANISHED, PathMatcher
+from syncd.paths.filters import PathMatcher
+from syncd.paths.states import FILE_LIVE, FILE_VANISHED
 
 
 def plan_gallery(

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, NoReturn
 
 from syncd.config import Config, LibraryConfig, WatchConfig
-from syncd.paths import WalkFilter, printable_relpath
+from syncd.paths.filters import WalkFilter
+from syncd.paths.relpath import printable_relpath
 from syncd.scan.walk import FileBatch, MountPoint, RootUnavailable, SkippedEntry, walk_batches
 
 __all__ = ["WalkAhead", "WalkFailed", "start_walks"]

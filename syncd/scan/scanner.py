@@ -59,18 +59,10 @@ from syncd.ledger.files import (
 )
 from syncd.ledger.models import VERDICT_OK, VERDICT_REJECTED, VERDICT_SKIPPED
 from syncd.ledger.schema import Ledger
-from syncd.paths import (
-    FileIdentity,
-    LookAgain,
-    WalkFilter,
-    decode_relpath,
-    file_identity,
-    file_signature,
-    ignore_globs,
-    printable_relpath,
-    seconds_until_quiet,
-    system_folders_in_force,
-)
+from syncd.paths.filters import WalkFilter, ignore_globs, system_folders_in_force
+from syncd.paths.handoff import LookAgain, seconds_until_quiet
+from syncd.paths.identity import FileIdentity, file_identity, file_signature
+from syncd.paths.relpath import decode_relpath, printable_relpath
 from syncd.scan.ahead import WalkAhead
 from syncd.scan.unseen import (
     WalkFacts,

@@ -43,7 +43,8 @@ from syncd.ledger.conditions import (
     files_kept,
     show_device,
 )
-from syncd.paths import WalkFilter, decode_relpath, printable_relpath
+from syncd.paths.filters import WalkFilter
+from syncd.paths.relpath import decode_relpath, printable_relpath
 from syncd.scan.walk import SkippedEntry
 
 #: paths a warning about unreadable folders names; the rest are counted

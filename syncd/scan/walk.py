@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple, cast
 
 from syncd.errors import SyncdError
-from syncd.paths import WalkFilter, file_signature, printable_relpath
+from syncd.paths.filters import WalkFilter
+from syncd.paths.identity import file_signature
+from syncd.paths.relpath import printable_relpath
 
 __all__ = [
     "FileBatch",

@@ -26,7 +26,7 @@ from syncd.gates.pause import AccountState
 from syncd.gates.rate import RateLimiter
 from syncd.ledger.queue import Intent
 from syncd.ledger.schema import Ledger
-from syncd.paths import printable_relpath
+from syncd.paths.relpath import printable_relpath
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.sync.events import OutcomeLog, events_of
 from syncd.sync.inflight import AddSpool

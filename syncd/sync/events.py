@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from syncd.ledger.queue import Intent
-from syncd.paths import printable_relpath
+from syncd.paths.relpath import printable_relpath
 
 log = logging.getLogger("syncd.sync")
 

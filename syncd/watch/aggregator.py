@@ -3,11 +3,11 @@
 Events are hints, not truth: the aggregator only decides *when* a path is worth a look.
 It remembers each touched path with a deadline `settle` seconds after its last event;
 at the deadline it stats the path once, and a path whose mtime is younger than `settle`
-(``syncd.paths.seconds_until_quiet``) or whose size/mtime moved since the previous look
+(``syncd.paths.handoff.seconds_until_quiet``) or whose size/mtime moved since the previous look
 waits again. Paths inside a directory that is itself waiting (created or moved in) are
 absorbed into it, so a 10,000-file copy into a new folder becomes one path to scan.
 Ignored names never get in. A move is its source and its destination. The output is
-batches of ``syncd.paths.LookAgain``: what a path *is* now (file, folder, gone) is the
+batches of ``syncd.paths.handoff.LookAgain``: what a path *is* now (file, folder, gone) is the
 scan's to read from the disk, not the event kind's.
 """
 
@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from syncd.paths import LookAgain, WalkFilter, seconds_until_quiet
+from syncd.paths.filters import WalkFilter
+from syncd.paths.handoff import LookAgain, seconds_until_quiet
 
 EventKind = Literal["created", "modified", "deleted", "moved"]
 

@@ -17,6 +17,7 @@ from ledgers import LedgerChoice
 from sqlalchemy import select
 
 from devkit.imagegen import make_image
+from syncd.api.baidu.brief import brief_path
 from syncd.config import Config, load_config
 from syncd.ledger.models import File, Item, Library
 from syncd.ledger.queue import (
@@ -27,7 +28,7 @@ from syncd.ledger.queue import (
     record_updated,
 )
 from syncd.ledger.schema import Ledger, open_ledger
-from syncd.paths import LookAgain, brief_path
+from syncd.paths.handoff import LookAgain
 from syncd.plan.driver import PlanRules, plan_pending
 from syncd.scan.scanner import (
     LibraryScan,

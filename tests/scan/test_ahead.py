@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from syncd.config import LibraryConfig, WatchConfig
-from syncd.paths import WalkFilter, file_signature
+from syncd.paths.filters import WalkFilter
+from syncd.paths.identity import file_signature
 from syncd.scan.walk import (
     FileBatch,
     FileEntry,
@@ -38,7 +39,7 @@ from pathlib import Path
 from syncd.config import load_config
 from syncd.scan.ahead import start_walks
 from syncd.scan.walk import FileBatch, RootUnavailable, walk_batches
-from syncd.paths import WalkFilter
+from syncd.paths.filters import WalkFilter
 
 def listed(walk):
     try:
@@ -185,7 +186,7 @@ from pathlib import Path
 from syncd.config import load_config
 from syncd.scan.ahead import start_walks
 from syncd.scan.walk import FileBatch, walk_batches
-from syncd.paths import WalkFilter
+from syncd.paths.filters import WalkFilter
 
 config = load_config(Path(sys.argv[1]))
 big, small = config.libraries

@@ -25,7 +25,7 @@ from syncd.config import LibraryConfig, WatchConfig, load_config
 from syncd.gallery.server import GalleryServer
 from syncd.ledger.conditions import conditions_by_library
 from syncd.ledger.schema import open_ledger
-from syncd.paths import WalkFilter
+from syncd.paths.filters import WalkFilter
 from syncd.scan.ahead import start_walks
 from syncd.scan.walk import FileBatch, FileEntry, MountPoint, walk_batches, walk_library
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from syncd.paths import WalkFilter
+from syncd.paths.filters import WalkFilter
 from syncd.scan.walk import FileEntry, walk_library
 
 # letters whose case rules differ outside ASCII (long s, Kelvin sign, dotted I) included

@@ -23,7 +23,8 @@ from syncd.config import LibraryConfig, WatchConfig, load_config
 from syncd.errors import ConfigError
 from syncd.gallery.server import GalleryServer
 from syncd.ledger.report import ledger_status
-from syncd.paths import SYSTEM_FOLDERS, LookAgain, WalkFilter, ignore_globs
+from syncd.paths.filters import SYSTEM_FOLDERS, WalkFilter, ignore_globs
+from syncd.paths.handoff import LookAgain
 from syncd.scan.walk import FileEntry, walk_library
 from syncd.watch.aggregator import PathEvent, SettleAggregator, WatchRoot, library_path_filter
 

@@ -19,7 +19,7 @@ import pytest
 from ledger.world import Call, World
 
 from syncd.ledger.schema import open_ledger
-from syncd.paths import LookAgain
+from syncd.paths.handoff import LookAgain
 from syncd.scan.scanner import scan_paths
 
 
@@ -385,7 +385,7 @@ import concurrent.futures, sqlalchemy.dialects.sqlite.pysqlite
 import syncd.scan.hashing, syncd.scan.prepare
 from syncd.config import load_config
 from syncd.ledger.schema import open_ledger
-from syncd.paths import LookAgain
+from syncd.paths.handoff import LookAgain
 from syncd.scan.scanner import scan_paths
 config = load_config(sys.argv[1])
 ledger = open_ledger(config.ledger.path)

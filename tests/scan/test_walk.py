@@ -18,7 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd.config import LibraryConfig, WatchConfig
-from syncd.paths import PathMatcher, WalkFilter, printable_relpath
+from syncd.paths.filters import PathMatcher, WalkFilter
+from syncd.paths.relpath import printable_relpath
 from syncd.scan.hashing import hash_file
 from syncd.scan.walk import FileEntry, RootUnavailable, SkippedEntry, walk_library
 
@@ -406,7 +407,7 @@ def test_stopping_a_walk_early_releases_its_descriptors(tmp_path: Path) -> None:
 _WALK_AS_NOBODY = """
 import json, os, sys
 from syncd.scan.walk import FileEntry, RootUnavailable, walk_library
-from syncd.paths import WalkFilter
+from syncd.paths.filters import WalkFilter
 flt = WalkFilter(["*.jpg"], [], [])
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 try:

@@ -11,7 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from syncd.paths import LookAgain, WalkFilter
+from syncd.paths.filters import WalkFilter
+from syncd.paths.handoff import LookAgain
 from syncd.watch.aggregator import (
     PathEvent,
     SettleAggregator,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.paths import LookAgain, WalkFilter
+from syncd.paths.filters import WalkFilter
+from syncd.paths.handoff import LookAgain
 from syncd.watch.aggregator import SettleAggregator, WatchRoot, library_path_filter
 from syncd.watch.observer import LibraryWatcher, choose_watch_mode, filesystem_type
 

@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 
-from syncd.paths import WalkFilter
+from syncd.paths.filters import WalkFilter
 from syncd.watch.aggregator import SettleAggregator, WatchRoot, library_path_filter
 from syncd.watch.observer import LibraryWatcher
 

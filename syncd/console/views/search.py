@@ -14,7 +14,7 @@ from syncd.app.browse import files_of_hits
 from syncd.console.context import Console
 from syncd.console.views import Handler
 from syncd.console.web import Access, Refused, json_response
-from syncd.paths import printable_relpath
+from syncd.paths.relpath import printable_relpath
 
 
 def search_page(console: Console, request: Request, access: Access) -> Response:

@@ -1,104 +1,16 @@
-"""Facts every stage of syncd shares, and nothing else: it imports nothing of syncd.
-
-- **Globs and filters**: the include/exclude/ignore dialect of the config (``PathMatcher``,
-  ``WalkFilter``); the walk, the watcher and the tag rules all match with these. The NAS and
-  OS system folders no library holds (``SYSTEM_FOLDERS``) are ignored by every walk and watcher.
-- **The file signature** (size, mtime_ns, inode) that says a file is unchanged
-  (docs/rules.md, Unchanged files cost nothing).
-- **Paths**: the stored form of a relative path (bytes, undecodable names round-trip) and
-  the printable one-line form for logs and messages.
-- **File states** as the ledger keeps them, and the **brief** that names a file in the
-  gallery (docs/rules.md, The brief), written by the planner and read back by status and
-  search.
-- **The watch-to-scan hand-off** (``LookAgain``) and the one settle rule
-  (``seconds_until_quiet``; docs/rules.md, Settle) the watcher and the scan both apply.
+"""Which paths a library takes: the glob dialect of the config's include, exclude and ignore
+globs (``PathMatcher``, ``glob_to_regex``), one library's filter (``WalkFilter``), and the NAS
+and OS system folders no library holds (``SYSTEM_FOLDERS``). The walk, the watcher and the
+tag rules all match with these.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Final, Protocol
 
 _GLOB_FLAGS: Final = re.DOTALL
-_MASK64: Final = (1 << 64) - 1
-
-FileState = Literal["live", "vanished", "held"]
-#: live: on disk; vanished: gone, waiting delete_grace; held: gone in a mass vanish, deletes held
-FILE_LIVE: Final = "live"
-FILE_VANISHED: Final = "vanished"
-FILE_HELD: Final = "held"
-
-# -- the file signature --------------------------------------------------------------------
-
-
-def file_signature(size: int, mtime_ns: int, inode: int) -> int:
-    """One int that changes when size (bytes), mtime_ns or inode does.
-
-    The scan compares it with what the ledger stored: equal means the file is unchanged
-    and is not read again. Size and inode are unsigned 64-bit.
-    """
-    return (mtime_ns << 128) | ((size & _MASK64) << 64) | (inode & _MASK64)
-
-
-#: (dev, inode, size, mtime_ns): who a file is, wherever it is now
-FileIdentity = tuple[int, int, int, int]
-
-
-def file_identity(dev: int, inode: int, size: int, mtime_ns: int) -> FileIdentity:
-    """A file's identity: a file moved on one filesystem keeps it, so the scan
-    knows its content without reading it again. Dev and inode as unsigned 64-bit."""
-    return (dev & _MASK64, inode & _MASK64, size, mtime_ns)
-
-
-# -- the watch-to-scan hand-off -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LookAgain:
-    """Paths of one library to look at again: the watcher's only output, the targeted scan's
-    only input. Relative to the library root with ``/`` separators; what each path is now
-    (file, folder, gone) is for the scan to read from the disk. ``full_rescan``: the whole
-    library (overflow, root back, observer failure, start-up)."""
-
-    library: str
-    paths: tuple[str, ...] = ()
-    full_rescan: bool = False
-
-
-def seconds_until_quiet(mtime_ns: int, now: float, settle: float) -> float:
-    """Seconds (>= 0) until a file last modified at ``mtime_ns`` (ns since the epoch) has been
-    quiet for ``settle`` seconds, at wall time ``now`` (seconds since the epoch); 0 when it
-    already has (docs/rules.md, Settle).
-
-    An mtime ahead of ``now`` (kept from a camera whose clock runs ahead, or set by another
-    host's clock) counts as quiet: waiting would hold the file until that date, and the
-    watcher still waits for its events to stop.
-    """
-    age = now - mtime_ns / 1e9
-    return settle - age if 0 <= age < settle else 0.0
-
-
-# -- paths ------------------------------------------------------------------------------------
-
-
-def encode_relpath(relpath: str) -> bytes:
-    """The stored form of a relative path: UTF-8, undecodable bytes restored exactly."""
-    return relpath.encode("utf-8", "surrogateescape")
-
-
-def decode_relpath(stored: bytes) -> str:
-    """Inverse of :func:`encode_relpath`."""
-    return stored.decode("utf-8", "surrogateescape")
-
-
-def printable_relpath(relpath: str) -> str:
-    """``relpath`` as one printable line: undecodable bytes as ``\\xNN``, controls escaped."""
-    text = relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _translate_component(comp: str) -> str:
