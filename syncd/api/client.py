@@ -32,13 +32,10 @@ from syncd.api.params import (
     search_params,
     update_params,
 )
+from syncd.api.port import AddResult, DeleteResult, SearchPage, UpdateResult
 from syncd.api.redact import install_log_redaction, redact_url, scrub
 from syncd.api.results import (
-    AddResult,
-    DeleteResult,
     MalformedAnswer,
-    SearchPage,
-    UpdateResult,
     decode_answer,
     parse_add,
     parse_delete,

@@ -1,59 +1,19 @@
-"""API answers: typed results, or the error class of ``syncd.errors`` they stand for."""
+"""Baidu's answers: the typed results of ``syncd.api.port``, or the error class of
+``syncd.errors`` they stand for."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from syncd.api.baidu.codes import error_for, http_error
+from syncd.api.port import AddResult, DeleteResult, SearchHit, SearchPage, UpdateResult
 from syncd.api.redact import scrub
 from syncd.errors import FatalSetupError, ItemExistsError, TransientError
 
 #: a cont_sign as the API writes it: two uint32, "4261577168,501945506"
 _CONT_SIGN = re.compile(r"[0-9]{1,10},[0-9]{1,10}")
-
-
-@dataclass(frozen=True)
-class AddResult:
-    """An image added: its ``cont_sign`` names the item from now on."""
-
-    cont_sign: str
-    log_id: int | None
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One item found: ``score`` is the similarity 0..1, ``brief`` what was stored with it."""
-
-    cont_sign: str
-    score: float
-    brief: str
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    """One page of search results; ``has_more`` says whether a next page exists."""
-
-    hits: list[SearchHit]
-    result_num: int
-    has_more: bool
-    log_id: int | None
-
-
-@dataclass(frozen=True)
-class UpdateResult:
-    """An item's brief/tags updated."""
-
-    log_id: int | None
-
-
-@dataclass(frozen=True)
-class DeleteResult:
-    """Items deleted (the gallery keeps them searchable for up to 4 hours)."""
-
-    log_id: int | None
 
 
 class MalformedAnswer(TransientError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from syncd.api.baidu.galleries import GalleryName
 from syncd.api.baidu.limits import RN_MAX
-from syncd.api.results import SearchHit
+from syncd.api.port import SearchHit
 from syncd.app.gallery import open_client
 from syncd.config import Config
 from syncd.ledger.items import HitState, item_paths

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from syncd.api.client import ImageSearchClient
+from syncd.api.port import ImageSearch
 from syncd.config import LibraryConfig
 from syncd.errors import ApiError, RateError
 from syncd.gates.backoff import retry_delay
@@ -77,7 +77,7 @@ class SyncContext:
     """What every worker shares: ledger, client, limiter, account state, config facts."""
 
     ledger: Ledger
-    client: ImageSearchClient
+    client: ImageSearch
     limiter: RateLimiter
     account: AccountState
     libraries: Mapping[str, LibraryConfig]

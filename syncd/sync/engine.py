@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from syncd.api.baidu.galleries import GALLERY_NAMES
 from syncd.api.baidu.limits import MAX_DELETE_BATCH
-from syncd.api.client import ImageSearchClient
+from syncd.api.port import ImageSearch
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.gates.budget import DailyBudget
@@ -156,7 +156,7 @@ class SyncEngine:
     def __init__(
         self,
         ledger: Ledger,
-        client: ImageSearchClient,
+        client: ImageSearch,
         config: Config,
         *,
         galleries: Sequence[str] = GALLERY_NAMES,
