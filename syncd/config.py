@@ -777,22 +777,3 @@ def _warn_if_readable_by_others(file: Path) -> None:
             file,
             SECRET_KEY_ENV,
         )
-
-
-class ConfigRef:
-    """The running config of ``syncd run``: one immutable snapshot that a reload (SIGHUP)
-    swaps whole. Each operation reads ``current`` once and keeps that snapshot to its end,
-    so no part of the service ever sees half of an old config and half of a new one."""
-
-    def __init__(self, config: Config) -> None:
-        self._current = config
-
-    @property
-    def current(self) -> Config:
-        """The config in force now."""
-        return self._current
-
-    def swap(self, new: Config) -> Config:
-        """Put ``new`` in force; the snapshot it replaces."""
-        old, self._current = self._current, new
-        return old
