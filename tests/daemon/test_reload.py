@@ -149,3 +149,29 @@ def test_a_taken_metrics_address_keeps_the_old_one_serving(daemon: Daemon) -> No
     finally:
         taken.close()
     assert daemon.stop() == 0
+
+
+def _console_answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def test_a_new_console_address_is_served_and_the_old_one_released(daemon: Daemon) -> None:
+    old, new = free_port(), free_port()
+    daemon.console_listen = f"127.0.0.1:{old}"
+    daemon.start()
+    daemon.wait_until(lambda: _console_answers(old), what="the console")
+    watched = _watched(daemon, "photos")
+    workers = daemon.log().count("sync started")
+
+    daemon.console_listen = f"127.0.0.1:{new}"
+    daemon.write_config()
+    _reload(daemon, daemon.config_path.read_text())
+    assert _console_answers(new)
+    assert not _console_answers(old)
+    assert f"console on http://127.0.0.1:{new}" in daemon.log()
+    assert _watched(daemon, "photos") == watched
+    assert daemon.log().count("sync started") == workers
+    assert daemon.stop() == 0
