@@ -28,9 +28,9 @@ from _common import (
 )
 from PIL import Image
 
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.api.baidu.galleries import GALLERIES
-from syncd.api.client import ImageSearchClient
-from syncd.api.params import FORM_CONTENT_TYPE, CallParams, encode_form
+from syncd.api.baidu.params import FORM_CONTENT_TYPE, CallParams, encode_form
 
 TARGET_RATIO = 0.9
 

@@ -2,7 +2,7 @@
 (:class:`ImageSearch`) and the typed results they return.
 
 The sync engine (``syncd/sync/``) and the one-shot commands call a gallery through this
-protocol only; ``syncd.api.client.ImageSearchClient`` is Baidu's implementation. A second
+protocol only; ``syncd.api.baidu.client.ImageSearchClient`` is Baidu's implementation. A second
 provider is a client beside it with its own error table mapping its codes to the classes of
 ``syncd.errors`` (docs/architecture.md, A second provider).
 """

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from syncd.api.baidu.codes import ERROR_TABLE
+from syncd.api.baidu.results import decode_answer, parse_add, parse_bool, parse_search
 from syncd.api.port import SearchHit
-from syncd.api.results import decode_answer, parse_add, parse_bool, parse_search
 from syncd.errors import ApiError, BadRequestError, TransientError
 
 # the search answer of the API document, has_more as a string

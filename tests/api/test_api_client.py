@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.api.baidu.galleries import GALLERY_NAMES, GalleryName
-from syncd.api.client import ImageSearchClient
-from syncd.api.params import CallParams
+from syncd.api.baidu.params import CallParams
 from syncd.config import ApiConfig, AuthMode
 from syncd.errors import (
     ApiError,

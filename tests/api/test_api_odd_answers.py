@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.api.client import ImageSearchClient
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.config import AuthMode
 from syncd.errors import BadRequestError, FatalSetupError, TransientError
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from syncd.api.baidu.galleries import GALLERIES
 from syncd.api.baidu.limits import MAX_IMAGE_B64_BYTES
-from syncd.api.params import (
+from syncd.api.baidu.params import (
     CallParams,
     add_params,
     base64_length,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from syncd.api.client import ImageSearchClient
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.api.redact import redact_url
 from syncd.config import AuthMode
 from syncd.errors import ApiError

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.api.auth import (
+from syncd.api.baidu.auth import (
     TokenCache,
     bce_authorization,
     canonical_query_string,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
-from syncd.api.client import ImageSearchClient
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.config import AuthMode
 from syncd.errors import ConfigError, FatalSetupError, TransientError
 

@@ -15,7 +15,7 @@ from ledger.world import World
 from ledgers import LedgerChoice
 
 from e2e.site import Site
-from syncd.api.client import ImageSearchClient
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.gallery.server import GalleryServer
 from syncd.gates.rate import RateLimiter
 from syncd.pauses import next_quota_reset

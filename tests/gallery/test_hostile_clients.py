@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.api.baidu.galleries import GALLERIES, TOKEN_PATH
-from syncd.api.client import ImageSearchClient
 from syncd.gallery.server import MAX_BODY_BYTES, GalleryServer
 
 from .helpers import API_KEY, SECRET_KEY, ApiClient, b64

@@ -27,7 +27,7 @@ def peak():
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 
 from PIL import Image
-from syncd.api.client import ImageSearchClient
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.console.thumbs import NoThumbnail, make_thumbnail
 from syncd.errors import ApiError
 from syncd.gallery.images import decode_image_bytes

@@ -16,7 +16,7 @@ from conftest import GALLERY_API_KEY, GALLERY_SECRET_KEY
 from ledger.world import World
 from sqlalchemy import select
 
-from syncd.api.client import ImageSearchClient
+from syncd.api.baidu.client import ImageSearchClient
 from syncd.gallery.faults import FaultConfig
 from syncd.gallery.server import GalleryServer
 from syncd.gates.rate import RateLimiter

@@ -1,5 +1,12 @@
-"""Baidu's image-search API as the documents state it: the facts the Baidu client, the local
-gallery (which emulates it) and the stages that must respect its limits share.
+"""Baidu's image-search API: its client, and its facts as the API document states them.
+
+The client: ``client`` (``ImageSearchClient``, which implements ``syncd.api.port.ImageSearch``:
+galleries x operations, both auth modes), ``auth`` (access tokens and BCE request signing),
+``params`` (each call's parameters, checked against the limits before sending) and
+``results`` (answers parsed into the port's results, or raised as their error class).
+
+The facts, which the local gallery (which emulates Baidu), config, pauses and the stages that
+must respect Baidu's limits read without loading the client:
 
 - ``galleries``: the gallery kinds, their endpoint paths and how each tags items.
 - ``limits``: the size and count limits of a call.
@@ -7,6 +14,6 @@ gallery (which emulates it) and the stages that must respect its limits share.
   (``syncd.errors``), and the setup advice for the codes an operator must fix.
 - ``brief``: the brief syncd writes on each item (the item's library and path).
 
-The client's own modules sit beside this package in ``syncd/api/`` (docs/architecture.md, A
-second provider). Nothing here imports the client.
+A second provider is a package beside this one (docs/architecture.md, A second provider).
+This package's ``__init__`` imports nothing.
 """

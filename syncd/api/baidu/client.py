@@ -1,4 +1,4 @@
-"""The image-search client: one object for the three galleries and their four operations.
+"""Baidu's image-search client: one object for the three galleries and their four operations.
 
 A gallery is data (``syncd.api.baidu.galleries.GALLERIES``): its URL prefix and how it tags items.
 Every answer becomes a typed result or an error of ``syncd.errors``; nothing is retried
@@ -21,9 +21,9 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from syncd.api.auth import TokenCache, bce_authorization, bce_timestamp
+from syncd.api.baidu.auth import TokenCache, bce_authorization, bce_timestamp
 from syncd.api.baidu.galleries import GALLERIES, TOKEN_PATH, Gallery, GalleryName, Operation
-from syncd.api.params import (
+from syncd.api.baidu.params import (
     FORM_CONTENT_TYPE,
     CallParams,
     add_params,
@@ -32,9 +32,7 @@ from syncd.api.params import (
     search_params,
     update_params,
 )
-from syncd.api.port import AddResult, DeleteResult, SearchPage, UpdateResult
-from syncd.api.redact import install_log_redaction, redact_url, scrub
-from syncd.api.results import (
+from syncd.api.baidu.results import (
     MalformedAnswer,
     decode_answer,
     parse_add,
@@ -42,6 +40,8 @@ from syncd.api.results import (
     parse_search,
     parse_update,
 )
+from syncd.api.port import AddResult, DeleteResult, SearchPage, UpdateResult
+from syncd.api.redact import install_log_redaction, redact_url, scrub
 from syncd.api.transport import (
     build_session,
     combined_ca_file,
