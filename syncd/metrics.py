@@ -8,19 +8,16 @@ exposition format.
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from syncd.errors import ConfigError
+from syncd.serving import WaitressServer
 
 log = logging.getLogger(__name__)
 
@@ -164,21 +161,20 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port_s)
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _ThreadingServer6(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        """Scrapes are not events worth a log line."""
+#: requests served at once: a scrape reads the ledger's counters, a probe asks for health
+THREADS: Final = 2
+#: open connections at most: a few scrapers and probes, far below the file descriptor limit
+CONNECTION_LIMIT: Final = 50
+#: seconds a silent connection stays open (a scraper's keep-alive between scrapes included)
+IDLE_SECONDS: Final = 30
+#: largest request body, bytes: scrapes and probes send none
+MAX_BODY_BYTES: Final = 64 * 1024
 
 
 class MetricsServer:
-    """Serves /metrics (Prometheus text) and /healthz on a background thread."""
+    """Serves /metrics (Prometheus text) and /healthz on a background thread (waitress,
+    through syncd.serving, as the console and the local gallery). Listens at once: OSError
+    when the address is taken."""
 
     def __init__(
         self,
@@ -209,23 +205,27 @@ class MetricsServer:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found: try /metrics or /healthz\n"]
 
-        server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
-        self._server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="syncd-metrics", daemon=True
+        self._server = WaitressServer(
+            app,
+            host=host,
+            port=port,
+            name="syncd-metrics",
+            threads=THREADS,
+            connection_limit=CONNECTION_LIMIT,
+            channel_timeout=IDLE_SECONDS,
+            cleanup_interval=max(1, IDLE_SECONDS // 3),
+            max_request_body_size=MAX_BODY_BYTES,
         )
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return int(self._server.server_address[1])
+        return self._server.port
 
     def start(self) -> None:
         """Begin serving."""
-        self._thread.start()
+        self._server.start()
 
     def close(self) -> None:
         """Stop serving (if started) and release the port."""
-        if self._thread.is_alive():
-            self._server.shutdown()  # waits for serve_forever: never when it was not started
-        self._server.server_close()
+        self._server.stop()

@@ -33,10 +33,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Final
 
-from waitress import wasyncore
-from waitress.channel import ClientDisconnected, HTTPChannel
-from waitress.server import create_server
-from waitress.task import ErrorTask
+from waitress.channel import ClientDisconnected
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -50,6 +47,7 @@ from syncd.gallery.galleries import Galleries
 from syncd.gallery.images import URL_TIMEOUT
 from syncd.gallery.operations import Operations
 from syncd.gallery.store import GalleryStore
+from syncd.serving import Refused, WaitressServer
 
 __all__ = [
     "BRAIN_ALL_SCOPE",
@@ -117,26 +115,15 @@ def _api_error(
     return _json(body, status)
 
 
-class _ApiErrorTask(ErrorTask):  # type: ignore[misc]
+def _api_refusal(refused: Refused) -> tuple[list[tuple[str, str]], bytes]:
     """Waitress's own refusals (a body over its limit, a malformed request), answered in
     the API's JSON shape instead of waitress's plain text; the connection then closes."""
-
-    def execute(self) -> None:
-        refusal = self.request.error
-        code = _REFUSAL_CODES.get(refusal.code, 282000)
-        body = json.dumps(
-            {"log_id": _new_log_id(), "error_code": code, "error_msg": error_message(code)}
-        ).encode()
-        logger.debug("request refused unread: HTTP %d -> error %d", refusal.code, code)
-        self.status = f"{refusal.code} {refusal.reason}"
-        self.response_headers.append(("Content-Type", _JSON))
-        self.set_close_on_finish()
-        self.content_length = len(body)
-        self.write(body)
-
-
-class _GalleryChannel(HTTPChannel):  # type: ignore[misc]
-    error_task_class = _ApiErrorTask
+    code = _REFUSAL_CODES.get(refused.code, 282000)
+    body = json.dumps(
+        {"log_id": _new_log_id(), "error_code": code, "error_msg": error_message(code)}
+    ).encode()
+    logger.debug("request refused unread: HTTP %d -> error %d", refused.code, code)
+    return [("Content-Type", _JSON)], body
 
 
 class GalleryApp:
@@ -365,9 +352,7 @@ class GalleryServer:
         self._stopping = threading.Event()
         self._store: GalleryStore | None = None
         self._app: GalleryApp | None = None
-        self._server: object = None
-        self._map: dict[int, object] = {}
-        self._thread: threading.Thread | None = None
+        self._server: WaitressServer | None = None
         self._url = ""
         self._token = ""
         self._token_lock = threading.Lock()
@@ -419,7 +404,7 @@ class GalleryServer:
 
     def start(self) -> None:
         """Open the store, listen, and serve on a background thread; returns once listening."""
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("the gallery server is already started")
         self._stopping.clear()
         self._store = GalleryStore(self.data_dir)
@@ -433,52 +418,36 @@ class GalleryServer:
             stopping=self._stopping,
             url_timeout=self._url_timeout,
         )
-        self._map = {}
-        server = create_server(
+        server = self._server = WaitressServer(
             self._app,
-            map=self._map,
             host=self.host,
             port=self.port,
+            name="syncd-gallery",
             threads=self.threads,
             connection_limit=self.connection_limit,
             channel_timeout=self.channel_timeout,
             # a silent connection closes between channel_timeout and 7/6 of it
             cleanup_interval=max(1, self.channel_timeout // 6),
-            ident="syncd-gallery",
             # the app answers a body over MAX_BODY_BYTES itself; beyond this, waitress
-            # stops reading and _ApiErrorTask answers the same
+            # stops reading and _api_refusal answers the same
             max_request_body_size=MAX_BODY_BYTES + 1024 * 1024,
-            expose_tracebacks=False,
-            asyncore_use_poll=True,
+            refusal=_api_refusal,
         )
-        server.channel_class = _GalleryChannel
-        self._server = server
-        self.port = int(server.effective_port)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self._url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._serve, name="syncd-gallery", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stopping.is_set():
-            wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)
+        self.port = server.port
+        self._url = server.url
+        server.start()
 
     def stop(self) -> None:
         """Stop serving (in-flight calls finish, up to 5 s), close connections and store."""
-        if self._thread is None:
+        if self._server is None:
             return
         self._stopping.set()
-        server = self._server
-        server.pull_trigger()  # type: ignore[attr-defined]
-        self._thread.join()
-        self._thread = None
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # type: ignore[attr-defined]
-        wasyncore.close_all(self._map, ignore_all=True)
+        self._server.stop()
+        self._server = None
         if self._app is not None:
             self._app.galleries.close()
         if self._store is not None:
             self._store.close()
-        self._server = None
 
     def call_counts(self) -> dict[tuple[str, str], int]:
         """(gallery, op) -> API calls received since start or reset_counts(), any answer."""
