@@ -76,7 +76,7 @@ URL_MAX_IMAGE_BYTES: Final = MAX_IMAGE_B64_BYTES * 3 // 4
 THUMB_SIDE: Final = 32
 #: a JPEG is decoded at the smallest of libjpeg's scales that keeps its longest side at
 #: least this many pixels (module docstring)
-DECODE_SIDE: Final = WORK_SIDE
+DECODE_SIDE: Final = 2 * WORK_SIDE
 #: libjpeg's reduced scales, largest reduction first
 _JPEG_SCALES: Final = (8, 4, 2)
 
