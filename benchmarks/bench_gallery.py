@@ -69,19 +69,24 @@ from _common import (
     report,
     timed,
 )
-from syncd.protocol import GALLERIES, GalleryName
-from waitress import wasyncore
-from waitress.server import create_server
 
 from devkit.imagegen import make_image
 from devkit.textured import crop_copy, textured_image
+from syncd.api.baidu.galleries import GALLERIES, GalleryName
 from syncd.gallery.fingerprint import FINE_SIDE, Fingerprint, fingerprint_of
 from syncd.gallery.fingerprint_store import FingerprintStore
 from syncd.gallery.images import decode_image_bytes
 from syncd.gallery.index import IndexEntry, features_of
 from syncd.gallery.keypoints import CHECK_SIDE, LocalFeatures, local_features_of
-from syncd.gallery.server import MAX_BODY_BYTES, GalleryServer
+from syncd.gallery.server import (
+    CHANNEL_TIMEOUT,
+    CONNECTION_LIMIT,
+    MAX_BODY_BYTES,
+    THREADS,
+    GalleryServer,
+)
 from syncd.gallery.store import DB_NAME, GalleryStore
+from syncd.serving import WaitressServer
 
 #: the target: a search in a gallery of 100k items answers well under a second
 SEARCH_P99_TARGET: Final = 1.0
@@ -314,7 +319,8 @@ def search_latencies(
 
 
 class FixedAnswerServer:
-    """A WSGI app on the gallery's waitress set-up that answers every request alike.
+    """A WSGI app on the gallery's waitress set-up (syncd.serving, the gallery's limits)
+    that answers every request alike.
 
     It reads the whole body (waitress has buffered it already) and answers a fixed
     JSON add result: the cost of the HTTP stack alone.
@@ -322,22 +328,19 @@ class FixedAnswerServer:
 
     _ANSWER: Final = json.dumps({"log_id": 1234567890, "cont_sign": "1,2"}).encode()
 
-    def __init__(self, threads: int = 8) -> None:
-        self._stopping = threading.Event()
-        self._map: dict[int, object] = {}
-        self._server = create_server(
+    def __init__(self, threads: int = THREADS) -> None:
+        self._server = WaitressServer(
             self._app,
-            map=self._map,
             host="127.0.0.1",
             port=0,
+            name="syncd-gallery",
             threads=threads,
-            ident="syncd-gallery",
+            connection_limit=CONNECTION_LIMIT,
+            channel_timeout=CHANNEL_TIMEOUT,
+            cleanup_interval=max(1, CHANNEL_TIMEOUT // 6),
             max_request_body_size=MAX_BODY_BYTES + 1024 * 1024,
-            expose_tracebacks=False,
-            asyncore_use_poll=True,
         )
-        self.url = f"http://127.0.0.1:{self._server.effective_port}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.url = self._server.url
 
     def _app(
         self, environ: dict[str, object], start_response: Callable[..., object]
@@ -351,20 +354,12 @@ class FixedAnswerServer:
         )  # fmt: skip
         return [self._ANSWER]
 
-    def _serve(self) -> None:
-        while not self._stopping.is_set():
-            wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)
-
     def __enter__(self) -> FixedAnswerServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._server.pull_trigger()
-        self._thread.join()
-        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        wasyncore.close_all(self._map, ignore_all=True)
+        self._server.stop()
 
 
 def serve_both(data: Path, conn: Connection) -> None:

@@ -50,7 +50,8 @@ from _common import (
     postgresql_database,
     report,
 )
-from syncd.protocol import GALLERIES
+
+from syncd.api.baidu.galleries import GALLERIES
 
 TARGET_RATIO = 0.9
 SYNCD = str(Path(sys.executable).with_name("syncd"))

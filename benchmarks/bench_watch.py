@@ -35,7 +35,7 @@ from _common import Result, bench_parser  # noqa: E402
 from _common import report as shared_report  # noqa: E402
 
 from devkit.imagegen import make_image  # noqa: E402
-from syncd.api import ImageSearchClient  # noqa: E402
+from syncd.api.baidu.client import ImageSearchClient  # noqa: E402
 from syncd.config import ApiConfig  # noqa: E402
 from syncd.gallery.server import GalleryServer  # noqa: E402
 
