@@ -10,7 +10,7 @@ gallery of 100k items must answer well under a second (an index, not a row scan)
    (synthetic blocky thumbnails, no image decode), plus ``--probes`` real JPEGs
    decoded by the gallery's own ``decode_image_bytes``. The server then loads them at
    start exactly as after any restart. same_hq items also get keypoints: ``--originals``
-   textured pictures (tests/gallery/textured.py) with their real ORB keypoints, and the
+   textured pictures (devkit/textured.py) with their real ORB keypoints, and the
    synthetic items keypoints whose descriptors are drawn from a pool of real ones
    (with a few bits flipped), so the inverted index holds 100k items' worth of
    realistic words without 100k ORB runs (written through the store, not over HTTP:

@@ -15,7 +15,7 @@ and synced. Target: <= 400 MB each (a NAS with 2 GB of RAM runs more than syncd)
 
 To measure another checkout (the commit before a change, say), run this script with
 ``PYTHONPATH`` naming that checkout: every process it starts then runs that syncd. The
-files are made by this checkout's ``tests/scan/corpus.py`` either way.
+files are made by ``devkit/corpus.py``: that checkout's when it has one, else this one's.
 """
 
 from __future__ import annotations
