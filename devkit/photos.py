@@ -3,12 +3,12 @@ and indexing camera pictures.
 
 The photographs are the nature wallpapers of Debian's ``mate-backgrounds`` package (GPL-2+,
 2560x1600 px at most): real pictures, with a camera's textures, but smaller and far more
-compressed than a phone's. ``phone_photo`` makes one phone-size: cropped to 4:3, scaled up
+compressed than a phone's. ``phone_pixels`` makes one phone-size: cropped to 4:3, scaled up
 to 12 megapixels (4032x3024), given a sensor's noise (grain in brightness, a little in
-colour) so that it compresses like a camera picture, then saved as a phone saves it: a JPEG
-of about 3-4 MB at quality 94 with camera EXIF (and an orientation tag when asked), or a
-HEIC. ``.ci/run`` installs the package; without it ``photo_sources`` is empty and the tests
-skip, saying why.
+colour) so that it compresses like a camera picture; ``phone_jpeg`` and ``phone_heic``
+save it as a phone does: a JPEG of about 3.5-4 MB at quality 94 with camera EXIF (and an
+orientation tag when asked), or a HEIC. ``.ci/run`` installs the package; without it
+``photo_sources`` is empty and the tests skip, saying why.
 """
 
 from __future__ import annotations
@@ -40,20 +40,30 @@ def photo_sources() -> list[Path]:
     return sorted(PHOTO_DIR.glob("*.jpg"))
 
 
-def phone_pixels(source: Path, size: tuple[int, int] = PHONE_SIZE, seed: int = 0) -> Image.Image:
+def phone_pixels(
+    source: Path, size: tuple[int, int] = PHONE_SIZE, seed: int = 0, variant: int = 0
+) -> Image.Image:
     """The photograph at ``source`` as a phone's sensor would have it: 4:3, ``size`` px,
-    with grain (``seed`` picks the noise, so copies of one photograph differ)."""
+    with grain (``seed`` picks the noise, so copies of one photograph differ only by it).
+    ``variant`` over 0 frames it otherwise, as another shot of the same scene: a closer
+    view (up to 75 % of the sides) placed elsewhere, mirrored every other time; each is
+    a picture of its own to a gallery, not a copy."""
     with Image.open(source) as img:
         img = img.convert("RGB")
         width, height = img.size
         aspect = size[0] / size[1]
-        if width / height > aspect:
-            crop = int(height * aspect)
-            box = ((width - crop) // 2, 0, (width - crop) // 2 + crop, height)
-        else:
-            crop = int(width / aspect)
-            box = (0, (height - crop) // 2, width, (height - crop) // 2 + crop)
+        crop_w, crop_h = (
+            (height * aspect, height) if width / height > aspect else (width, width / aspect)
+        )
+        zoom = 1.0 - 0.25 * (variant % 5) / 4
+        crop_w, crop_h = crop_w * zoom, crop_h * zoom
+        places = ((0.5, 0.5), (0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.5, 0.0))
+        fx, fy = places[(variant // 5) % len(places)] if variant else (0.5, 0.5)
+        left, top = (width - crop_w) * fx, (height - crop_h) * fy
+        box = (left, top, left + crop_w, top + crop_h)
         big = img.resize(size, Image.Resampling.BICUBIC, box=box)
+        if variant % 2:
+            big = big.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     rng = np.random.default_rng(seed)
     pixels = np.asarray(big, dtype=np.int16)
     # grain: mostly in brightness (all channels alike), a little in colour
@@ -74,25 +84,34 @@ def camera_exif(orientation: int = 1) -> Image.Exif:
 
 
 def phone_jpeg(
-    source: Path, seed: int = 0, orientation: int = 1, size: tuple[int, int] = PHONE_SIZE
+    source: Path,
+    seed: int = 0,
+    orientation: int = 1,
+    size: tuple[int, int] = PHONE_SIZE,
+    variant: int = 0,
+    quality: int = 94,
 ) -> bytes:
-    """A phone's JPEG of the photograph: 12 MP, quality 94, 4:2:0, camera EXIF; about
-    3-4 MB, over the gallery's 3 MiB limit."""
+    """A phone's JPEG of the photograph: 12 MP, 4:2:0, camera EXIF; at quality 94 about
+    3.5-4 MB, over the gallery's 3 MiB limit (at 90, 2.3-2.8 MB, within it)."""
     out = io.BytesIO()
-    phone_pixels(source, size, seed).save(
-        out, "JPEG", quality=94, subsampling=2, exif=camera_exif(orientation)
+    phone_pixels(source, size, seed, variant).save(
+        out, "JPEG", quality=quality, subsampling=2, exif=camera_exif(orientation)
     )
     return out.getvalue()
 
 
 def phone_heic(
-    source: Path, seed: int = 0, orientation: int = 1, size: tuple[int, int] = PHONE_SIZE
+    source: Path,
+    seed: int = 0,
+    orientation: int = 1,
+    size: tuple[int, int] = PHONE_SIZE,
+    variant: int = 0,
 ) -> bytes:
-    """A phone's HEIC of the photograph (pillow-heif's x265 encoder, quality 50, its fastest preset), with the
-    orientation in its EXIF. Encoding takes seconds: make few."""
+    """A phone's HEIC of the photograph (pillow-heif's x265 encoder at quality 50 and its
+    fastest preset: 1.3-1.6 MB), the orientation in its EXIF. Encoding takes seconds."""
     from pillow_heif import from_pillow
 
-    heif = from_pillow(phone_pixels(source, size, seed))
+    heif = from_pillow(phone_pixels(source, size, seed, variant))
     out = io.BytesIO()
     heif.save(
         out, quality=50, enc_params={"preset": "ultrafast"}, exif=camera_exif(orientation).tobytes()
