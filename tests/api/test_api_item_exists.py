@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from syncd.protocol import GALLERY_NAMES, GalleryName
 
 from devkit.imagegen import reencode
-from syncd.api import ImageSearchClient
+from syncd.api.baidu.client import ImageSearchClient
+from syncd.api.baidu.galleries import GALLERY_NAMES, GalleryName
 from syncd.config import AuthMode
 from syncd.errors import ItemExistsError
 from syncd.gallery.server import GalleryServer

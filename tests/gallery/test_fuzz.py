@@ -12,9 +12,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from syncd.protocol import GALLERIES, TOKEN_PATH
 
 from devkit.imagegen import make_image
+from syncd.api.baidu.galleries import GALLERIES, TOKEN_PATH
 from syncd.gallery.server import GalleryServer
 
 from .helpers import API_KEY, SECRET_KEY, ApiClient, b64, bce_timestamp, get_token

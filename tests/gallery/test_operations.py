@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from syncd.protocol import GALLERY_NAMES
 
 from devkit.imagegen import reencode
+from syncd.api.baidu.galleries import GALLERY_NAMES
 from syncd.gallery.server import GalleryServer
 
 from .helpers import ApiClient, b64, item_tags, live_items, tag_params

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from syncd.protocol import GALLERY_NAMES
-
 from devkit.textured import crop_copy, textured_image
+from syncd.api.baidu.galleries import GALLERY_NAMES
 from syncd.gallery.server import GalleryServer
 
 from .helpers import API_KEY, SECRET_KEY, ApiClient, b64, live_items, tag_params

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from syncd.protocol import GALLERY_NAMES
 
 from devkit.imagegen import crop, reencode, rescale
+from syncd.api.baidu.galleries import GALLERY_NAMES
 from syncd.gallery.images import DecodedImage
 from syncd.gallery.server import GalleryServer
 

@@ -14,9 +14,9 @@ import numpy as np
 import pillow_heif
 import pytest
 from PIL import Image
-from syncd.protocol import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
 from devkit.corpus import HUGE_JPEG_SIZE, Corpus, picture
+from syncd.api.baidu.limits import MAX_IMAGE_B64_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from syncd.scan.prepare import (
     MAX_IMAGE_BYTES,
     ImageRejected,
