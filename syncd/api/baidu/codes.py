@@ -2,9 +2,10 @@
 syncd handles it as (``syncd.errors``; docs/rules.md, Error classes), the API's own
 ``error_msg``, and for the codes an operator must fix, what to fix.
 
-The client raises through :func:`error_for`; the local gallery answers with these codes.
-Nothing above the client compares a raw code: the stages act on the classes, and on the
-named facts here (:data:`ITEM_EXISTS_CODE`, :func:`is_daily_quota`, :func:`setup_advice`).
+The client raises through :func:`error_for`; the local gallery, which emulates Baidu,
+answers with these codes. No stage compares a raw code: the stages act on the classes, and
+on the named facts here (:data:`ITEM_EXISTS_CODE`, :func:`is_daily_quota`,
+:func:`setup_advice`).
 
 Two of Baidu's ways shape how the engine adds and deletes: an add of an image the gallery
 already holds is refused with 216681 (:data:`ITEM_EXISTS_CODE`), whose answer names the item
