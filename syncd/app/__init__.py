@@ -11,7 +11,9 @@ runs, when it runs it, so a command that needs no database does not load SQLAlch
 - ``reconcile``, ``dryrun``: ``syncd reconcile`` and ``--dry-run``; ``walks``: the walk ahead
 - ``retry``, ``search``, ``check``: the one-shot commands of the same names
 - ``held``: held deletes (mass vanish), listed and let go
-- ``browse``: what the console reads from the ledger (failures, files, calls per minute)
+- ``browse``: what the console reads from the ledger (failures, files, calls per minute);
+  ``console_activity``: the workers' recent calls, for the console in the same process
+- ``service`` (with ``service_sections``): ``syncd run``'s watch -> scan -> plan -> sync
 - ``ledger``: ``syncd ledger migrate`` and ``release-host``
 - ``gallery``: where calls go (``api.endpoint``, or the embedded local gallery) and
   ``syncd gallery serve``
