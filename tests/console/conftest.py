@@ -30,6 +30,9 @@ PASSWORD = "correct horse battery staple"
 #: pictures written and synced; the first KEPT stay, the others vanish in one scan
 PICTURES = 14
 KEPT = 3
+#: ``api.qps_schedule`` of ``scheduled_world``: two rates a day on the account's clock
+#: (UTC+8), so whatever the hour a change comes next
+SCHEDULE = "00:00,3 12:00,10"
 
 
 @dataclass
@@ -128,6 +131,20 @@ def pg_world(tmp_path: Path, gallery_server: GalleryServer, pg_url: str) -> Iter
 def open_world(tmp_path: Path, gallery_server: GalleryServer) -> Iterator[World]:
     """The installation and its console on loopback without a password."""
     site = build_site(tmp_path, gallery_server, password=False)
+    config = load_config(site.config)
+    with ConsoleServer(config) as server:
+        yield World(site, config, server)
+
+
+@pytest.fixture
+def scheduled_world(tmp_path: Path, gallery_server: GalleryServer) -> Iterator[World]:
+    """The installation with ``api.qps_schedule = SCHEDULE``, and its console (password
+    ``PASSWORD``)."""
+    site = build_site(tmp_path, gallery_server)
+    text = site.config.read_text(encoding="utf-8")
+    site.config.write_text(
+        text.replace("[api]\n", f'[api]\nqps_schedule = "{SCHEDULE}"\n', 1), encoding="utf-8"
+    )
     config = load_config(site.config)
     with ConsoleServer(config) as server:
         yield World(site, config, server)

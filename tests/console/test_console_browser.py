@@ -94,6 +94,8 @@ def test_login_then_the_overview_shows_the_numbers_of_syncd_status(
     page.fill("#password", "a wrong guess")
     page.click("button[type=submit]")
     expect(page.locator(".error")).to_have_text("wrong password")
+    polled: list[str] = []
+    page.on("request", lambda request: polled.append(request.url))
     log_in(page, world)
     status = json.loads(world.site.syncd("status", "--json").out)
     for lib in status["libraries"]:
@@ -108,6 +110,14 @@ def test_login_then_the_overview_shows_the_numbers_of_syncd_status(
     expect(page.locator("#chart svg rect.bar")).to_have_count(60)
     # and the numbers refresh by themselves
     expect(page.locator("#updated")).to_contain_text("Updated", timeout=10_000)
+    # the account's rate, as the server wrote it and as the next refresh writes it again
+    rate = f"now {status['rate']['calls_per_second']:g} calls/s, all day"
+    expect(page.locator("#rate-text")).to_have_text(rate)
+    page.evaluate("document.getElementById('rate-text').textContent = ''")
+    expect(page.locator("#rate-text")).to_have_text(rate, timeout=10_000)
+    # the last activity is polled without the list of calls
+    activity = [url for url in polled if "/api/activity" in url]
+    assert activity and all(url.endswith("/api/activity?limit=0") for url in activity), activity
     screenshot(page, world, "console-overview")
 
 
@@ -261,6 +271,25 @@ def test_the_activity_page_lists_a_call_after_a_sync_and_filters_by_outcome(
         assert outcome == "failed"
     page.goto(f"{world.url}/activity?outcome=added&library=photos")
     expect(page.locator("#activity tr.call", has_text="pics/new-arrival.jpg")).to_have_count(1)
+
+
+def test_the_overview_shows_the_scheduled_rate_and_its_next_change(
+    page: Page, scheduled_world: World
+) -> None:
+    log_in(page, scheduled_world)
+    served = page.locator("#rate-text").inner_text()
+    assert re.fullmatch(r"now (3|10) calls/s, (10|3) from (12|00):00 \(UTC\+8\)", served), served
+    # the page's script words it as the server does, from /api/status's rate
+    page.evaluate("document.getElementById('rate-text').textContent = ''")
+    expect(page.locator("#rate-text")).to_have_text(
+        re.compile(r"^now (3|10) calls/s, (10|3) from (12|00):00 \(UTC\+8\)$"), timeout=10_000
+    )
+    rate = page.request.get(f"{scheduled_world.url}/api/status").json()["rate"]
+    upcoming = rate["next"]
+    expect(page.locator("#rate-text")).to_have_text(
+        f"now {rate['calls_per_second']:g} calls/s, "
+        f"{upcoming['calls_per_second']:g} from {upcoming['at_utc8']} (UTC+8)"
+    )
 
 
 @pytest.mark.parametrize("path", ["/", "/failures", "/held", "/search", "/activity"])

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from devkit.imagegen import make_image, rescale
 from syncd.config import load_config, parse_config
 from syncd.console import activity
-from syncd.console.app import StatusCache
 from syncd.console.server import ConsoleServer
+from syncd.console.status_cache import StatusCache
 from syncd.errors import ConfigError
 from syncd.gallery.server import GalleryServer
 from syncd.ledger.browse import LedgerReader, failed_files

@@ -5,35 +5,14 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import requests
 
-from syncd.config import load_config
-from syncd.console.server import ConsoleServer
-from syncd.gallery.server import GalleryServer
 from syncd.rate_schedule import parse_schedule
 
-from .conftest import PASSWORD, World, build_site
+from .conftest import PASSWORD, SCHEDULE, World
 
 BEARER = {"Authorization": f"Bearer {PASSWORD}"}
-#: two rates a day on the account's clock (UTC+8): whatever the hour, a change comes next
-SCHEDULE = "00:00,3 12:00,10"
-
-
-@pytest.fixture
-def scheduled_world(tmp_path: Path, gallery_server: GalleryServer) -> Iterator[World]:
-    """The installation of conftest with ``api.qps_schedule = SCHEDULE``, and its console."""
-    site = build_site(tmp_path, gallery_server)
-    text = site.config.read_text(encoding="utf-8")
-    site.config.write_text(
-        text.replace("[api]\n", f'[api]\nqps_schedule = "{SCHEDULE}"\n', 1), encoding="utf-8"
-    )
-    config = load_config(site.config)
-    with ConsoleServer(config) as server:
-        yield World(site, config, server)
 
 
 def rate_line(page: str) -> tuple[str, float]:
