@@ -1,18 +1,25 @@
-"""The overview page over HTTP: the account's rate now and next (``api.qps_schedule``)
-beside the numbers, and the light poll of each library's last activity."""
+"""The overview and its status over HTTP: ``/api/status`` is ``syncd status --json``'s
+document, read anew after a start, and the account's rate now and next
+(``api.qps_schedule``) beside the numbers."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
+from pathlib import Path
 
+import pytest
 import requests
 
+from syncd.config import load_config
+from syncd.console.server import ConsoleServer
+from syncd.console.status_cache import StatusCache
+from syncd.gallery.server import GalleryServer
 from syncd.rate_schedule import parse_schedule
 
-from .conftest import PASSWORD, SCHEDULE, World
-
-BEARER = {"Authorization": f"Bearer {PASSWORD}"}
+from .clients import BEARER, without_as_of
+from .conftest import SCHEDULE, World, build_site
 
 
 def rate_line(page: str) -> tuple[str, float]:
@@ -52,26 +59,27 @@ def test_without_a_schedule_the_overview_shows_api_qps_all_day(world: World) -> 
     }
 
 
-def test_api_activity_lists_at_most_limit_calls_and_every_librarys_last_call(
-    world: World,
+def test_api_status_is_the_status_json_document(world: World) -> None:
+    answer = requests.get(f"{world.url}/api/status", headers=BEARER)
+    assert answer.status_code == 200
+    command = world.site.syncd("status", "--json")
+    assert without_as_of(answer.json()) == without_as_of(json.loads(command.out))
+    (photos,) = answer.json()["libraries"]
+    assert (photos["synced"], photos["failed"], photos["held_deletes"]) == (3, 1, 11)
+
+
+def test_the_first_status_after_a_start_is_what_the_ledger_holds_then(
+    tmp_path: Path, gallery_server: GalleryServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for seed in (61, 62):
-        world.site.write(f"pics/limit-{seed}.jpg", seed)
-    world.site.syncd("reconcile")  # in this process: its workers' calls are recorded here
-    url = f"{world.url}/api/activity"
-    full = requests.get(url, headers=BEARER).json()
-    assert len(full["calls"]) >= 2
-    one = requests.get(f"{url}?limit=1", headers=BEARER).json()
-    assert one["calls"] == full["calls"][:1]
-    # what the overview polls: no calls, only each library's last call time
-    light = requests.get(f"{url}?limit=0", headers=BEARER).json()
-    assert light["calls"] == []
-    assert light["recorded"] is True
-    assert light["last_by_library"] == full["last_by_library"]
-    assert light["last_by_library"]["photos"] >= full["calls"][0]["at"]
-    both = requests.get(f"{url}?limit=1&outcome=added&library=photos", headers=BEARER).json()
-    assert [call["outcome"] for call in both["calls"]] == ["added"]
-    for wrong in ("-1", "abc", "501", "1.5", "\u0661"):
-        answer = requests.get(url, params={"limit": wrong}, headers=BEARER)
-        assert answer.status_code == 400, wrong
-        assert answer.json() == {"error": "limit: expected an integer 0..500"}
+    # every read counts as slow, so snapshots are served: the one read while the console
+    # started must not be, since the service may change the ledger meanwhile
+    monkeypatch.setattr(StatusCache, "FRESH_SECONDS", 0.0)
+    site = build_site(tmp_path, gallery_server)
+    with ConsoleServer(load_config(site.config)) as server:
+        server.app.status_cache.close()  # the start's read is over
+        site.write("pics/new.jpg", 99)
+        site.syncd("reconcile")
+        answer = requests.get(f"{server.url}/api/status", headers=BEARER)
+        command = json.loads(site.syncd("status", "--json").out)
+    assert without_as_of(answer.json())["libraries"] == without_as_of(command)["libraries"]
+    assert answer.json()["libraries"][0]["synced"] == 4
