@@ -1,8 +1,14 @@
 """The web console (README, Web console): a reader of the ledger and a caller of the same
-commands.
+commands, both through the application layer (``syncd.app``); it imports no stage.
 
 ``syncd run`` serves it beside the sync when ``console.listen`` is set
 (:func:`console_for`); ``syncd console`` serves it alone (:func:`serve_until_signal`).
+
+Its modules, by job: ``server`` (waitress), ``app`` (the WSGI object wiring the rest),
+``routes`` (the URL map and dispatch), ``auth`` (who gets in; ``security`` holds the
+primitives), ``views`` (a module per page and its JSON), ``context`` (what the views share),
+``web`` (pages, JSON, refusals, security headers), ``status_cache``, ``thumbs``,
+``activity`` (the workers' recent calls) and ``text`` (how times and counts are worded).
 """
 
 from __future__ import annotations
