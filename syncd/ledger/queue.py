@@ -112,19 +112,37 @@ def _claimable(in_lane_order: bool = False) -> ColumnElement[bool]:
     )
 
 
+def _copy_terms() -> tuple[ColumnElement[bool], ...]:
+    """A file that is a live, sendable copy held by a library of host ``host`` (bound at
+    execution), for queries that reach the file by its content hash.
+
+    Written so that no index but the content hash's serves them: the file's own state,
+    verdict and library are compared as expressions (``|| ''``, ``+ 0``). A planner
+    without statistics (SQLite's, until an ANALYZE that syncd never runs) would otherwise
+    walk ``ix_files_verdict`` or a library's files for every intent it looks at, a cost
+    that grows with the live files; by content hash it is the few copies of one image.
+    """
+    return (
+        Library.id == File.library_id + 0,
+        Library.host == bindparam("host", type_=String),
+        File.state.op("||")("") == FILE_LIVE,
+        File.verdict.op("||")("") == VERDICT_OK,
+    )
+
+
 def _host_can_send() -> ColumnElement[bool]:
     """An update or delete, or an add of which a library of host ``host`` (bound at
-    execution) holds a live copy: only a host with the bytes can send them."""
+    execution) holds a live copy: only a host with the bytes can send them.
+
+    The check looks up the item's contents, their files by content hash, and each file's
+    library: its cost is the item's copies, whatever the number of live files
+    (benchmarks/bench_ledger.py).
+    """
     local_copy = (
         select(Content.item_id)
         .join(File, File.content_hash == Content.content_hash)
-        .join(Library, and_(Library.id == File.library_id, Library.gallery == Content.gallery))
-        .where(
-            Content.item_id == Item.id,
-            Library.host == bindparam("host", type_=String),
-            File.state == FILE_LIVE,
-            File.verdict == VERDICT_OK,
-        )
+        .join(Library, Library.gallery == Content.gallery)
+        .where(Content.item_id == Item.id, *_copy_terms())
         .correlate(Item)
     )
     return or_(Item.op != "add", exists(local_copy))
@@ -171,27 +189,57 @@ def next_due_at(
     return None if due is None else float(due)
 
 
+#: a claim first looks at this many times ``limit`` intents at the head of the queue, then
+#: at WINDOW_GROWTH times more, then at the whole queue (see _claim_statements)
+CLAIM_WINDOW = 25
+WINDOW_GROWTH = 16
+
+
 @functools.cache
 def _claim_statements(
-    by_gallery: bool, by_host: bool = False, by_lane: bool = False
-) -> tuple[Any, Update, Any]:
+    by_gallery: bool, by_host: bool = False, by_lane: bool = False, windowed: bool = False
+) -> tuple[Any, Update, Any, Any]:
     """The three statements of a claim, built once: SQLAlchemy then finds them in its cache
-    without walking them again (a third of a claim's CPU when rebuilt per call)."""
+    without walking them again (a third of a claim's CPU when rebuilt per call).
+
+    ``windowed``: the claim looks only at the intents ``head`` (bound): the first
+    ``window`` of the queue in lane order, which the fourth statement returned (a plain walk
+    of ``ix_items_lane``). The costlier tests (the item waited for, the host's copy) then
+    run on those few rows only. Without the window a planner that misjudges how many rows
+    pass those tests (PostgreSQL's does) tests every pending intent before it sorts them, a
+    cost that grows with the backlog.
+    """
+    picked = Item.op.in_(bindparam("ops", expanding=True))
     due = (
         select(Item.id)
-        .where(_claimable(in_lane_order=True), Item.op.in_(bindparam("ops", expanding=True)))
+        .where(_claimable(in_lane_order=True), picked)
         # the live lane first, each lane in its own order (docs/rules.md, Fresh changes first)
         .order_by(Item.lane, Item.order_key, Item.id)
         .limit(bindparam("limit", type_=Integer))
         # PostgreSQL: rows another host is claiming right now are skipped, not waited for
         .with_for_update(skip_locked=True)
     )
+    head = (
+        select(Item.id)
+        .where(
+            Item.state == ITEM_PENDING,
+            picked,
+            Item.next_attempt_at + 0 <= _NOW,
+            or_(Item.claim_owner.is_(None), Item.claimed_at < _STALE_BEFORE),
+        )
+        .order_by(Item.lane, Item.order_key, Item.id)
+        .limit(bindparam("window", type_=Integer))
+    )
     if by_gallery:
-        due = due.where(Item.gallery.in_(bindparam("galleries", expanding=True)))
+        galleries = Item.gallery.in_(bindparam("galleries", expanding=True))
+        due, head = due.where(galleries), head.where(galleries)
     if by_host:
         due = due.where(_host_can_send())
     if by_lane:
-        due = due.where(Item.lane == bindparam("lane", type_=Integer))
+        in_lane = Item.lane == bindparam("lane", type_=Integer)
+        due, head = due.where(in_lane), head.where(in_lane)
+    if windowed:
+        due = due.where(Item.id.in_(bindparam("head", expanding=True)))
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     mark = (
         update(Item)
@@ -219,7 +267,7 @@ def _claim_statements(
         .where(Item.id.in_(ids), Item.claim_owner == bindparam("owner"), Item.claimed_at == _NOW)
         .order_by(Item.lane, Item.order_key, Item.id)
     )
-    return due, mark, claimed
+    return due, mark, claimed, head
 
 
 def claim_due_intents(
@@ -242,7 +290,8 @@ def claim_due_intents(
     ``lane``, only intents waiting in that lane. The live lane comes first, then each lane
     in its order. Call inside a transaction; the claim holds once it commits.
     """
-    due, mark, claimed = _claim_statements(bool(galleries), host is not None, lane is not None)
+    shape = (bool(galleries), host is not None, lane is not None)
+    _, mark, claimed, _ = _claim_statements(*shape)
     values: dict[str, Any] = {
         "now": now,
         "stale_before": now - stale_after,
@@ -260,7 +309,7 @@ def claim_due_intents(
     # the cost of these small statements, and no ORM object is wanted
     session.flush()  # Core statements do not autoflush the session's pending changes
     connection = session.connection()
-    ids = list(connection.execute(due, values).scalars())
+    ids = _due_ids(connection, shape, values, limit)
     if not ids:
         return []
     values["ids"] = ids
@@ -299,6 +348,23 @@ def claim_due_intents(
     return intents
 
 
+def _due_ids(
+    connection: Any, shape: tuple[bool, bool, bool], values: dict[str, Any], limit: int
+) -> list[int]:
+    """The ids a claim takes: from a window at the head of the queue, widened while it
+    holds fewer than ``limit`` claimable intents (see _claim_statements)."""
+    windowed, _, _, head = _claim_statements(*shape, windowed=True)
+    window = max(1, limit) * CLAIM_WINDOW
+    for _ in range(2):
+        ids = list(connection.execute(head, values | {"window": window}).scalars())
+        due = list(connection.execute(windowed, values | {"head": ids}).scalars()) if ids else []
+        if len(due) >= limit or len(ids) < window:
+            return due  # enough, or the window held the whole queue
+        window *= WINDOW_GROWTH
+    whole, _, _, _ = _claim_statements(*shape)
+    return list(connection.execute(whole, values).scalars())
+
+
 @functools.cache
 def _local_copy_statement() -> Any:
     """The oldest live copy of an item held by a library of host ``host`` (built once)."""
@@ -306,13 +372,8 @@ def _local_copy_statement() -> Any:
         select(Library.name, File.relpath, File.content_hash)
         .select_from(Content)
         .join(File, File.content_hash == Content.content_hash)
-        .join(Library, and_(Library.id == File.library_id, Library.gallery == Content.gallery))
-        .where(
-            Content.item_id == bindparam("item_id", type_=Integer),
-            Library.host == bindparam("host", type_=String),
-            File.state == FILE_LIVE,
-            File.verdict == VERDICT_OK,
-        )
+        .join(Library, Library.gallery == Content.gallery)
+        .where(Content.item_id == bindparam("item_id", type_=Integer), *_copy_terms())
         .order_by(File.first_seen_at, File.id)
         .limit(1)
     )
