@@ -116,8 +116,8 @@ class Watchers:
     """Every library root watched, events settled into batches of paths to look at again.
 
     Takes :class:`WatchTiming` and, per library, :class:`RootWatch` and :class:`LibraryRules`:
-    on :meth:`commit` a root is re-watched only when its own watch section changed.
-    ``rewatches`` counts the roots (re)watched since start, for tests and logs."""
+    on :meth:`commit` a root is re-watched only when its own watch section changed (each
+    watch says so in the log: "library NAME: watching ROOT with inotify")."""
 
     def __init__(self, config: Config) -> None:
         self.timing = WatchTiming.of(config)
@@ -129,8 +129,6 @@ class Watchers:
             poll_interval=_poll_interval(self.timing.settle),
         )
         self._libraries: dict[str, _Library] = {}
-        #: roots (re)watched since start
-        self.rewatches = 0
 
     @property
     def names(self) -> list[str]:
@@ -157,7 +155,6 @@ class Watchers:
         if timing.polling != old_timing.polling:
             log.info("config reload: watch.polling is now %s", timing.polling)
             self._watcher.set_polling(timing.polling)
-            self.rewatches += len(self._libraries)
         # roots polled because of an inotify limit: the limit may have been raised meanwhile
         self._watcher.retry_inotify()
         wanted = {lib.name: lib for lib in config.libraries}
@@ -190,7 +187,6 @@ class Watchers:
     def _watch(self, lib: LibraryConfig, config: Config) -> None:
         self._libraries[lib.name] = _Library.of(lib, config)
         self._watcher.watch(lib.name, lib.root, follow_symlinks=lib.follow_symlinks)
-        self.rewatches += 1
 
     def _watch_roots(self) -> list[WatchRoot]:
         return [
@@ -276,9 +272,10 @@ class LedgerAway:
 class Service:
     """`syncd run`'s work: the watcher set and the pipeline, one step at a time.
 
-    The daemon calls :meth:`start` (inside :meth:`running`), then :meth:`work` from its work
-    thread and :meth:`supervise` from its supervise thread, :meth:`reload` on SIGHUP (from
-    the work thread), :meth:`halt` then leaves :meth:`running` to stop."""
+    The daemon enters :meth:`running`, calls :meth:`start` and :meth:`queue_reconcile`,
+    then :meth:`work` from its work thread and :meth:`supervise` from its supervise thread
+    until it stops, :meth:`check` and :meth:`reload` on SIGHUP (on the work thread); to stop
+    it calls :meth:`halt`, joins its threads and leaves :meth:`running`."""
 
     def __init__(self, config: Config) -> None:
         #: the config in force: each part took its section of it
@@ -302,18 +299,14 @@ class Service:
         """The config in force (sections a restart needs keep their running values)."""
         return self._config
 
-    @property
-    def watchers(self) -> Watchers:
-        """The watcher set (its ``rewatches`` counts roots (re)watched)."""
-        return self._watchers
-
     @contextmanager
     def running(self) -> Iterator[Service]:
         """Open the ledger, the client and the sync workers; on exit stop the workers
         (in-flight calls get api.timeout to end), close all and unpublish the watch state."""
         with ExitStack() as stack:
-            stack.callback(self._state_file.remove)  # nothing is watched any more
             self._pipeline = stack.enter_context(open_pipeline(self._config))
+            # first on the way out: nothing is watched any more
+            stack.callback(self._state_file.remove)
             yield self
 
     def start(self) -> None:
