@@ -186,7 +186,7 @@ def search_times(folder: Path, pictures: int, runs: int) -> Result:
             wanted = folder / "photos" / f"d{run % 10}" / f"p{run:04d}.jpg"
             started = time.perf_counter()
             page.set_input_files("#image", str(wanted))
-            page.wait_for_selector("#hits[data-done=ok] li.hit img")
+            page.wait_for_selector("#hits[data-done=ok] tr.hit img")
             page.wait_for_function(
                 "() => [...document.querySelectorAll('#hits img')].every("
                 "i => i.complete && i.naturalWidth > 0)"
