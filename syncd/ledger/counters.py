@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Final
@@ -252,24 +252,23 @@ def counted(session: Session, scope: Scope) -> Iterator[Scope]:
     named before it starts.
     """
     session.flush()
+    # items only (a call's answer, a merge, a retry): the files to count are those of the
+    # items' contents, and no other item's count moves (another gallery's item of the same
+    # bytes keeps its state and its files)
+    items_only = not (scope.file_ids or scope.keys or scope.libraries or scope.where)
+    items_only = items_only and not scope.hashes
     scope.hashes |= _item_hashes(session, scope.item_ids)
-    before_items = _resolve_items(session, scope)
+    before_items = set(scope.item_ids) if items_only else _resolve_items(session, scope)
     _lock_items(session, before_items)
     before = _count_files(session, scope) + _count_items(session, before_items)
     yield scope
     session.flush()
-    after_items = before_items | _resolve_items(session, scope)
+    after_items = before_items | (set() if items_only else _resolve_items(session, scope))
     after = _count_files(session, scope)
     after.update(_count_items(session, after_items))
     deltas = session.info.setdefault(_DELTAS, Counter())
     deltas.update(after)
     deltas.subtract(before)
-
-
-def add_deltas(session: Session, deltas: Mapping[tuple[int, str, str], int]) -> None:
-    """Add ``deltas`` to the counts when the session's transaction commits."""
-    pending = session.info.setdefault(_DELTAS, Counter())
-    pending.update(deltas)
 
 
 @event.listens_for(Session, "before_commit")
