@@ -41,6 +41,7 @@ from sqlalchemy import String, cast, insert, update
 from syncd.api.baidu.brief import make_brief
 from syncd.api.baidu.limits import MAX_BRIEF_BYTES
 from syncd.config import load_config
+from syncd.ledger.counters import rebuild_counts
 from syncd.ledger.models import ITEM_SYNCED, Content, File, Item, Library
 from syncd.ledger.schema import open_ledger
 from syncd.paths.filters import WalkFilter
@@ -198,6 +199,8 @@ def mark_synced(config_path: Path) -> None:
                     state=ITEM_SYNCED,
                 )
             )
+            # the counts the writes keep (a no-change reconcile reads what is due from them)
+            rebuild_counts(session.connection())
     finally:
         ledger.close()
 
