@@ -152,6 +152,26 @@ def test_a_converted_photo_over_the_limits_is_scaled_and_turned_upright(tmp_path
     assert mean_difference(image, upright.resize(image.size)) < 8
 
 
+def test_a_large_transparent_picture_is_reduced_by_a_whole_factor_on_white(
+    tmp_path: Path,
+) -> None:
+    # within the sides, but at 7 megapixels its JPEG is planned over the byte limit: it is
+    # reduced by 2 (each pixel the mean of 2x2), converted a band at a time
+    pixels = np.zeros((2400, 3000, 4), dtype=np.uint8)
+    pixels[:, :, :3] = (200, 40, 40)
+    pixels[:, :1500, 3] = 255  # the left half opaque red, the right half transparent
+    pixels[:, 1500:, 3] = 0
+    path = tmp_path / "big.webp"
+    Image.fromarray(pixels, "RGBA").save(path, "WEBP", lossless=True)
+    prepared = prepare_image(path)
+    image = assert_sendable(prepared).convert("RGB")
+    assert image.size == (1500, 1200)
+    left, right = image.getpixel((300, 600)), image.getpixel((1200, 600))
+    assert isinstance(left, tuple) and isinstance(right, tuple)
+    assert left[0] > 170 and left[1] < 70  # the opaque red stays red
+    assert min(right) > 245  # the transparent half is white
+
+
 @pytest.mark.parametrize(
     ("name", "fmt", "reason"),
     [
