@@ -13,8 +13,9 @@ budget), and an image whose decode alone would need more than the whole budget a
 
 Everything the index keeps is made at ``WORK_SIDE`` pixels or smaller, so a large JPEG
 (a phone's 12-megapixel photo) is decoded at libjpeg's reduced scale (1/2, 1/4 or 1/8),
-the smallest that keeps its longest side at least ``DECODE_SIDE``: a quarter of the
-time and memory at 1/2, a sixteenth at 1/4. Its cont_sign is a hash of those pixels:
+the smallest that keeps its longest side at least ``DECODE_SIDE`` (a 12-megapixel photo
+at 1/2: a quarter of the memory, and a third of the time, since only reading the coded
+data stays whole). Its cont_sign is a hash of those pixels:
 the same file, or the same picture with other metadata, signs the same; pictures that
 differ only in detail finer than the scale decoded (coefficients libjpeg's scaled
 decode leaves out) would sign the same too, and are the same image to the index anyway.
