@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledgers import LedgerChoice
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ledger.world import World
 from syncd.ledger.browse import release_held_deletes
@@ -35,6 +35,7 @@ from syncd.ledger.models import ITEM_FAILED, Item
 from syncd.ledger.queue import claim_due_intents, merge_items, record_failure
 from syncd.ledger.report import ledger_status
 from syncd.ledger.retry import queue_failures_again
+from syncd.ledger.schema import open_ledger
 
 LIBRARIES = [
     {"name": "photos", "gallery": "similar"},
@@ -213,3 +214,31 @@ def test_status_reads_the_kept_counts(tmp_path: Path, ledger_choice: LedgerChoic
         assert failed == []
     finally:
         world.close()
+
+
+def test_an_upgrade_starts_the_counts_from_a_full_count(
+    tmp_path: Path, ledger_choice: LedgerChoice
+) -> None:
+    """A ledger written before the counts were kept (schema 4) gets them on opening."""
+    world = World(tmp_path, LIBRARIES, ledger=ledger_choice)
+    try:
+        world.write("a.jpg", 1)
+        world.write("b.jpg", 2, library="shop")
+        world.scan()
+        world.sync()
+        world.write("c.jpg", 3)
+        world.scan()
+        with world.ledger.transaction() as session:
+            expected = full_count(session)
+            session.execute(text("DROP TABLE ledger_counts"))
+            session.execute(text("UPDATE schema_version SET version = 4"))
+    finally:
+        world.close()
+    ledger = open_ledger(world.config.ledger)
+    try:
+        with ledger.transaction() as session:
+            assert session.scalar(text("SELECT version FROM schema_version")) == 5
+            assert kept_counts(session) == expected
+        assert expected[(1, "", "synced")] == 1 and expected[(1, "", "pending")] == 1
+    finally:
+        ledger.close()
