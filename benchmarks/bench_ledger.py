@@ -181,10 +181,11 @@ def fill(
         bulk_insert(conn, tables["items"], item_columns, items())
         bulk_insert(conn, tables["contents"], ["gallery", "content_hash", "item_id"], contents())
         advance_sequences(conn, [tables["files"], tables["items"], tables["libraries"]])
-        _recount(conn)
-    if shared:
+    if shared:  # the planner's statistics first: the full count joins every row
         with ledger.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    with ledger.engine.begin() as conn:
+        _recount(conn)
 
 
 def _recount(conn: Any) -> None:
