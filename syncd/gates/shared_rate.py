@@ -8,6 +8,10 @@ slows the one schedule down for every host. A host alone gets the whole rate; th
 share it. Slots are wall-clock times (hosts keep their clocks in sync with NTP). A call also
 waits for a free place in this host's departure window (``syncd.gates.rate``), and a slot
 missed by more than the grant allows is given up rather than spent next to the next one.
+
+A host books on demand: as many slots as it has calls waiting for one (up to the grant), when
+one of them finds none left. A slot booked ahead for a call that never comes (the host ran
+out of work) would stay a hole in the schedule no other host can fill.
 """
 
 from __future__ import annotations
@@ -64,16 +68,24 @@ class SharedRateLimiter(RateLimiter):
         #: held by the one thread booking slots in the ledger
         self._booking = threading.Lock()
         self._ledger_failing = False
+        #: callers waiting for a slot of their own (how many slots the next booking takes)
+        self._wanting = 0
 
     def reserve(self) -> float:
         """The next booked slot (seconds since the epoch), booking more when none is left."""
-        slot = self._next_slot_or_none()
-        while slot is None:
-            self._book()
+        with self._cond:
+            self._wanting += 1
+        try:
             slot = self._next_slot_or_none()
-            if slot is None and self.closed:
-                return self._clock()
-        return slot
+            while slot is None:
+                self._book()
+                slot = self._next_slot_or_none()
+                if slot is None and self.closed:
+                    return self._clock()
+            return slot
+        finally:
+            with self._cond:
+                self._wanting -= 1
 
     def acquire(self) -> bool:
         """Wait for this host's next call slot and a free place in its window; False (at
@@ -81,10 +93,7 @@ class SharedRateLimiter(RateLimiter):
         while True:
             if self.closed:
                 return False
-            slot = self._next_slot_or_none()
-            if slot is None:
-                self._book()
-                continue
+            slot = self.reserve()
             with self._cond:
                 if self._depart_locked(slot, late=self._late):
                     return True
@@ -98,26 +107,21 @@ class SharedRateLimiter(RateLimiter):
             late = self._clock() - self._late
             while self._slots and self._slots[0] < late:
                 self._slots.popleft()
-            if not self._slots:
-                return None
-            slot = self._slots.popleft()
-            low = not self._slots
-        if low:
-            # book the next ones while this caller waits for its slot: no gap at the seam
-            threading.Thread(target=self._book, name="syncd-rate-book", daemon=True).start()
-        return slot
+            return self._slots.popleft() if self._slots else None
 
     def _book(self) -> None:
-        """Book slots in the ledger (one thread at a time; the others find them queued)."""
+        """Book slots in the ledger for the callers waiting (one thread at a time; the others
+        find them queued)."""
         with self._booking:
             with self._cond:
                 if self._slots or self._closed:
                     return
                 ceiling = self._schedule.rate_at(self._wall())
+                wanting = max(1, self._wanting)
             try:
                 with self._ledger.transaction() as session:
                     grant = take_slots(
-                        session, ceiling, GRANT_SECONDS, self._clock(), self._host
+                        session, ceiling, GRANT_SECONDS, self._clock(), self._host, wanting
                     )
             except Exception as exc:
                 if not self._ledger_failing:

@@ -37,8 +37,11 @@ RECOVERY_SECONDS = 5.0
 SHARED_PACE = 0.96
 #: seconds after its last booking a host still counts as booking (then one is alone)
 BOOKING_SECONDS = 2.0
-#: seconds a host alone may spend a slot late (its own window check keeps that safe)
-LATE_ALONE = 0.25
+#: seconds a host alone may spend a slot late (its own window check keeps that safe); a
+#: host joining leaves this much free after the last slot booked, so those late calls
+#: still leave before its first: one slot's time at 10 calls/s, the wait a full window of
+#: the host's own calls can add (:data:`syncd.gates.rate.GUARD_SECONDS`) with room to spare
+LATE_ALONE = 0.1
 #: seconds a host among several may spend a slot late (within the margin of SHARED_PACE)
 LATE_SHARED = 0.02
 #: the schedule is never booked further ahead than this (seconds): a host whose clock ran
@@ -108,11 +111,16 @@ def _store(session: Session, schedule: _Schedule, now: float) -> None:
 
 
 def take_slots(
-    session: Session, ceiling: float, seconds: float, now: float, host: str = ""
+    session: Session,
+    ceiling: float,
+    seconds: float,
+    now: float,
+    host: str = "",
+    most: int | None = None,
 ) -> Grant:
-    """Book ``seconds`` worth of consecutive call slots (at least one) at the shared rate,
-    capped at ``ceiling`` calls per second (this host's ``api.qps`` for the hour), from
-    ``now`` on, for ``host``."""
+    """Book ``seconds`` worth of consecutive call slots (at least one; at most ``most``,
+    the calls this host has waiting) at the shared rate, capped at ``ceiling`` calls per
+    second (this host's ``api.qps`` for the hour), from ``now`` on, for ``host``."""
     schedule = _load(session, ceiling, now)
     recent = {h: at for h, at in schedule.hosts.items() if now - at < BOOKING_SECONDS}
     alone = not recent or set(recent) == {host}
@@ -125,6 +133,8 @@ def take_slots(
         start += LATE_ALONE
     rate = schedule.rate if alone else schedule.rate * SHARED_PACE
     count = max(1, int(rate * seconds))
+    if most is not None:
+        count = max(1, min(count, most))
     step = 1.0 / rate
     slots = tuple(start + n * step for n in range(count))
     schedule.next_slot = start + count * step

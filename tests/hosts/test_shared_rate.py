@@ -3,18 +3,23 @@ overlap, one host alone gets the whole rate, and a rate error slows every host d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from ledgers import LedgerChoice
 
 from syncd.config import LedgerConfig
+from syncd.gates.rate import DepartureWindow
+from syncd.gates.shared_rate import GRANT_SECONDS
 from syncd.ledger.call_slots import RECOVERY_SECONDS, slow_down, take_slots
 from syncd.ledger.schema import Ledger, open_ledger
 
 QPS = 10.0
 T0 = 1_800_000_000.0
+#: seconds two calls' trips to the server may differ by, which the schedule still absorbs
+ARRIVAL_JITTER = 0.015
 
 
 @pytest.fixture
@@ -86,3 +91,53 @@ def test_slots_are_paced_with_a_margin_only_while_several_hosts_book(ledger: Led
     assert shared.slots[1] - shared.slots[0] > 1 / QPS
     assert shared.late < alone.late
     assert shared.slots[0] >= alone.slots[-1] + alone.late, "the joiner left no room"
+
+
+def spent(booked: list[tuple[str, float, float]], lateness: Callable[[int], float]) -> list[float]:
+    """When the booked slots (host, slot, late) leave: each call ``lateness(n)`` of its
+    grant's allowance after its slot, then after a free place in its host's departure window
+    (answers slower than the guard: each place held its full guard); a slot missed by more
+    than its grant allows is given up, as ``SharedRateLimiter.acquire`` does."""
+    windows: dict[str, DepartureWindow] = {}
+    departures: list[float] = []
+    for n, (host, slot, late) in enumerate(sorted(booked, key=lambda b: b[1])):
+        window = windows.setdefault(host, DepartureWindow(QPS))
+        ready = slot + late * lateness(n)
+        ready = max(ready, window.earliest(ready))
+        if ready - slot <= late:
+            window.depart(ready)
+            departures.append(ready)
+    return sorted(departures)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_three_hosts_interleaved_never_put_more_than_the_rate_in_a_sliding_second(
+    ledger: Ledger, seed: int
+) -> None:
+    rng = random.Random(seed)
+    booked: list[tuple[str, float, float]] = []
+    now = T0
+    for _ in range(150):
+        # host a books alone for a second; then b and c join and all three book in turn,
+        # each as many slots as it has calls waiting, some ahead of time, some after an idle
+        host = "a" if now < T0 + 1.0 else rng.choice("abc")
+        with ledger.transaction() as session:
+            grant = take_slots(session, QPS, GRANT_SECONDS, now, host, rng.randint(1, 4))
+        booked += [(host, slot, grant.late) for slot in grant.slots]
+        now = max(now, grant.slots[-1] - rng.uniform(0.0, 0.6))
+        if rng.random() < 0.03:
+            now += rng.uniform(0.0, 1.5)  # every host idle for a while
+    patterns: dict[str, Callable[[int], float]] = {
+        "on time": lambda n: 0.0,
+        "every call as late as its grant allows": lambda n: 1.0,
+        "every other call late": lambda n: float(n % 2),
+        "late at random": lambda n: rng.random(),
+    }
+    for name, lateness in patterns.items():
+        departures = spent(booked, lateness)
+        count = int(QPS)
+        closest = min(b - a for a, b in zip(departures, departures[count:], strict=False))
+        # the server counts at most QPS calls in any second, and calls arriving up to
+        # ARRIVAL_JITTER apart from when they left still cannot squeeze an eleventh in
+        assert closest > 1.0 + ARRIVAL_JITTER, (name, closest)
+        assert len(departures) >= 0.97 * len(booked), f"{name}: slots given up"
