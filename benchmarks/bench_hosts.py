@@ -14,6 +14,8 @@ the last sample that saw a change, over that time.
 
 Printed: the hosts' calls per second together (target >= 0.95 x qps), error-18 answers
 (target 0), calls beyond one add per image (target 0), and each host's own calls.
+``$SYNCD_BENCH_CLIENT_PATH`` runs another checkout's syncd (a "before") in every host
+against the same server.
 """
 
 from __future__ import annotations
