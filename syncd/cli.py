@@ -203,6 +203,16 @@ def load_config_or_exit(path: Path | None) -> Config:
         raise SystemExit(EXIT_USAGE) from None
 
 
+#: the command running may end the process at once when done (``end_process``): set by
+#: reconcile and status, the commands scripts and timers run often; never by a service
+_ends_at_once = False
+
+
+def _may_end_at_once() -> None:
+    global _ends_at_once
+    _ends_at_once = True
+
+
 def _import_ledger_layer(config: Config, use_case: str) -> None:
     """Import ``use_case`` and the database driver of ``config``'s ledger kept out of garbage
     collection for good (``syncd.speedups``): a command that reads the ledger starts faster."""
@@ -264,6 +274,7 @@ def reconcile_command(
     # the walk runs in a child while this process imports the ledger's modules (a fast start)
     with start_walks(config, libraries) as walks:
         _import_ledger_layer(config, "syncd.app.dryrun" if dry_run else "syncd.app.reconcile")
+        _may_end_at_once()
         if not dry_run:
             raise SystemExit(_reconcile_and_sync(config, libraries, allow_mass_delete, walks))
         from syncd.app.dryrun import dry_run as scan_dry_run
@@ -309,6 +320,7 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
 
     config = load_config_or_exit(config_file)
     _import_ledger_layer(config, "syncd.app.status")
+    _may_end_at_once()
     from syncd.app.errors import LedgerError
     from syncd.app.status import read_status
 
@@ -920,12 +932,13 @@ def ledger_release_host_command(config_file: Path | None, name: str, force: bool
 
 
 def main() -> None:
-    """Console-script entry point. A command that ends with no thread left ends the process
-    at once (``end_process``)."""
+    """Console-script entry point. A one-shot command that ends with no thread left ends
+    the process at once (``end_process``)."""
     try:
         cli()
     except SystemExit as exc:
-        end_process(exc.code)
+        if _ends_at_once:
+            end_process(exc.code)
         raise
 
 
@@ -933,8 +946,9 @@ def end_process(code: object) -> None:
     """End this process with exit status ``code`` (as ``SystemExit`` takes it) without
     tearing the interpreter down, once the command is done and no other thread runs: the
     exit handlers run (logging's flush, finalizers), the output is flushed, then ``os._exit``.
-    Why: freeing every module and object one by one (SQLAlchemy's many) costs a no-op
-    ``reconcile`` or ``status`` about a quarter of its time (benchmarks/bench_start.py).
+    Why: freeing every module and object one by one (SQLAlchemy's many, a scan's index)
+    costs a no-op ``reconcile`` about 0.01 s of its 0.3 s, more the more it read
+    (benchmarks/bench_start.py).
     Returns without doing anything while another thread runs (let Python join it) or when
     the output cannot be flushed (let Python report it)."""
     import atexit

@@ -48,13 +48,24 @@ def test_with_another_thread_running_python_ends_the_process_itself() -> None:
     assert done.stdout.splitlines() == ["returned", "thread done"]
 
 
-def test_the_real_command_exits_with_its_status(tmp_path: Path) -> None:
+def test_the_real_command_exits_with_its_status_and_says_why(tmp_path: Path) -> None:
+    """``syncd status`` on a file that is no ledger: the status ends its process itself,
+    with exit status 2 and the line saying what is wrong."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "ledger.db").write_text("not a database\n", encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[api]\nendpoint = "embedded"\n[ledger]\npath = "./ledger.db"\n'
+        '[[library]]\nname = "lib"\nroot = "./lib"\ngallery = "same_hq"\n',
+        encoding="utf-8",
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "syncd.cli", "status", "-c", str(tmp_path / "missing.toml")],
+        [sys.executable, "-m", "syncd.cli", "status", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 2
-    assert "missing.toml" in done.stderr
+    assert "ledger.db" in done.stderr
+    assert done.stdout == ""
