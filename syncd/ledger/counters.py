@@ -214,8 +214,12 @@ def _count_items(session: Session, item_ids: Collection[int]) -> Counts:
             select(File.library_id, func.count(func.distinct(Content.item_id)))
             .select_from(Content)
             .join(File, File.content_hash == Content.content_hash)
-            .join(Library, and_(Library.id == File.library_id, Library.gallery == Content.gallery))
-            .where(Content.item_id.in_(chunk), File.state == FILE_LIVE)
+            # by content hash only: a planner without statistics (SQLite's) would otherwise
+            # walk every live file, or a library's, for each item
+            .join(
+                Library, and_(Library.id == File.library_id + 0, Library.gallery == Content.gallery)
+            )
+            .where(Content.item_id.in_(chunk), File.state.op("||")("") == FILE_LIVE)
             .group_by(File.library_id)
         )
         for library_id, n in pairs:

@@ -239,7 +239,10 @@ def _claim_statements(
         in_lane = Item.lane == bindparam("lane", type_=Integer)
         due, head = due.where(in_lane), head.where(in_lane)
     if windowed:
-        due = due.where(Item.id.in_(bindparam("head", expanding=True)))
+        # the rows by id; "+ 0": no index serves the order, so SQLite looks the few rows up
+        # by id and sorts them instead of walking ix_items_lane over the whole queue
+        due = due.where(Item.id.in_(bindparam("head", expanding=True))).order_by(None)
+        due = due.order_by(Item.lane + 0, Item.order_key, Item.id)
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     mark = (
         update(Item)
