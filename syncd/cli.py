@@ -203,16 +203,6 @@ def load_config_or_exit(path: Path | None) -> Config:
         raise SystemExit(EXIT_USAGE) from None
 
 
-#: the command running may end the process at once when done (``end_process``): set by
-#: reconcile and status, the commands scripts and timers run often; never by a service
-_ends_at_once = False
-
-
-def _may_end_at_once() -> None:
-    global _ends_at_once
-    _ends_at_once = True
-
-
 def _import_ledger_layer(config: Config, use_case: str) -> None:
     """Import ``use_case`` and the database driver of ``config``'s ledger kept out of garbage
     collection for good (``syncd.speedups``): a command that reads the ledger starts faster."""
@@ -274,7 +264,6 @@ def reconcile_command(
     # the walk runs in a child while this process imports the ledger's modules (a fast start)
     with start_walks(config, libraries) as walks:
         _import_ledger_layer(config, "syncd.app.dryrun" if dry_run else "syncd.app.reconcile")
-        _may_end_at_once()
         if not dry_run:
             raise SystemExit(_reconcile_and_sync(config, libraries, allow_mass_delete, walks))
         from syncd.app.dryrun import dry_run as scan_dry_run
@@ -320,7 +309,6 @@ def status_command(config_file: Path | None, as_json: bool, failed: bool) -> Non
 
     config = load_config_or_exit(config_file)
     _import_ledger_layer(config, "syncd.app.status")
-    _may_end_at_once()
     from syncd.app.errors import LedgerError
     from syncd.app.status import read_status
 
@@ -932,43 +920,8 @@ def ledger_release_host_command(config_file: Path | None, name: str, force: bool
 
 
 def main() -> None:
-    """Console-script entry point. A one-shot command that ends with no thread left ends
-    the process at once (``end_process``)."""
-    try:
-        cli()
-    except SystemExit as exc:
-        if _ends_at_once:
-            end_process(exc.code)
-        raise
-
-
-def end_process(code: object) -> None:
-    """End this process with exit status ``code`` (as ``SystemExit`` takes it) without
-    tearing the interpreter down, once the command is done and no other thread runs: the
-    exit handlers run (logging's flush, finalizers), the output is flushed, then ``os._exit``.
-    Why: freeing every module and object one by one (SQLAlchemy's many, a scan's index)
-    costs a no-op ``reconcile`` about 0.01 s of its 0.3 s, more the more it read
-    (benchmarks/bench_start.py).
-    Returns without doing anything while another thread runs (let Python join it) or when
-    the output cannot be flushed (let Python report it)."""
-    import atexit
-    import os
-    import threading
-
-    if threading.active_count() > 1:
-        return
-    if code is None or isinstance(code, int):
-        status = code or 0
-    else:  # a message: Python prints it and exits 1
-        print(code, file=sys.stderr)
-        status = EXIT_FAILED
-    atexit._run_exitfuncs()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        return
-    os._exit(status)
+    """Console-script entry point."""
+    cli()
 
 
 if __name__ == "__main__":
