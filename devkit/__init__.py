@@ -7,6 +7,8 @@ Neither folder imports the other's files: what both need lives here, outside the
   their re-encodings, rescales and crops.
 - ``textured``: varied, textured pictures and their partial copies (same-image search).
 - ``corpus``: bad and awkward image files (``Corpus``, the hostile ``BOMBS``).
+- ``photos``: phone-size photographs (12 MP JPEG with camera EXIF, HEIC) made from the real
+  photographs of Debian's ``mate-backgrounds`` (the tests skip, saying why, without it).
 - ``browser``: Debian's Chromium and the headless arguments it is launched with.
 
 Both put the repository root on ``sys.path`` and import ``devkit.<module>``: pytest
