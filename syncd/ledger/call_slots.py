@@ -44,6 +44,11 @@ BOOKING_SECONDS = 2.0
 LATE_ALONE = 0.1
 #: seconds a host among several may spend a slot late (within the margin of SHARED_PACE)
 LATE_SHARED = 0.02
+#: seconds ahead of the booking's own clock a host among several books when the schedule
+#: has caught up with the present: the booking's commit takes a few milliseconds, and a
+#: slot already passed when its call gets it would leave late, using up the margin of
+#: SHARED_PACE that the network's jitter needs
+BOOKING_LEAD = 0.02
 #: the schedule is never booked further ahead than this (seconds): a host whose clock ran
 #: ahead cannot hold the others back for longer
 MAX_AHEAD = 5.0
@@ -127,7 +132,7 @@ def take_slots(
     joining = bool(recent) and host not in recent
     recent[host] = now
     schedule.hosts = recent
-    start = max(now, schedule.next_slot)
+    start = max(now if alone else now + BOOKING_LEAD, schedule.next_slot)
     if joining:
         # the host booking so far may still spend its slots late: leave them that room
         start += LATE_ALONE

@@ -13,7 +13,7 @@ from ledgers import LedgerChoice
 from syncd.config import LedgerConfig
 from syncd.gates.rate import DepartureWindow
 from syncd.gates.shared_rate import GRANT_SECONDS
-from syncd.ledger.call_slots import RECOVERY_SECONDS, slow_down, take_slots
+from syncd.ledger.call_slots import BOOKING_LEAD, RECOVERY_SECONDS, slow_down, take_slots
 from syncd.ledger.schema import Ledger, open_ledger
 
 QPS = 10.0
@@ -141,3 +141,15 @@ def test_three_hosts_interleaved_never_put_more_than_the_rate_in_a_sliding_secon
         # ARRIVAL_JITTER apart from when they left still cannot squeeze an eleventh in
         assert closest > 1.0 + ARRIVAL_JITTER, (name, closest)
         assert len(departures) >= 0.97 * len(booked), f"{name}: slots given up"
+
+
+def test_a_host_among_several_books_a_caught_up_schedule_a_little_ahead(ledger: Ledger) -> None:
+    with ledger.transaction() as session:
+        alone = take_slots(session, QPS, 0.25, T0, "a")
+    idle = alone.slots[-1] + 1.0  # nobody booked for a while: the schedule is behind
+    with ledger.transaction() as session:
+        take_slots(session, QPS, 0.25, idle, "b")
+        shared = take_slots(session, QPS, 0.25, idle + 0.5, "a")
+    assert alone.slots[0] == T0, "a host alone spends its first slot at once"
+    # its call gets the slot after the booking committed: the slot has not passed yet
+    assert shared.slots[0] >= idle + 0.5 + BOOKING_LEAD
