@@ -133,8 +133,22 @@ def _move_library(session: Session, row: Library, lib: LibraryConfig) -> None:
         for start in range(0, len(hashes), IN_CHUNK):
             chunk = [h for h in hashes[start : start + IN_CHUNK] if h is not None]
             queue_contents(session, gallery, chunk)
-    # its files now join the other gallery's contents: every count of the library moves
-    with counted(session, Scope(libraries={row.id})):
+    # its files now join the other gallery's contents: every count of the library moves.
+    # The items of its contents in both galleries are named: which of them the library's
+    # files reach depends on the gallery being changed, and an item reached only after (or
+    # only before) must be counted on both sides, or its state would count twice.
+    items: set[int] = set()
+    galleries = [row.gallery, lib.gallery]
+    for start in range(0, len(hashes), IN_CHUNK):
+        chunk = [h for h in hashes[start : start + IN_CHUNK] if h is not None]
+        items.update(
+            session.scalars(
+                select(Content.item_id).where(
+                    Content.gallery.in_(galleries), Content.content_hash.in_(chunk)
+                )
+            )
+        )
+    with counted(session, Scope(libraries={row.id}, item_ids=items)):
         row.gallery = lib.gallery
 
 
