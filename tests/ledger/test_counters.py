@@ -162,7 +162,10 @@ def engine_server(request: pytest.FixtureRequest) -> tuple[str, str | None]:
 
 
 @settings(
-    max_examples=12,
+    # the same 40 sequences on every run (a CI run cannot fail on a sequence nobody has seen);
+    # to explore new ones, set derandomize=False for a few runs (each finds its own)
+    max_examples=40,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
