@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -269,6 +270,44 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+@dataclass
+class PeakRun:
+    """One process run by :func:`run_with_peak`."""
+
+    seconds: float
+    peak_mb: float
+    returncode: int
+    errors: str
+
+
+def run_with_peak(command: Sequence[str]) -> PeakRun:
+    """Run ``command`` (stdout discarded) and sample every 10 ms the high-water mark
+    (``VmHWM``) of the process and of the children it forks (a syncd walker): the peak is
+    the sum of their peaks, an upper bound of what they held at once (``ru_maxrss`` would
+    also count the pages a larger parent had at fork time)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(list(command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peaks: dict[int, int] = {}
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    while proc.poll() is None:
+        try:
+            pids = [proc.pid, *(int(pid) for pid in children.read_text().split())]
+        except (OSError, ValueError):
+            pids = [proc.pid]
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    assert proc.stderr is not None
+    errors = proc.stderr.read().decode(errors="replace")
+    return PeakRun(elapsed, sum(peaks.values()) / 1024, proc.returncode, errors)
 
 
 def wait_peak_rss(pid: int) -> tuple[int, int]:

@@ -49,7 +49,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import Result, bench_parser, percentile, postgresql_database, report
+from _common import (
+    Result,
+    bench_parser,
+    percentile,
+    postgresql_database,
+    report,
+    run_with_peak,
+)
 from sqlalchemy import func, select, text
 
 from syncd.config import LedgerConfig
@@ -359,29 +366,10 @@ def rescan(base: Path, root: Path, where: LedgerConfig, repeat: int) -> list[Res
 
 
 def _timed_peak(command: list[str]) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peaks: dict[int, int] = {}
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    while proc.poll() is None:
-        try:
-            pids = [proc.pid, *(int(pid) for pid in children.read_text().split())]
-        except (OSError, ValueError):
-            pids = [proc.pid]
-        for pid in pids:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
-            except (OSError, ValueError):
-                pass
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - t0
-    assert proc.stderr is not None
-    errors = proc.stderr.read().decode(errors="replace")
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"syncd reconcile failed:\n{errors}")
-    return elapsed, sum(peaks.values()) / 1024
+    run = run_with_peak(command)
+    if run.returncode not in (0, 1):
+        raise SystemExit(f"syncd reconcile failed:\n{run.errors}")
+    return run.seconds, run.peak_mb
 
 
 # -- main ----------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from _common import Result, bench_parser, postgresql_database, report
+from _common import Result, bench_parser, postgresql_database, report, run_with_peak
 from sqlalchemy import String, cast, insert, update
 
 from syncd.api.baidu.brief import make_brief
@@ -108,39 +108,13 @@ def write_config(base: Path, ledger_url: str = "") -> Path:
 def dry_run(config: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of one ``syncd reconcile --dry-run`` process.
 
-    The peak is the process's own high-water mark (``VmHWM``), read every 10 ms while it
-    runs (``ru_maxrss`` would also count the pages this larger process had at fork time),
-    plus that of the walker it forks (``syncd.scan.ahead``): the sum of both peaks, an
-    upper bound of what the two held at once.
+    The peak is that of the process and the walker it forks (``syncd.scan.ahead``), as
+    ``_common.run_with_peak`` samples them.
     """
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [*SYNCD, "reconcile", "--dry-run", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    peaks: dict[int, int] = {}
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    while proc.poll() is None:
-        try:
-            pids = [proc.pid, *(int(pid) for pid in children.read_text().split())]
-        except (OSError, ValueError):
-            pids = [proc.pid]
-        for pid in pids:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
-            except (OSError, ValueError):
-                pass
-        time.sleep(0.01)
-    peak_kib = sum(peaks.values())
-    elapsed = time.perf_counter() - t0
-    assert proc.stderr is not None
-    errors = proc.stderr.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"syncd reconcile --dry-run failed:\n{errors.decode(errors='replace')}")
-    return elapsed, peak_kib / 1024
+    run = run_with_peak([*SYNCD, "reconcile", "--dry-run", "-c", str(config)])
+    if run.returncode != 0:
+        raise SystemExit(f"syncd reconcile --dry-run failed:\n{run.errors}")
+    return run.seconds, run.peak_mb
 
 
 def timed_run(config: Path, *options: str, refused: bool = False) -> float:
