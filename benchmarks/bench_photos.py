@@ -96,7 +96,7 @@ def make_files(folder: Path, jpegs: int, heics: int, synced: int) -> dict[str, l
     """The prepared JPEGs (over the limit), HEICs and the library's photos, made in parallel
     (those already in ``folder`` are kept)."""
     prepare, library = folder / "prepare", folder / "site" / "library"
-    prepare.mkdir(exist_ok=True)
+    prepare.mkdir(parents=True, exist_ok=True)
     library.mkdir(parents=True, exist_ok=True)
     jobs = [("over", i, prepare / f"IMG_{i:04d}.JPG") for i in range(jpegs)]
     jobs += [("heic", i, prepare / f"IMG_{i:04d}.HEIC") for i in range(heics)]
