@@ -43,6 +43,7 @@ from syncd.api.baidu.galleries import GALLERIES, GALLERY_NAMES, OPERATIONS, TOKE
 from syncd.errors import ApiError, ItemExistsError
 from syncd.gallery.auth import BRAIN_ALL_SCOPE, DEFAULT_TOKEN_SCOPE, Authenticator
 from syncd.gallery.faults import FaultConfig, FaultInjector, TransientFault
+from syncd.gallery.form import form_params
 from syncd.gallery.galleries import Galleries
 from syncd.gallery.images import URL_TIMEOUT
 from syncd.gallery.operations import Operations
@@ -293,7 +294,7 @@ class GalleryApp:
         if name in faults.not_initialized:
             return _api_error(216017), "error 216017"
         try:
-            params = {key: request.form[key] for key in request.form}
+            params = form_params(request)
         except HTTPException:  # body over MAX_BODY_BYTES: it can only be the image
             return _api_error(216202, status=413), "error 216202"
         try:
