@@ -66,8 +66,10 @@ class ImageSearch(Protocol):
     the provider says; an update of an item the gallery lacks raises ``ItemMissingError``.
     """
 
-    #: called before a call the client repeats on its own (a renewed token), so that the
-    #: repeat counts against the account's rate; None: no pacing
+    #: called right before every request leaves, its body encoded and signed (a repeat
+    #: after a renewed token too): the caller's gate, which waits for the account's rate
+    #: and records the departure as it returns; whatever it raises reaches the caller and
+    #: nothing is sent. None: no pacing
     pace: Callable[[], object] | None
 
     def add(

@@ -1,5 +1,6 @@
-"""The daily budget as the workers meet it: one unit per call, taken in the ledger before
-the call goes out (``syncd.ledger.budget``); a spent budget pauses the account like error
+"""The daily budget as the workers meet it: one unit per call, taken in the ledger once the
+call's request is built, before it waits for its slot of the rate (``syncd.ledger.budget``;
+``syncd.sync.context.SyncContext.depart``); a spent budget pauses the account like error
 17 until the next quota day (00:00 UTC+8)."""
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ Each host books a fraction of a second of consecutive call slots at a time
 slows the one schedule down for every host. A host alone gets the whole rate; three hosts
 share it. Slots are wall-clock times (hosts keep their clocks in sync with NTP). A call also
 waits for a free place in this host's departure window (``syncd.gates.rate``), and a slot
-missed by more than the grant allows is given up rather than spent next to the next one.
+missed by more than the grant allows is given up rather than spent next to the next one, and
+so is the slot of a call whose thread woke too late to leave within that time: a departure
+is the clock read as the call is let go at the wire, and the other hosts' slots leave room
+for only that much lateness.
 
 A host books on demand: as many slots as it has calls waiting for one (up to the grant), when
 one of them finds none left. A slot booked ahead for a call that never comes (the host ran
@@ -88,8 +91,9 @@ class SharedRateLimiter(RateLimiter):
                 self._wanting -= 1
 
     def acquire(self) -> bool:
-        """Wait for this host's next call slot and a free place in its window; False (at
-        once) when the limiter is closed."""
+        """Wait for this host's next call slot and a free place in its window, and record
+        the departure (call it right before the request leaves); False (at once) when the
+        limiter is closed."""
         while True:
             if self.closed:
                 return False

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from syncd.api.port import ImageSearch
 from syncd.config import LibraryConfig
-from syncd.errors import ApiError, RateError
+from syncd.errors import ApiError, BudgetSpentError, RateError
 from syncd.gates.backoff import retry_delay
 from syncd.gates.budget import DailyBudget
 from syncd.gates.pause import AccountState
@@ -98,6 +98,23 @@ class SyncContext:
     #: where each call's outcome is logged and kept for the console
     outcomes: OutcomeLog = field(default_factory=OutcomeLog)
 
+    def depart(self) -> None:
+        """The gate every call passes at the wire (the client's ``pace``): its body is
+        encoded and signed, its request leaves as this returns. A unit of the daily budget
+        first (a ledger transaction: never between the departure and the post), then the
+        call's slot of the shared rate, whose departure is recorded as the wait ends.
+
+        Raises BudgetSpentError (the day's budget is spent) or Stopping (the engine shuts
+        down); the call is not sent then. A stop that comes while the call waits for its
+        slot leaves its unit spent: the budget counts at least every call sent.
+        """
+        if self.limiter.closed:
+            raise Stopping
+        if self.budget is not None:
+            self.budget.spend()
+        if not self.limiter.acquire():
+            raise Stopping
+
 
 @dataclass(frozen=True)
 class Worker:
@@ -107,18 +124,20 @@ class Worker:
     owner: str
 
     def call(self, gallery: str, op: str, send: Callable[[], T]) -> T:
-        """One API call: wait for a free call slot, the shared rate and the daily budget,
-        make it, feed the answer back (rate errors slow the shared rate; a success lifts a
-        gallery's stop). Raises Stopping when the engine shuts down before the call went
+        """One API call: take a free call slot (``api.concurrency``), make it, feed the
+        answer back (rate errors slow the shared rate; a success lifts a gallery's stop).
+
+        ``send`` makes the call through ``ctx.client``, whose ``pace`` is ``ctx.depart``:
+        the daily budget and the shared rate are met at the wire, once the request is
+        built, so building it (an image's base64 and form encoding) never delays a call
+        after its slot. Raises Stopping when the engine shuts down before the call went
         out, BudgetSpentError when the day's budget is spent (nothing sent)."""
         ctx = self.ctx
         with ctx.in_flight:
-            if not ctx.limiter.acquire():
-                raise Stopping
-            if ctx.budget is not None:
-                ctx.budget.spend()  # BudgetSpentError: nothing was sent
             try:
                 result = send()
+            except BudgetSpentError:
+                raise  # from ctx.depart: nothing was sent
             except ApiError as error:
                 ctx.tally.call(op, type(error).__name__)
                 if isinstance(error, RateError):

@@ -196,8 +196,9 @@ class SyncEngine:
             outcomes=OutcomeLog(clock, self._queued),
         )
         self._ctx.recorder.on_commit = self.wake
-        # a call the client repeats after renewing its token counts against api.qps too
-        client.pace = self._ctx.limiter.acquire
+        # every call waits for the daily budget and the shared rate at the wire, its request
+        # built (a repeat after a renewed token too): its departure is when it leaves
+        client.pace = self._ctx.depart
         self._cv = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stopping = False

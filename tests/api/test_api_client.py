@@ -455,12 +455,12 @@ def test_call_repeated_after_a_token_renewal_waits_for_the_callers_pace(
     paced: list[int] = []
     token_client.pace = lambda: paced.append(sum(gallery_server.call_counts().values()))
     token_client.search("similar", image=make_image(73))
-    assert paced == []  # a call that is not repeated is the caller's to pace
+    assert paced == [0]  # every request waits for the caller's pace before it leaves
     gallery_server.faults.token_lifetime = 0.0
     with pytest.raises(TokenError):
         token_client.search("similar", image=make_image(73))
-    # asked once, after the refused call and before its repetition
-    assert paced == [2]
+    # asked before the call, and again after the refused call and before its repetition
+    assert paced == [0, 1, 2]
     assert gallery_server.call_counts()[("similar", "search")] == 3
 
 

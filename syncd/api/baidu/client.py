@@ -134,8 +134,9 @@ class ImageSearchClient:
         self._counts_lock = threading.Lock()
         self._counts: collections.Counter[tuple[GalleryName, Operation]] = collections.Counter()
         self._token_requests = 0
-        #: called before a call the client repeats on its own (after a token renewal), so
-        #: the caller's rate limit covers it too; the caller paced the first call already
+        #: called right before every request leaves (``syncd.api.port.ImageSearch.pace``),
+        #: its body encoded and signed, the repeat after a token renewal too; what it
+        #: raises reaches the caller, and nothing is sent
         self.pace: Callable[[], object] | None = None
 
     @classmethod
@@ -302,9 +303,9 @@ class ImageSearchClient:
         """Post ``params`` to ``gallery`` as they are and return the answer's JSON object.
 
         No validation happens here (the operation methods validate); errors are raised
-        as the ``syncd.errors`` class of the answer. In token mode a 110/111 answer renews
-        the token once and repeats the call once (after ``pace``, if set); a second refusal
-        raises TokenError.
+        as the ``syncd.errors`` class of the answer. ``pace`` (if set) is called right
+        before each request leaves. In token mode a 110/111 answer renews the token once
+        and repeats the call once; a second refusal raises TokenError.
         """
         path = self._gallery(gallery).path(params.op)
         body = encode_form(params)
@@ -316,8 +317,6 @@ class ImageSearchClient:
         except TokenError as exc:
             log.info("access token refused (%s); renewing it once", exc.code)
             token = self._tokens.renew(token.generation)
-        if self.pace is not None:
-            self.pace()
         return self._post_with_token(gallery, params.op, path, body, token.value)
 
     def _gallery(self, gallery: GalleryName) -> Gallery:
@@ -329,7 +328,11 @@ class ImageSearchClient:
     def _secrets(self) -> tuple[str, ...]:
         return (self._secret_key, *self._seen_tokens)
 
-    def _count(self, gallery: GalleryName, op: Operation) -> None:
+    def _depart(self, gallery: GalleryName, op: Operation) -> None:
+        """The request is built: wait at the caller's gate (``pace``), then count the call.
+        Nothing may come between this and the post."""
+        if self.pace is not None:
+            self.pace()
         with self._counts_lock:
             self._counts[(gallery, op)] += 1
 
@@ -338,7 +341,7 @@ class ImageSearchClient:
     ) -> dict[str, Any]:
         url = f"{self.endpoint}{path}?{urlencode({'access_token': token})}"
         headers = {"Content-Type": FORM_CONTENT_TYPE}
-        self._count(gallery, op)
+        self._depart(gallery, op)
         return self._post(url, body, headers, f"{gallery}/{op}")
 
     def _post_signed(
@@ -364,7 +367,7 @@ class ImageSearchClient:
             "Content-Type": FORM_CONTENT_TYPE,
             "Authorization": authorization,
         }
-        self._count(gallery, op)
+        self._depart(gallery, op)
         return self._post(url, body, headers, f"{gallery}/{op}", (authorization,))
 
     def _post(
