@@ -15,7 +15,10 @@ The processes may write Python's bytecode cache (``PYTHONDONTWRITEBYTECODE`` is 
 them, and one untimed run of each goes first): an installed syncd has its modules compiled,
 and compiling them again at each start is no part of what a user waits for.
 ``$SYNCD_BENCH_CLIENT_PATH=DIR`` runs the ``syncd`` of another checkout (a ``git worktree``
-of an older commit), for a before/after.
+of an older commit), for a before/after. ``--before DIR`` times that checkout's two commands
+in the same run, interleaved with this one's (each on a library and ledger of its own, so a
+ledger schema either one does not know never meets it), and prints each one's time over
+the checkout's: the side by side a busy machine needs.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ SYNCD = str(Path(sys.executable).with_name("syncd"))
 def write_setup(base: Path) -> Path:
     """A library of the sample images and a config syncing it into the embedded gallery."""
     root = base / "lib"
-    root.mkdir()
+    root.mkdir(parents=True)
     for image in sorted((REPO_ROOT / "sample-images").glob("*.jpg")):
         shutil.copy(image, root / image.name)
     config = base / "config.toml"
@@ -75,33 +78,51 @@ def run_timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return wall, usage.ru_utime + usage.ru_stime, shown
 
 
+def set_up(base: Path, env: dict[str, str]) -> dict[str, str]:
+    """The library of :func:`write_setup` under ``base``, synced once by the ``syncd`` that
+    ``env`` runs: that environment, naming the config."""
+    its_env = dict(env, SYNCD_CONFIG=str(write_setup(base)))
+    subprocess.run([SYNCD, "reconcile"], env=its_env, check=True, capture_output=True)
+    return its_env
+
+
 def main() -> int:
     parser = bench_parser(__doc__)
     parser.add_argument("--repeat", type=int, help="timed runs of each process (21; --quick 9)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="also time the syncd of the checkout DIR (a git worktree), interleaved",
+    )
     args = parser.parse_args()
     repeat = args.repeat or (9 if args.quick else 21)
     env = client_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     base = Path(tempfile.mkdtemp(prefix="bench_start_"))
     try:
-        env["SYNCD_CONFIG"] = str(write_setup(base))
-        subprocess.run([SYNCD, "reconcile"], env=env, check=True, capture_output=True)
-        runs = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "python -c 'import sqlalchemy'": [sys.executable, "-c", "import sqlalchemy"],
-            "syncd reconcile (no-op)": [SYNCD, "reconcile"],
-            "syncd status": [SYNCD, "status"],
+        envs = {"": set_up(base / "this", env)}
+        if args.before is not None:
+            before = dict(env, PYTHONPATH=str(args.before.resolve()))
+            envs["before: "] = set_up(base / "before", before)
+        runs: dict[str, tuple[list[str], dict[str, str]]] = {
+            "python -c pass": ([sys.executable, "-c", "pass"], env),
+            "python -c 'import sqlalchemy'": ([sys.executable, "-c", "import sqlalchemy"], env),
         }
-        for argv in runs.values():  # untimed: writes the bytecode cache, warms the page cache
-            run_timed(argv, env)
-        _, _, shown = run_timed(runs["syncd reconcile (no-op)"], env)
-        if "0 new or changed" not in shown or "0 API calls" not in shown:
-            raise SystemExit(f"the reconcile was not a no-op:\n{shown}")
+        for prefix, its_env in envs.items():
+            runs[f"{prefix}syncd reconcile (no-op)"] = ([SYNCD, "reconcile"], its_env)
+            runs[f"{prefix}syncd status"] = ([SYNCD, "status"], its_env)
+        for argv, its_env in runs.values():  # untimed: writes the bytecode cache, warms caches
+            run_timed(argv, its_env)
+        for prefix, its_env in envs.items():
+            _, _, shown = run_timed([SYNCD, "reconcile"], its_env)
+            if "0 new or changed" not in shown or "0 API calls" not in shown:
+                raise SystemExit(f"{prefix}the reconcile was not a no-op:\n{shown}")
         walls: dict[str, list[float]] = {name: [] for name in runs}
         cpus: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(repeat):
-            for name, argv in runs.items():
-                wall, cpu, _ = run_timed(argv, env)
+            for name, (argv, its_env) in runs.items():
+                wall, cpu, _ = run_timed(argv, its_env)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
     finally:
@@ -122,6 +143,19 @@ def main() -> int:
             for name in runs
         ],
     )
+    if args.before is not None:
+        print(f"this checkout over {args.before}:")
+        print_table(
+            ["process", "wall", "cpu"],
+            [
+                [
+                    name,
+                    f"{median_wall[name] / median_wall['before: ' + name]:.3f}",
+                    f"{median_cpu[name] / median_cpu['before: ' + name]:.3f}",
+                ]
+                for name in ("syncd reconcile (no-op)", "syncd status")
+            ],
+        )
     results = []
     for name in ("syncd reconcile (no-op)", "syncd status"):
         results.append(Result.at_most(f"{name}, wall", median_wall[name], "s", TARGET_SECONDS))
