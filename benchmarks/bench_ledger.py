@@ -23,8 +23,12 @@ Measured:
    each claiming 10 intents per transaction and recording them added, for ``--seconds``:
    intents claimed per second together (≥ 1000) and the p99 of one claim transaction
    (≤ 50 ms);
+   Printed beside them: the statements one claim and its answer send (each claimer
+   counts its own with a ``before_cursor_execute`` listener; BEGIN, COMMIT and the pool's
+   ping not included);
 3. ``ledger_status`` of the 20 libraries (what ``syncd status``, ``/api/status`` and
-   ``/metrics`` read): median of 5 (≤ 100 ms);
+   ``/metrics`` read): median of 5 (≤ 100 ms); printed beside it: an idle engine's two
+   questions, ``next_due_at`` and ``next_lease_end`` of host ``h01``, median of 5;
 4. the ledger's size on disk per million files (≤ 1024 MB);
 5. unless ``--skip-rescan``: host ``h00``'s library is a real tree of empty files (its
    rows were filled from it) and a no-change ``syncd reconcile`` of that host runs as a
@@ -57,12 +61,19 @@ from _common import (
     report,
     run_with_peak,
 )
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from syncd.config import LedgerConfig
 from syncd.ledger.dialect import advance_sequences, bulk_insert
 from syncd.ledger.models import Base, Item
-from syncd.ledger.queue import AddedItem, claim_due_intents, copies_elsewhere, record_adds
+from syncd.ledger.queue import (
+    AddedItem,
+    claim_due_intents,
+    copies_elsewhere,
+    next_due_at,
+    next_lease_end,
+    record_adds,
+)
 from syncd.ledger.report import ledger_status
 from syncd.ledger.schema import Ledger, open_ledger
 
@@ -241,8 +252,15 @@ def _claimer(where: LedgerConfig, host: str, start_at: float, seconds: float, ou
     owner = f"{host}:{os.getpid()}:bench"
     latencies: list[float] = []
     claimed = 0
+    statements = [0]
+
+    @event.listens_for(ledger.engine, "before_cursor_execute")
+    def _count(*_args: Any) -> None:
+        statements[0] += 1
+
     try:
         time.sleep(max(0.0, start_at - time.time()))
+        statements[0] = 0
         end = start_at + seconds
         while time.time() < end:
             t0 = time.perf_counter()
@@ -264,11 +282,14 @@ def _claimer(where: LedgerConfig, host: str, start_at: float, seconds: float, ou
                 record_adds(session, added, owner)
     finally:
         ledger.close()
-    out.put((claimed, latencies))
+    out.put((claimed, latencies, statements[0]))
 
 
-def concurrent_claims(where: LedgerConfig, claimers: int, seconds: float) -> tuple[float, float]:
-    """(intents claimed per second together, p99 ms of one claim transaction)."""
+def concurrent_claims(
+    where: LedgerConfig, claimers: int, seconds: float
+) -> tuple[float, float, float]:
+    """(intents claimed per second together, p99 ms of one claim transaction, statements
+    per claim transaction and its answer)."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     start_at = time.time() + 3.0  # every process opened its ledger by then
@@ -281,9 +302,10 @@ def concurrent_claims(where: LedgerConfig, claimers: int, seconds: float) -> tup
     results = [out.get(timeout=seconds + 600) for _ in procs]
     for proc in procs:
         proc.join()
-    total = sum(claimed for claimed, _ in results)
-    latencies = [lat for _, lats in results for lat in lats]
-    return total / seconds, percentile(latencies, 99) * 1000
+    total = sum(claimed for claimed, _, _ in results)
+    latencies = [lat for _, lats, _ in results for lat in lats]
+    statements = sum(n for _, _, n in results) / max(1, len(latencies))
+    return total / seconds, percentile(latencies, 99) * 1000, statements
 
 
 def status_ms(ledger: Ledger) -> float:
@@ -295,6 +317,23 @@ def status_ms(ledger: Ledger) -> float:
             ledger_status(session, libraries, time.time(), qps=10.0)
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000
+
+
+def idle_questions_ms(ledger: Ledger, host: str = "h01") -> tuple[float, float]:
+    """Median ms of ``next_due_at`` and of ``next_lease_end`` for ``host`` (5 runs each), as
+    an idle engine among several hosts asks them."""
+    due: list[float] = []
+    lease: list[float] = []
+    for _ in range(5):
+        with ledger.transaction() as session:
+            t0 = time.perf_counter()
+            next_due_at(session, [GALLERY], host)
+            t1 = time.perf_counter()
+            next_lease_end(session, [GALLERY], host)
+            t2 = time.perf_counter()
+        due.append(t1 - t0)
+        lease.append(t2 - t1)
+    return statistics.median(due) * 1000, statistics.median(lease) * 1000
 
 
 def size_bytes(ledger: Ledger, where: LedgerConfig) -> int:
@@ -436,6 +475,8 @@ def main() -> None:
                 )
                 status = status_ms(ledger)
                 print(f"  ledger_status of {HOSTS} libraries: {status:.1f} ms (median of 5)")
+                due_ms, lease_ms = idle_questions_ms(ledger)
+                print(f"  next_due_at {due_ms:.1f} ms, next_lease_end {lease_ms:.1f} ms (h01)")
                 results.append(
                     Result.at_most(
                         f"ledger_status at {per_host * HOSTS} files",
@@ -455,8 +496,9 @@ def main() -> None:
                 )  # fmt: skip
             finally:
                 ledger.close()
-            rate, p99 = concurrent_claims(where, claimers, seconds)
+            rate, p99, statements = concurrent_claims(where, claimers, seconds)
             print(f"  {claimers} claimers: {rate:.0f} intents/s, claim p99 {p99:.1f} ms")
+            print(f"  statements per claim and its answer: {statements:.1f}")
             results += [
                 Result.at_least(
                     f"intents claimed per s, {claimers} claimers", rate, "/s",

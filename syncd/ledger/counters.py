@@ -18,7 +18,11 @@ writer and uses shard 0.
 How a write keeps them in step: it runs inside :func:`counted` with the scope it may change
 (file ids, (library, path) keys, whole libraries, content hashes, item ids). The counts of
 that scope are taken before and after the write, in the same transaction, and the
-difference is added when the transaction commits. The scope must name every file and item
+difference is added when the transaction commits. A write that changes only the state and op
+of some items (a call's answer) says so (``Scope.states_only``): one read of those items
+and their files before, one of their states after. A write that knows both states and has
+read the items' files (:func:`item_files`) with its own locking read adds the difference
+itself (:func:`count_item_moves`), with no read of its own. The scope must name every file and item
 whose count the write can change; the property test (tests/ledger/test_counters.py)
 compares the kept counts with a full count after random sequences of real operations.
 On PostgreSQL the "before" reads lock the scope's items (``FOR SHARE``, in id order): a
@@ -30,14 +34,15 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Join,
     LargeBinary,
     and_,
     delete,
@@ -123,6 +128,10 @@ class Scope:
     hashes: set[str] = field(default_factory=set)
     item_ids: set[int] = field(default_factory=set)
     items: bool = True
+    #: the write changes only the state and op of the items of ``item_ids`` (no file, no
+    #: content, no other column the counts read, and no item made or deleted): their files'
+    #: kinds follow from the states, read once before and once after
+    states_only: bool = False
 
     def add_keys(self, library_id: int, keys: Iterable[bytes]) -> None:
         self.keys.setdefault(library_id, set()).update(keys)
@@ -248,6 +257,128 @@ def _lock_items(session: Session, item_ids: Collection[int]) -> None:
         ).all()
 
 
+# -- writes that move items between states only --------------------------------------------------
+
+#: (library id, file state, verdict) of one file of an item, as the counts see it
+FileRow = tuple[int, str, str | None]
+
+
+@dataclass(frozen=True)
+class ItemMove:
+    """An item whose state and op a write changes, and nothing else the counts read."""
+
+    gallery: str
+    #: (state, op) before and after the write
+    before: tuple[str, str | None]
+    after: tuple[str, str | None]
+    #: the files of its contents (see :func:`item_files`)
+    files: Sequence[FileRow]
+
+
+def item_files() -> tuple[Join, tuple[ColumnElement[Any], ...]]:
+    """The items joined to the files of their contents, as the counts pair them (a file of
+    a library of the content's gallery), and the columns of a :data:`FileRow`.
+
+    For a query of items that also wants their files in one pass: select from the join,
+    filter and lock the items as needed; a row whose library id is None is no file of the
+    item (an item without files, or a copy in a library of another gallery).
+    """
+    joined = (
+        Item.__table__.outerjoin(Content, Content.item_id == Item.id)
+        .outerjoin(File, File.content_hash == Content.content_hash)
+        # by content hash only (see _count_items)
+        .outerjoin(
+            Library, and_(Library.id == File.library_id + 0, Library.gallery == Content.gallery)
+        )
+    )
+    return joined, (
+        Library.id.label("file_library_id"),
+        File.state.label("file_state"),
+        File.verdict.label("file_verdict"),
+    )
+
+
+def file_rows(rows: Iterable[Sequence[Any]]) -> dict[int, list[FileRow]]:
+    """item id -> its files, from rows ``(item id, library id, file state, verdict)`` of a
+    query over :func:`item_files` (every item of the rows has an entry)."""
+    out: dict[int, list[FileRow]] = {}
+    for item_id, library_id, file_state, verdict in rows:
+        files = out.setdefault(int(item_id), [])
+        if library_id is not None:
+            files.append((int(library_id), str(file_state), verdict))
+    return out
+
+
+def count_item_moves(session: Session, moves: Iterable[ItemMove]) -> None:
+    """Add to this transaction's deltas what these items' moves change: the items by state
+    and op, and their files' kinds (the item's "items" count in a library does not depend
+    on its state)."""
+    deltas: Counts = session.info.setdefault(_DELTAS, Counter())
+    for move in moves:
+        if move.before == move.after:
+            continue
+        deltas[(0, move.gallery, item_kind(*move.before))] -= 1
+        deltas[(0, move.gallery, item_kind(*move.after))] += 1
+        if move.before[0] == move.after[0]:
+            continue  # the files' kinds follow the state only
+        for library_id, file_state, verdict in move.files:
+            for kind in file_kinds(file_state, verdict, move.before[0]):
+                deltas[(library_id, "", kind)] -= 1
+            for kind in file_kinds(file_state, verdict, move.after[0]):
+                deltas[(library_id, "", kind)] += 1
+
+
+def _states_with_files(
+    session: Session, item_ids: Collection[int]
+) -> tuple[dict[int, tuple[str, str, str | None]], dict[int, list[FileRow]]]:
+    """(item id -> (gallery, state, op), item id -> files) of these items, read in one
+    query per chunk; on PostgreSQL the items are share-locked in id order (see the module
+    doc)."""
+    joined, columns = item_files()
+    lock = session.get_bind().dialect.name == "postgresql"
+    states: dict[int, tuple[str, str, str | None]] = {}
+    rows: list[Sequence[Any]] = []
+    ids = sorted(item_ids)
+    for i in range(0, len(ids), _CHUNK):
+        query = (
+            select(Item.id, Item.gallery, Item.state, Item.op, *columns)
+            .select_from(joined)
+            .where(Item.id.in_(ids[i : i + _CHUNK]))
+            .order_by(Item.id)
+        )
+        if lock:
+            query = query.with_for_update(read=True, of=Item)
+        for item_id, gallery, state, op, *file_columns in session.execute(query):
+            states[item_id] = (gallery, state, op)
+            rows.append((item_id, *file_columns))
+    return states, file_rows(rows)
+
+
+def _states(session: Session, item_ids: Collection[int]) -> dict[int, tuple[str, str, str | None]]:
+    ids = sorted(item_ids)
+    states: dict[int, tuple[str, str, str | None]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        for item_id, gallery, state, op in session.execute(
+            select(Item.id, Item.gallery, Item.state, Item.op).where(
+                Item.id.in_(ids[i : i + _CHUNK])
+            )
+        ):
+            states[item_id] = (gallery, state, op)
+    return states
+
+
+def _moves(
+    before: Mapping[int, tuple[str, str, str | None]],
+    after: Mapping[int, tuple[str, str, str | None]],
+    files: Mapping[int, Sequence[FileRow]],
+) -> Iterator[ItemMove]:
+    for item_id, (gallery, state, op) in before.items():
+        now = after.get(item_id)
+        if now is None or now[0] != gallery:
+            raise AssertionError(f"item {item_id} was deleted or moved in a states-only write")
+        yield ItemMove(gallery, (state, op), (now[1], now[2]), files.get(item_id, ()))
+
+
 @contextmanager
 def counted(session: Session, scope: Scope) -> Iterator[Scope]:
     """Keep the counts in step with the writes made inside the block (see the module doc).
@@ -256,6 +387,12 @@ def counted(session: Session, scope: Scope) -> Iterator[Scope]:
     named before it starts.
     """
     session.flush()
+    if scope.states_only:
+        states, files = _states_with_files(session, scope.item_ids)
+        yield scope
+        session.flush()
+        count_item_moves(session, _moves(states, _states(session, states), files))
+        return
     # items only (a call's answer, a merge, a retry): the files to count are those of the
     # items' contents, and no other item's count moves (another gallery's item of the same
     # bytes keeps its state and its files)

@@ -1,4 +1,4 @@
-"""The ledger's tables (schema version 5), as typed SQLAlchemy models.
+"""The ledger's tables (schema version 6), as typed SQLAlchemy models.
 
 files     one row per path seen under a library root: its stat signature, content and verdict
 contents  (gallery, content hash) -> item; several contents may share one item (216681)
@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,7 +43,7 @@ from syncd.paths.relpath import decode_relpath, encode_relpath
 from syncd.paths.states import FILE_LIVE
 
 #: the schema this code writes; schema.MIGRATIONS brings older ledgers up to it
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 Verdict = Literal["ok", "rejected", "skipped"]
 #: ok: an image the gallery can take; rejected: not sendable (reason); skipped: not readable
@@ -55,6 +56,12 @@ ItemState = Literal["pending", "synced", "failed"]
 ITEM_PENDING: Final = "pending"
 ITEM_SYNCED: Final = "synced"
 ITEM_FAILED: Final = "failed"
+
+#: the rows of the partial indexes of the queue (schema v6), as SQL: queries that mean to walk
+#: one of them spell the same terms (a planner uses a partial index only when the query's
+#: conditions imply its own)
+QUEUE_PREDICATE: Final = "state = 'pending' AND op IS NOT NULL"
+CLAIMED_PREDICATE: Final = "claim_owner IS NOT NULL"
 
 #: the lanes of the work queue: fresh changes first, a scan's backlog beside them
 #: (docs/rules.md, Fresh changes first)
@@ -139,6 +146,23 @@ class Item(Base):
         Index("ix_items_due", "state", "next_attempt_at"),
         # schema v4: claims take the live lane first, each lane in its order
         Index("ix_items_lane", "state", "lane", "order_key"),
+        # schema v6: the queue alone, in claim order (a claim walks it and stops at its limit)
+        Index(
+            "ix_items_queue",
+            "lane",
+            "order_key",
+            "id",
+            postgresql_where=text(QUEUE_PREDICATE),
+            sqlite_where=text(QUEUE_PREDICATE),
+        ),
+        # schema v6: the leases held, by holder: a renewal, the first lease to run out
+        Index(
+            "ix_items_claimed",
+            "claim_owner",
+            "claimed_at",
+            postgresql_where=text(CLAIMED_PREDICATE),
+            sqlite_where=text(CLAIMED_PREDICATE),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     gallery: Mapped[str] = mapped_column(String(16))

@@ -5,11 +5,12 @@ claims a few (atomically: one transaction marks them with its owner id and the t
 makes the calls, and records each outcome. A claim is a lease: its holder renews it
 (:func:`renew_claims`) while the work runs, and one not renewed for ``stale_after`` seconds
 was left by a worker (or a whole host) that died; its intents are claimed again. On
-PostgreSQL, hosts claim side by side with ``SELECT … FOR UPDATE SKIP LOCKED``. An add needs
-the image's bytes, so a host claims only adds of which one of its libraries holds a live
-copy; updates and deletes any host may claim. Recording a success
-stores what the gallery now has (``have_*``) and derives the next op from what it should
-have, so a file renamed while its add was in flight costs one update afterwards.
+PostgreSQL, hosts claim side by side with ``SELECT … FOR UPDATE SKIP LOCKED``, in one
+statement that picks, leases and returns the intents (the copy an add reads included). An
+add needs the image's bytes, so a host claims only adds of which one of its libraries holds
+a live copy; updates and deletes any host may claim. Recording a success stores what the
+gallery now has (``have_*``) and derives the next op from what it should have, so a file
+renamed while its add was in flight costs one update afterwards.
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
-    func,
+    literal_column,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import BindParameter
 
-from syncd.ledger.counters import Scope, counted
+from syncd.ledger.counters import ItemMove, Scope, count_item_moves, counted, file_rows, item_files
+from syncd.ledger.dialect import is_postgresql
 from syncd.ledger.intents import CLAIM_STALE_AFTER, queue_contents
 from syncd.ledger.models import (
     ITEM_FAILED,
@@ -79,17 +82,44 @@ class Intent:
 
 #: the item another one waits for (one alias: a new one per query defeats the SQL cache)
 _blocker = aliased(Item, name="blocker")
+#: "pending", inlined: a planner matches a partial index's terms to constants, not to values
+#: bound at execution (see ix_items_queue)
+_PENDING: ColumnElement[Any] = literal_column(f"'{ITEM_PENDING}'")
 
 
-def _unblocked_pending() -> ColumnElement[bool]:
-    """Pending intents not waiting for another item's add (docs/rules.md, Add before delete)."""
+def _queued(indexed: bool = True) -> ColumnElement[bool]:
+    """An intent still to be sent: the rows of ``ix_items_queue``, in its own terms.
+
+    ``indexed=False``: for a query that reaches its rows by another index (the ids of a
+    window, the leases): the state is compared as an expression (``|| ''``), which no index
+    serves, so SQLite's planner (no statistics) does not walk every pending intent instead.
+    """
+    state = Item.state if indexed else Item.state.op("||")("")
+    return and_(state == _PENDING, Item.op.is_not(None))
+
+
+def _unblocked_pending(indexed: bool = True) -> ColumnElement[bool]:
+    """Pending intents not waiting for another item's add (docs/rules.md, Add before delete);
+    ``indexed``: see _queued."""
     blocker = _blocker
-    blocked = exists().where(
-        blocker.id == Item.wait_for_item_id,
-        blocker.state == ITEM_PENDING,
-        blocker.op.is_not(None),
+    blocked = _fenced(
+        select(blocker.id).where(
+            blocker.id == Item.wait_for_item_id,
+            blocker.state == ITEM_PENDING,
+            blocker.op.is_not(None),
+        )
     )
-    return and_(Item.state == ITEM_PENDING, Item.op.is_not(None), ~blocked)
+    # "waits for nothing, or for nothing pending": the same rows, and the item waited for is
+    # looked up only for the rows that wait
+    return and_(_queued(indexed), or_(Item.wait_for_item_id.is_(None), ~blocked))
+
+
+def _fenced(query: Any) -> Any:
+    """EXISTS (``query`` OFFSET 0): a test made row by row, for the rows a walk in order
+    reaches. Without the OFFSET PostgreSQL's planner may turn it into a join, or into a
+    hashed list of every match, over the whole table (every pending intent, every copy a
+    host holds), a cost that grows with the ledger where the walk stops after a few rows."""
+    return exists(query.correlate(Item).offset(0))
 
 
 #: the bound values of the claim statements (built once: see _claim_statements)
@@ -97,24 +127,27 @@ _NOW = bindparam("now", type_=Float)
 _STALE_BEFORE = bindparam("stale_before", type_=Float)
 
 
-def _claimable(in_lane_order: bool = False) -> ColumnElement[bool]:
+def _unclaimed() -> ColumnElement[bool]:
+    """Not claimed, or the lease not renewed since ``stale_before`` (bound at execution)."""
+    return or_(Item.claim_owner.is_(None), Item.claimed_at < _STALE_BEFORE)
+
+
+def _claimable(in_lane_order: bool = False, indexed: bool = True) -> ColumnElement[bool]:
     """Due at ``now`` and not claimed since ``stale_before`` (both bound at execution).
 
     ``in_lane_order``: for the query that picks intents in lane order. Its due test is
     written so that no index on ``next_attempt_at`` serves it: SQLite would otherwise take
-    ``ix_items_due`` and sort the whole backlog on every claim, where ``ix_items_lane``
-    walks it in order and stops at the limit (seconds against milliseconds at 2000)."""
+    ``ix_items_due`` and sort the whole backlog on every claim, where the queue's index
+    walks it in order and stops at the limit (seconds against milliseconds at 2000).
+    ``indexed``: see _queued."""
     due_at = Item.next_attempt_at + 0 if in_lane_order else Item.next_attempt_at
-    return and_(
-        _unblocked_pending(),
-        due_at <= _NOW,
-        or_(Item.claim_owner.is_(None), Item.claimed_at < _STALE_BEFORE),
-    )
+    return and_(_unblocked_pending(indexed), due_at <= _NOW, _unclaimed())
 
 
-def _copy_terms() -> tuple[ColumnElement[bool], ...]:
+def _copy_terms(file: Any = File, library: Any = Library) -> tuple[ColumnElement[bool], ...]:
     """A file that is a live, sendable copy held by a library of host ``host`` (bound at
-    execution), for queries that reach the file by its content hash.
+    execution), for queries that reach the file by its content hash (``file`` and
+    ``library``: the entities, or aliases of them, the query names).
 
     Written so that no index but the content hash's serves them: the file's own state,
     verdict and library are compared as expressions (``|| ''``, ``+ 0``). A planner
@@ -123,10 +156,10 @@ def _copy_terms() -> tuple[ColumnElement[bool], ...]:
     that grows with the live files; by content hash it is the few copies of one image.
     """
     return (
-        Library.id == File.library_id + 0,
-        Library.host == bindparam("host", type_=String),
-        File.state.op("||")("") == FILE_LIVE,
-        File.verdict.op("||")("") == VERDICT_OK,
+        library.id == file.library_id + 0,
+        library.host == bindparam("host", type_=String),
+        file.state.op("||")("") == FILE_LIVE,
+        file.verdict.op("||")("") == VERDICT_OK,
     )
 
 
@@ -143,9 +176,15 @@ def _host_can_send() -> ColumnElement[bool]:
         .join(File, File.content_hash == Content.content_hash)
         .join(Library, Library.gallery == Content.gallery)
         .where(Content.item_id == Item.id, *_copy_terms())
-        .correlate(Item)
     )
-    return or_(Item.op != "add", exists(local_copy))
+    return or_(Item.op != "add", _fenced(local_copy))
+
+
+def _alone() -> ColumnElement[bool]:
+    """No library of a host other than ``host`` (bound) is in the ledger: every copy is
+    this host's (see :func:`copies_elsewhere`); evaluated once per statement."""
+    other = aliased(Library, name="other_library")
+    return ~exists(select(other.id).where(other.host.is_not(None), other.host != bindparam("host")))
 
 
 def owner_prefix(host: str) -> str:
@@ -154,7 +193,8 @@ def owner_prefix(host: str) -> str:
 
 
 def renew_claims(session: Session, owner: str, now: float) -> int:
-    """Renew every lease ``owner`` holds to ``now`` (seconds); returns how many."""
+    """Renew every lease ``owner`` holds to ``now`` (seconds); returns how many (its rows
+    are found in ``ix_items_claimed``, the leases alone)."""
     done = session.execute(
         update(Item)
         .where(Item.claim_owner == owner)
@@ -169,10 +209,32 @@ def release_host_claims(session: Session, host: str) -> None:
     sync lock now, so those processes are gone)."""
     session.execute(
         update(Item)
-        .where(Item.claim_owner.startswith(owner_prefix(host), autoescape=True))
+        .where(
+            Item.claim_owner.is_not(None),
+            Item.claim_owner.startswith(owner_prefix(host), autoescape=True),
+        )
         .values(claim_owner=None, claimed_at=None)
         .execution_options(synchronize_session=False)
     )
+
+
+@functools.cache
+def _next_due_statement(by_host: bool) -> Any:
+    """next_due_at's query, built once: the first row of ``ix_items_due`` (state, due) in
+    due order that passes the tests, not a pass over every pending intent (a MIN with these
+    tests is no index walk to either planner)."""
+    query = (
+        select(Item.next_attempt_at)
+        .where(
+            _unblocked_pending(),
+            Item.claim_owner.is_(None),
+            Item.gallery.in_(bindparam("galleries", expanding=True)),
+            Item.next_attempt_at.is_not(None),
+        )
+        .order_by(Item.next_attempt_at)
+        .limit(1)
+    )
+    return query.where(_host_can_send()) if by_host else query
 
 
 def next_due_at(
@@ -180,12 +242,12 @@ def next_due_at(
 ) -> float | None:
     """When the next unclaimed, unblocked intent of ``galleries`` is due (epoch s), or None;
     with ``host``, only intents that host can send."""
-    query = select(func.min(Item.next_attempt_at)).where(
-        _unblocked_pending(), Item.claim_owner.is_(None), Item.gallery.in_(galleries)
-    )
+    if not galleries:
+        return None
+    values: dict[str, Any] = {"galleries": list(galleries)}
     if host is not None:
-        query = query.where(_host_can_send())
-    due = session.scalar(query, {"host": host} if host is not None else {})
+        values["host"] = host
+    due = session.scalar(_next_due_statement(host is not None), values)
     return None if due is None else float(due)
 
 
@@ -195,54 +257,78 @@ CLAIM_WINDOW = 25
 WINDOW_GROWTH = 16
 
 
-@functools.cache
-def _claim_statements(
-    by_gallery: bool, by_host: bool = False, by_lane: bool = False, windowed: bool = False
-) -> tuple[Any, Update, Any, Any]:
-    """The three statements of a claim, built once: SQLAlchemy then finds them in its cache
-    without walking them again (a third of a claim's CPU when rebuilt per call).
+def _narrowed(query: Any, by_gallery: bool, by_lane: bool, indexed: bool = True) -> Any:
+    """``query`` for the galleries and the lane (``in_lane``: no column's name, which an
+    UPDATE would take for a value to set) bound at execution, when asked;
+    ``indexed``: see _queued (the lane as ``lane + 0``, the gallery as ``gallery || ''``)."""
+    if by_gallery:
+        gallery = Item.gallery if indexed else Item.gallery.op("||")("")
+        query = query.where(gallery.in_(bindparam("galleries", expanding=True)))
+    if by_lane:
+        lane = Item.lane if indexed else Item.lane + 0
+        query = query.where(lane == bindparam("in_lane", type_=Integer))
+    return query
 
-    ``windowed``: the claim looks only at the intents ``head`` (bound): the first
-    ``window`` of the queue in lane order, which the fourth statement returned (a plain walk
-    of ``ix_items_lane``). The costlier tests (the item waited for, the host's copy) then
-    run on those few rows only. Without the window a planner that misjudges how many rows
-    pass those tests (PostgreSQL's does) tests every pending intent before it sorts them, a
-    cost that grows with the backlog.
-    """
-    picked = Item.op.in_(bindparam("ops", expanding=True))
-    due = (
-        select(Item.id)
-        .where(_claimable(in_lane_order=True), picked)
-        # the live lane first, each lane in its own order (docs/rules.md, Fresh changes first)
-        .order_by(Item.lane, Item.order_key, Item.id)
-        .limit(bindparam("limit", type_=Integer))
-        # PostgreSQL: rows another host is claiming right now are skipped, not waited for
-        .with_for_update(skip_locked=True)
-    )
+
+def _head(by_gallery: bool, by_lane: bool) -> Any:
+    """The first ``window`` (bound) intents of the queue in lane order that the cheap tests
+    let through: a walk of the queue in lane order (``ix_items_queue``; SQLite may take
+    ``ix_items_lane``, the same order) that stops there."""
     head = (
         select(Item.id)
         .where(
-            Item.state == ITEM_PENDING,
-            picked,
+            _queued(),
+            Item.op.in_(bindparam("ops", expanding=True)),
             Item.next_attempt_at + 0 <= _NOW,
-            or_(Item.claim_owner.is_(None), Item.claimed_at < _STALE_BEFORE),
+            _unclaimed(),
         )
         .order_by(Item.lane, Item.order_key, Item.id)
         .limit(bindparam("window", type_=Integer))
     )
-    if by_gallery:
-        galleries = Item.gallery.in_(bindparam("galleries", expanding=True))
-        due, head = due.where(galleries), head.where(galleries)
+    return _narrowed(head, by_gallery, by_lane)
+
+
+def _due(by_gallery: bool, by_host: bool, by_lane: bool, among: Any) -> Any:
+    """The ids a claim takes, in lane order, up to ``limit`` (bound), locked; ``among``:
+    only those (the head of the queue), or None for the whole queue.
+
+    PostgreSQL: rows another host is claiming right now are skipped, not waited for."""
+    # the few rows of the head by id: no other index may serve the query (see _queued)
+    indexed = among is None
+    due = select(Item.id).where(
+        _claimable(in_lane_order=True, indexed=indexed),
+        Item.op.in_(bindparam("ops", expanding=True)),
+    )
     if by_host:
-        due = due.where(_host_can_send())
-    if by_lane:
-        in_lane = Item.lane == bindparam("lane", type_=Integer)
-        due, head = due.where(in_lane), head.where(in_lane)
-    if windowed:
-        # the rows by id; "+ 0": no index serves the order, so SQLite looks the few rows up
-        # by id and sorts them instead of walking ix_items_lane over the whole queue
-        due = due.where(Item.id.in_(bindparam("head", expanding=True))).order_by(None)
-        due = due.order_by(Item.lane + 0, Item.order_key, Item.id)
+        due = due.where(or_(_alone(), _host_can_send()))
+    due = _narrowed(due, by_gallery, by_lane, indexed)
+    if among is None:
+        # the live lane first, each lane in its own order (docs/rules.md, Fresh changes first)
+        due = due.order_by(Item.lane, Item.order_key, Item.id)
+    else:
+        # the few rows by id; "+ 0": no index serves the order, so a planner looks them up
+        # by id and sorts them instead of walking the queue's index over the whole queue
+        due = due.where(Item.id.in_(among)).order_by(Item.lane + 0, Item.order_key, Item.id)
+    return due.limit(bindparam("limit", type_=Integer)).with_for_update(skip_locked=True)
+
+
+@functools.cache
+def _claim_statements(
+    by_gallery: bool, by_host: bool = False, by_lane: bool = False, windowed: bool = False
+) -> tuple[Any, Update, Any, Any]:
+    """SQLite's statements of a claim, built once: SQLAlchemy then finds them in its cache
+    without walking them again (a third of a claim's CPU when rebuilt per call).
+
+    ``windowed``: the claim looks only at the intents ``head`` (bound): the first
+    ``window`` of the queue in lane order, which the fourth statement returned (a plain walk
+    of the queue, see _head). The costlier tests (the item waited for, the host's copy) then
+    run on those few rows only. Without the window a planner that misjudges how many rows
+    pass those tests tests every pending intent before it sorts them, a cost that grows with
+    the backlog. (PostgreSQL claims in one statement instead: see _claim_statement.)
+    """
+    among: Any = bindparam("head", expanding=True) if windowed else None
+    due = _due(by_gallery, by_host, by_lane, among)
+    head = _head(by_gallery, by_lane)
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     mark = (
         update(Item)
@@ -273,6 +359,91 @@ def _claim_statements(
     return due, mark, claimed, head
 
 
+@functools.cache
+def _claim_statement(by_gallery: bool, by_host: bool, by_lane: bool) -> Any:
+    """PostgreSQL's claim: one statement that picks the intents (``FOR UPDATE SKIP
+    LOCKED``), leases them and returns what the workers need, the copy an add reads
+    included; built once.
+
+    The pick walks ``ix_items_queue`` in lane order and stops at the limit: each test that
+    looks at another row (the item waited for, the host's copy) is made row by row for the
+    rows the walk reaches (see _fenced), so its cost is the rows walked, whatever the
+    backlog. (SQLite's claim looks at a window at the head of the queue first, see
+    _claim_statements: its planner has no statistics to choose the walk.)
+    """
+    picked = _due(by_gallery, by_host, by_lane, among=None).cte("picked")
+    claimed = (
+        update(Item)
+        .where(Item.id == picked.c.id)
+        .values(claim_owner=bindparam("owner", type_=String), claimed_at=_NOW)
+        .returning(
+            Item.id,
+            Item.gallery,
+            Item.op,
+            Item.cont_sign,
+            Item.want_brief,
+            Item.want_tags,
+            Item.attempts,
+            Item.lane,
+            Item.order_key,
+            Item.source_file_id,
+        )
+        .cte("claimed")
+    )
+    source = aliased(File, name="source")
+    source_library = aliased(Library, name="source_library")
+    columns: list[Any] = [
+        claimed.c.id,
+        claimed.c.gallery,
+        claimed.c.op,
+        claimed.c.cont_sign,
+        claimed.c.want_brief,
+        claimed.c.want_tags,
+        source_library.name.label("library"),
+        source.relpath.label("relpath"),
+        source.content_hash.label("content_hash"),
+        claimed.c.attempts,
+    ]
+    joined: Any = claimed.outerjoin(source, source.id == claimed.c.source_file_id).outerjoin(
+        source_library, source_library.id == source.library_id
+    )
+    if by_host:
+        # an add whose brief names another host's copy (the oldest) reads this host's own
+        local = (
+            select(
+                Library.name.label("library"),
+                File.relpath.label("relpath"),
+                File.content_hash.label("content_hash"),
+            )
+            .select_from(Content)
+            .join(File, File.content_hash == Content.content_hash)
+            .join(Library, Library.gallery == Content.gallery)
+            .where(
+                Content.item_id == claimed.c.id,
+                claimed.c.op == "add",
+                or_(
+                    source_library.host.is_(None),
+                    source_library.host != bindparam("host", type_=String),
+                ),
+                *_copy_terms(),
+            )
+            .order_by(File.first_seen_at, File.id)
+            .limit(1)
+            .lateral("local_copy")
+        )
+        joined = joined.outerjoin(local, true())
+        columns += [
+            local.c.library.label("local_library"),
+            local.c.relpath.label("local_relpath"),
+            local.c.content_hash.label("local_content_hash"),
+        ]
+    return (
+        select(*columns)
+        .select_from(joined)
+        .order_by(claimed.c.lane, claimed.c.order_key, claimed.c.id)
+    )
+
+
 def claim_due_intents(
     session: Session,
     owner: str,
@@ -289,12 +460,14 @@ def claim_due_intents(
 
     Due: pending, ``next_attempt_at <= now``, not claimed (or the lease not renewed for
     ``stale_after`` seconds), and not waiting for another item's add. With ``host``, adds
-    only when a library of that host holds a live copy, and an add reads that copy. With
-    ``lane``, only intents waiting in that lane. The live lane comes first, then each lane
-    in its order. Call inside a transaction; the claim holds once it commits.
+    only when a library of that host holds a live copy (or no library of another host is in
+    the ledger: :func:`copies_elsewhere` need not be asked first), and an add reads that
+    copy. With ``lane``, only intents waiting in that lane. The live lane comes first, then
+    each lane in its order. Call inside a transaction; the claim holds once it commits.
     """
+    if limit <= 0:
+        return []
     shape = (bool(galleries), host is not None, lane is not None)
-    _, mark, claimed, _ = _claim_statements(*shape)
     values: dict[str, Any] = {
         "now": now,
         "stale_before": now - stale_after,
@@ -305,16 +478,19 @@ def claim_due_intents(
     if galleries:
         values["galleries"] = list(galleries)
     if lane is not None:
-        values["lane"] = lane
+        values["in_lane"] = lane
     if host is not None:
         values["host"] = host
     # Core execution on the session's connection: the ORM's per-statement setup is most of
     # the cost of these small statements, and no ORM object is wanted
     session.flush()  # Core statements do not autoflush the session's pending changes
     connection = session.connection()
+    if is_postgresql(connection):
+        return _claim_in_one(connection, shape, values)
     ids = _due_ids(connection, shape, values, limit)
     if not ids:
         return []
+    _, mark, claimed, _ = _claim_statements(*shape)
     values["ids"] = ids
     connection.execute(mark, values)
     rows = connection.execute(claimed, values)
@@ -348,6 +524,33 @@ def claim_due_intents(
             # the brief names another host's copy (the oldest); this host sends its own
             intent = _with_local_copy(connection, intent, host)
         intents.append(intent)
+    return intents
+
+
+def _claim_in_one(
+    connection: Any, shape: tuple[bool, bool, bool], values: dict[str, Any]
+) -> list[Intent]:
+    """PostgreSQL's claim (see _claim_statement)."""
+    intents: list[Intent] = []
+    for row in connection.execute(_claim_statement(*shape), values).mappings():
+        library, relpath, content_hash = row["library"], row["relpath"], row["content_hash"]
+        if row.get("local_library") is not None:
+            library = row["local_library"]
+            relpath, content_hash = row["local_relpath"], row["local_content_hash"]
+        intents.append(
+            Intent(
+                row["id"],
+                row["gallery"],
+                row["op"] or "",
+                row["cont_sign"],
+                row["want_brief"],
+                parse_tags(row["want_tags"]),
+                library,
+                relpath,
+                content_hash,
+                row["attempts"],
+            )
+        )
     return intents
 
 
@@ -489,7 +692,7 @@ def record_added(
     item = session.get(Item, item_id, with_for_update=True)  # see _LOCKED_READ
     if item is None:
         return
-    with counted(session, Scope(item_ids={item_id})):
+    with counted(session, Scope(item_ids={item_id}, states_only=True)):
         item.cont_sign = cont_sign
         item.have_brief = brief
         item.have_tags = None if tags is None else format_tags(tags)
@@ -515,9 +718,15 @@ _ADD_COLUMNS = ("cont_sign", "have_brief", "have_tags", *_FINISHED_COLUMNS)
 @functools.cache
 def _record_adds_statements() -> tuple[Any, Any]:
     """record_adds' two statements, built once (see _claim_statements)."""
+    joined, file_columns = item_files()
+    # the items locked in id order, each with the files of its contents (one row a file):
+    # what the answer derives the next intent from, and what its counts need
     current = (
         select(
             Item.id,
+            Item.gallery,
+            Item.state,
+            Item.op,
             Item.want_present,
             Item.want_brief,
             Item.want_tags,
@@ -525,10 +734,12 @@ def _record_adds_statements() -> tuple[Any, Any]:
             Item.claimed_at,
             Item.next_attempt_at,
             Item.wait_for_item_id,
+            *file_columns,
         )
+        .select_from(joined)
         .where(Item.id.in_(bindparam("ids", expanding=True)))
         .order_by(Item.id)
-        .with_for_update()
+        .with_for_update(of=Item)
     )
     table = cast(Table, Item.__table__)
     record = (
@@ -543,48 +754,64 @@ def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> Non
     """:func:`record_added` for several items in two statements, loading no ORM rows.
 
     The workers' group commit records most answers this way; the item rows must not be
-    loaded in ``session`` (a bulk update does not refresh them).
+    loaded in ``session`` (a bulk update does not refresh them). The counts follow from
+    what the locking read returned and what the answer sets (counters.count_item_moves):
+    no read of their own.
     """
     if not added:
         return
     current_rows, record = _record_adds_statements()
     session.flush()  # Core statements do not autoflush the session's pending changes
     connection = session.connection()
-    current = {
-        row.id: row for row in connection.execute(current_rows, {"ids": [a.item_id for a in added]})
-    }
-    params: list[dict[str, object]] = []
+    current: dict[int, Any] = {}
+    found: list[Sequence[Any]] = []
+    for locked in connection.execute(current_rows, {"ids": [a.item_id for a in added]}):
+        current[locked.id] = locked
+        found.append((locked.id, *locked[-3:]))
+    files = file_rows(found)
+    # an item answered twice ends as its last answer says: one row, one move, per item
+    params: dict[int, dict[str, Any]] = {}
     for answer in added:
         row = current.get(answer.item_id)
         if row is None:
             continue
         tags = format_tags(answer.tags)
-        params.append(
-            {
-                "b_id": answer.item_id,
-                "cont_sign": answer.cont_sign,
-                "have_brief": answer.brief,
-                "have_tags": tags,
-                **_finished(
-                    cont_sign=answer.cont_sign,
-                    have_brief=answer.brief,
-                    have_tags=tags,
-                    want_present=row.want_present,
-                    want_brief=row.want_brief,
-                    want_tags=row.want_tags,
-                    claim_owner=row.claim_owner,
-                    claimed_at=row.claimed_at,
-                    next_attempt_at=row.next_attempt_at,
-                    wait_for_item_id=row.wait_for_item_id,
-                    owner=owner,
-                    now=answer.now,
-                ),
-            }
-        )
-    if params:
-        # one executemany of a Core statement: the ORM's bulk path costs more than the SQL
-        with counted(session, Scope(item_ids=set(current))):
-            connection.execute(record, params)
+        params[answer.item_id] = {
+            "b_id": answer.item_id,
+            "cont_sign": answer.cont_sign,
+            "have_brief": answer.brief,
+            "have_tags": tags,
+            **_finished(
+                cont_sign=answer.cont_sign,
+                have_brief=answer.brief,
+                have_tags=tags,
+                want_present=row.want_present,
+                want_brief=row.want_brief,
+                want_tags=row.want_tags,
+                claim_owner=row.claim_owner,
+                claimed_at=row.claimed_at,
+                next_attempt_at=row.next_attempt_at,
+                wait_for_item_id=row.wait_for_item_id,
+                owner=owner,
+                now=answer.now,
+            ),
+        }
+    if not params:
+        return
+    count_item_moves(
+        session,
+        (
+            ItemMove(
+                current[item_id].gallery,
+                (current[item_id].state, current[item_id].op),
+                (values["state"], values["op"]),
+                files.get(item_id, ()),
+            )
+            for item_id, values in params.items()
+        ),
+    )
+    # one executemany of a Core statement: the ORM's bulk path costs more than the SQL
+    connection.execute(record, list(params.values()))
 
 
 def record_updated(
@@ -594,7 +821,7 @@ def record_updated(
     item = session.get(Item, item_id, with_for_update=True)  # see _LOCKED_READ
     if item is None:
         return
-    with counted(session, Scope(item_ids={item_id})):
+    with counted(session, Scope(item_ids={item_id}, states_only=True)):
         item.have_brief = brief
         item.have_tags = format_tags(tags)
         _finish(session, item, owner, now)
@@ -651,7 +878,7 @@ def record_failure(
     item.latency_until = None
     item.updated_at = now
     if retry_at is None:
-        with counted(session, Scope(item_ids={item_id})):
+        with counted(session, Scope(item_ids={item_id}, states_only=True)):
             item.state = ITEM_FAILED
     else:
         item.next_attempt_at = retry_at
@@ -661,7 +888,7 @@ def retry_failed(session: Session, item_ids: Sequence[int], now: float) -> None:
     """Make failed items, and pending ones waiting on a backoff, due again now (``syncd
     retry``)."""
     _lock_items(session, item_ids)
-    with counted(session, Scope(item_ids=set(item_ids))):
+    with counted(session, Scope(item_ids=set(item_ids), states_only=True)):
         session.execute(
             update(Item)
             .where(
@@ -745,21 +972,41 @@ def held_by(session: Session, item_ids: Sequence[int], owner: str) -> set[int]:
     )
 
 
+@functools.cache
+def _next_lease_end_statement() -> Any:
+    """next_lease_end's query, built once: over ``ix_items_claimed`` (the leases alone)."""
+    return (
+        select(Item.claimed_at)
+        .where(
+            Item.claim_owner.is_not(None),
+            ~Item.claim_owner.like(bindparam("prefix", type_=String), escape="/"),
+            Item.claimed_at.is_not(None),
+            _unblocked_pending(indexed=False),
+            Item.gallery.op("||")("").in_(bindparam("galleries", expanding=True)),
+            _host_can_send(),
+        )
+        .order_by(Item.claimed_at)
+        .limit(1)
+    )
+
+
+def _starts_with(prefix: str) -> str:
+    """The LIKE pattern (escape character ``/``) of the texts that start with ``prefix``."""
+    escaped = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"{escaped}%"
+
+
 def next_lease_end(
     session: Session, galleries: Sequence[str], host: str, stale_after: float = CLAIM_STALE_AFTER
 ) -> float | None:
     """When the first lease another host (or an earlier process) holds on an intent of
     ``galleries`` that ``host`` could send runs out, unless renewed (epoch s), or None: a
     host that died leaves its work to whoever wakes then."""
+    if not galleries:
+        return None
     first = session.scalar(
-        select(func.min(Item.claimed_at)).where(
-            _unblocked_pending(),
-            Item.claim_owner.is_not(None),
-            ~Item.claim_owner.startswith(owner_prefix(host), autoescape=True),
-            Item.gallery.in_(galleries),
-            _host_can_send(),
-        ),
-        {"host": host},
+        _next_lease_end_statement(),
+        {"prefix": _starts_with(owner_prefix(host)), "galleries": list(galleries), "host": host},
     )
     return None if first is None else float(first) + stale_after
 

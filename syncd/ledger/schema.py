@@ -137,8 +137,32 @@ def _v4_to_v5(conn: Connection) -> None:
     rebuild_counts(conn)
 
 
+def _v5_to_v6(conn: Connection) -> None:
+    """v6: two partial indexes: the queue alone in claim order (pending intents by lane,
+    order and id), and the leases held (by holder, then when last renewed). "IF NOT EXISTS":
+    a ledger made by this release and set back to v5 by hand upgrades too."""
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_items_queue ON items (lane, order_key, id) "
+            "WHERE state = 'pending' AND op IS NOT NULL"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_items_claimed ON items (claim_owner, claimed_at) "
+            "WHERE claim_owner IS NOT NULL"
+        )
+    )
+
+
 #: MIGRATIONS[n] upgrades a ledger at schema version n + 1 to n + 2
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_to_v2,
+    _v2_to_v3,
+    _v3_to_v4,
+    _v4_to_v5,
+    _v5_to_v6,
+]
 assert len(MIGRATIONS) + 1 == SCHEMA_VERSION
 
 

@@ -31,7 +31,7 @@ from ledger.world import World
 from syncd.ledger.browse import release_held_deletes
 from syncd.ledger.counters import full_count, kept_counts
 from syncd.ledger.files import ensure_library
-from syncd.ledger.models import ITEM_FAILED, Item
+from syncd.ledger.models import ITEM_FAILED, SCHEMA_VERSION, Item
 from syncd.ledger.queue import claim_due_intents, merge_items, record_failure
 from syncd.ledger.report import ledger_status
 from syncd.ledger.retry import queue_failures_again
@@ -242,7 +242,7 @@ def test_an_upgrade_starts_the_counts_from_a_full_count(
     ledger = open_ledger(world.config.ledger)
     try:
         with ledger.transaction() as session:
-            assert session.scalar(text("SELECT version FROM schema_version")) == 5
+            assert session.scalar(text("SELECT version FROM schema_version")) == SCHEMA_VERSION
             assert kept_counts(session) == expected
         assert expected[(1, "", "synced")] == 1 and expected[(1, "", "pending")] == 1
     finally:

@@ -6,9 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from ledgers import LedgerChoice
 from sqlalchemy import inspect, select, text
 
+from ledger.world import World
 from syncd.ledger.models import SCHEMA_VERSION, File, Item, Tombstone
+from syncd.ledger.queue import claim_due_intents
 from syncd.ledger.schema import LedgerError, open_ledger
 
 V1_DDL = Path(__file__).with_name("ledger_v1.sql")
@@ -102,3 +105,37 @@ def test_a_missing_ledger_is_not_created_when_not_asked(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="no ledger yet"):
         open_ledger(tmp_path / "none.db", create=False)
     assert not (tmp_path / "none.db").exists()
+
+
+def _item_indexes(ledger_engine: object) -> set[str]:
+    return {str(i["name"]) for i in inspect(ledger_engine).get_indexes("items")}
+
+
+def test_a_version_5_ledger_gets_the_queue_and_lease_indexes(
+    tmp_path: Path, ledger_choice: LedgerChoice
+) -> None:
+    """A ledger written before the partial indexes of the queue (schema 5) gets them when
+    opened, keeps its intents, and claims from them."""
+    world = World(tmp_path, ledger=ledger_choice)
+    try:
+        world.write("a.jpg", 1)
+        world.write("b.jpg", 2)
+        world.scan()
+        new = _item_indexes(world.ledger.engine)
+        assert {"ix_items_queue", "ix_items_claimed"} <= new
+        with world.ledger.transaction() as session:
+            session.execute(text("DROP INDEX ix_items_queue"))
+            session.execute(text("DROP INDEX ix_items_claimed"))
+            session.execute(text("UPDATE schema_version SET version = 5"))
+        assert not {"ix_items_queue", "ix_items_claimed"} & _item_indexes(world.ledger.engine)
+    finally:
+        world.close()
+    ledger = open_ledger(world.config.ledger)
+    try:
+        assert _item_indexes(ledger.engine) == new
+        with ledger.transaction() as session:
+            assert session.scalar(text("SELECT version FROM schema_version")) == SCHEMA_VERSION
+            claimed = claim_due_intents(session, "w", world.clock)
+        assert sorted(i.relpath or "" for i in claimed) == ["a.jpg", "b.jpg"]
+    finally:
+        ledger.close()
