@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from e2e.site import Site
+from e2e.site import STATUS_KEPT, STATUS_PICTURES, Site, status_site
 
 from syncd.app.browse import open_reader
 from syncd.app.errors import LedgerError
@@ -18,10 +18,6 @@ from syncd.app.status import read_status, read_status_document, status_report
 from syncd.config import load_config
 from syncd.console.server import ConsoleServer
 from syncd.gallery.server import GalleryServer
-
-#: pictures synced; all but KEPT then vanish at once, so their deletes are held
-PICTURES = 14
-KEPT = 3
 
 
 def _timeless(document: dict[str, Any]) -> dict[str, Any]:
@@ -33,20 +29,7 @@ def _timeless(document: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def site(tmp_path: Path, gallery_server: GalleryServer) -> Site:
     """Two libraries synced by real reconciles: a refused file, held deletes."""
-    site = Site(tmp_path, gallery_server, max_delete_fraction=0.25, extra_libraries=("shop",))
-    site.config.write_text(
-        site.config.read_text(encoding="utf-8") + '[console]\nlisten = "127.0.0.1:0"\n',
-        encoding="utf-8",
-    )
-    for seed in range(1, PICTURES + 1):
-        site.write(f"pics/p{seed:02d}.jpg", seed)
-    site.write("s.jpg", 50, root=tmp_path / "shop")
-    (site.root / "broken.jpg").write_bytes(b"this is not a picture at all")
-    assert site.syncd("reconcile").code == 1  # broken.jpg is refused
-    for seed in range(KEPT + 1, PICTURES + 1):
-        (site.root / f"pics/p{seed:02d}.jpg").unlink()
-    assert "held" in site.syncd("reconcile").out
-    return site
+    return status_site(tmp_path, gallery_server)
 
 
 def test_status_json_the_consoles_api_status_and_a_readers_read_are_one_document(
@@ -69,7 +52,7 @@ def test_status_json_the_consoles_api_status_and_a_readers_read_are_one_document
     assert (photos["name"], photos["failed"], photos["held_deletes"]) == (
         "photos",
         1,
-        PICTURES - KEPT,
+        STATUS_PICTURES - STATUS_KEPT,
     )
     assert "failed" not in from_cli and "as_of" in from_cli
 

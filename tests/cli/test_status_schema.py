@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from e2e.site import Site
+from e2e.site import STATUS_KEPT, STATUS_PICTURES, Site, status_site
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
@@ -39,9 +39,6 @@ from syncd.pauses import pause_for_quota, stop_for_setup_error
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "status.schema.json"
 SYNCD = str(Path(sys.executable).with_name("syncd"))
-#: pictures synced; all but KEPT then vanish at once, so their deletes are held
-PICTURES = 14
-KEPT = 3
 
 
 def validator() -> Draft202012Validator:
@@ -70,19 +67,7 @@ def site(tmp_path: Path, gallery_server: GalleryServer) -> Site:
     """Two libraries synced by real reconciles: a refused file, held deletes, a scan that
     kept files it could not see, a pause, a stopped gallery, calls of two hosts, a daily
     budget, a rate timetable."""
-    site = Site(tmp_path, gallery_server, max_delete_fraction=0.25, extra_libraries=("shop",),
-                daily_budget=5000)  # fmt: skip
-    text = site.config.read_text(encoding="utf-8")
-    text = text.replace("[ledger]", 'qps_schedule = "08:00,3 19:00,10"\n[ledger]')
-    site.config.write_text(text + '[console]\nlisten = "127.0.0.1:0"\n', encoding="utf-8")
-    for seed in range(1, PICTURES + 1):
-        site.write(f"pics/p{seed:02d}.jpg", seed)
-    site.write("s.jpg", 50, root=tmp_path / "shop")
-    (site.root / "broken.jpg").write_bytes(b"this is not a picture at all")
-    assert site.syncd("reconcile").code == 1  # broken.jpg is refused
-    for seed in range(KEPT + 1, PICTURES + 1):
-        (site.root / f"pics/p{seed:02d}.jpg").unlink()
-    assert "held" in site.syncd("reconcile").out
+    site = status_site(tmp_path, gallery_server, daily_budget=5000, qps_schedule="08:00,3 19:00,10")
     now = datetime.now(UTC)
     ledger = site.open_ledger(create=False)
     try:
@@ -140,7 +125,7 @@ def test_status_json_holds_exactly_what_the_schema_documents(
     assert document["budget"]["limit"] == 5000 and document["rate"]["scheduled"] is True
     assert document["conditions"]["shop"]["unreadable"][0]["path"] == "locked"
     assert [lib["watch"] for lib in document["health"]["libraries"]] == ["inotify", "polling"]
-    assert document["libraries"][0]["held_deletes"] == PICTURES - KEPT
+    assert document["libraries"][0]["held_deletes"] == STATUS_PICTURES - STATUS_KEPT
     assert "failed" not in document
 
 

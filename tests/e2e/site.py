@@ -77,6 +77,7 @@ class Site:
         rules: tuple[tuple[str, tuple[int, ...]], ...] = (),
         ledger: LedgerChoice | None = None,
         daily_budget: int = 0,
+        qps_schedule: str = "",
     ) -> None:
         self.tmp_path = tmp_path
         self.server = server
@@ -95,6 +96,7 @@ class Site:
             f"concurrency = {concurrency}",
             "timeout = 10.0",
             f"daily_budget = {daily_budget}",
+            *([f'qps_schedule = "{qps_schedule}"'] if qps_schedule else []),
             "[ledger]",
             *self.ledger_choice.toml_lines("./state"),
             "[watch]",
@@ -226,3 +228,33 @@ class Site:
         held = {disk[item.path] for item in items}
         assert len(held) == len(items), "two items hold the same image"
         assert held == set(disk.values()), "some image on disk has no item"
+
+
+#: pictures :func:`status_site` syncs into ``photos``; all but STATUS_KEPT then vanish in one
+#: scan, so their deletes are held
+STATUS_PICTURES = 14
+STATUS_KEPT = 3
+
+
+def status_site(
+    tmp_path: Path, server: GalleryServer, *, daily_budget: int = 0, qps_schedule: str = ""
+) -> Site:
+    """The installation the status tests read, made by real reconciles: libraries ``photos``
+    and ``shop`` (one picture), ``photos/broken.jpg`` refused (not a picture), then all but
+    STATUS_KEPT of photos' STATUS_PICTURES pictures gone at once, so their deletes are held
+    (``max_delete_fraction`` 0.25); a console on a free loopback port, without a password."""
+    site = Site(
+        tmp_path, server, max_delete_fraction=0.25, extra_libraries=("shop",),
+        daily_budget=daily_budget, qps_schedule=qps_schedule,
+    )  # fmt: skip
+    with site.config.open("a", encoding="utf-8") as config:
+        config.write('[console]\nlisten = "127.0.0.1:0"\n')
+    for seed in range(1, STATUS_PICTURES + 1):
+        site.write(f"pics/p{seed:02d}.jpg", seed)
+    site.write("s.jpg", 50, root=tmp_path / "shop")
+    (site.root / "broken.jpg").write_bytes(b"this is not a picture at all")
+    assert site.syncd("reconcile").code == 1  # broken.jpg is refused
+    for seed in range(STATUS_KEPT + 1, STATUS_PICTURES + 1):
+        (site.root / f"pics/p{seed:02d}.jpg").unlink()
+    assert "held" in site.syncd("reconcile").out
+    return site
