@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from e2e.site import STATUS_KEPT, STATUS_PICTURES, Site, status_site
+from sqlalchemy import select
 
 from syncd.app.browse import open_reader
 from syncd.app.errors import LedgerError
@@ -18,6 +19,8 @@ from syncd.app.status import read_status, read_status_document, status_report
 from syncd.config import load_config
 from syncd.console.server import ConsoleServer
 from syncd.gallery.server import GalleryServer
+from syncd.ledger.models import Content, File
+from syncd.ledger.queue import record_failure
 
 
 def _timeless(document: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +68,31 @@ def test_failed_adds_every_file_not_synced_to_the_same_document(site: Site) -> N
     assert [(f.library, f.path) for f in status.failures] == [("photos", "broken.jpg")]
     assert _timeless(status.document()) == _timeless(shown)
     assert read_status(config).failures is None
+
+
+def test_failed_lists_every_live_copy_of_an_item_whose_call_failed(site: Site) -> None:
+    site.write("copy.jpg", 1, root=site.tmp_path / "shop")  # the picture of photos' p01
+    site.syncd("reconcile")
+    ledger = site.open_ledger(create=False)
+    try:
+        with ledger.transaction() as session:
+            (item_id,) = session.scalars(
+                select(Content.item_id)
+                .join(File, File.content_hash == Content.content_hash)
+                .where(File.relpath == "pics/p01.jpg")
+            )
+            record_failure(session, item_id, "test", 216201, "image format error", 0.0, None)
+    finally:
+        ledger.close()
+    status = read_status(load_config(site.config), failed=True)
+    assert status.failures is not None
+    assert [(f.library, f.path, f.detail) for f in status.failures] == [
+        ("photos", "broken.jpg", "not an image (cannot identify image file)"),
+        ("photos", "pics/p01.jpg", "error 216201: image format error"),
+        ("shop", "copy.jpg", "error 216201: image format error"),
+    ]
+    shown = json.loads(site.syncd("status", "--json", "--failed").out)
+    assert _timeless(status.document()) == _timeless(shown)
 
 
 def test_the_services_report_in_its_own_transaction_is_the_one_shown(site: Site) -> None:
