@@ -7,7 +7,7 @@ commands, both through the application layer (``syncd.app``); it imports no stag
 Its modules, by job: ``server`` (waitress), ``app`` (the WSGI object wiring the rest),
 ``routes`` (the URL map and dispatch), ``auth`` (who gets in; ``security`` holds the
 primitives), ``views`` (a module per page and its JSON), ``context`` (what the views share),
-``web`` (pages, JSON, refusals, security headers), ``status_cache``, ``thumbs``,
+``web`` (pages, JSON, refusals, security headers), ``thumbs``,
 ``activity`` (the workers' recent calls) and ``text`` (how times and counts are worded).
 """
 

@@ -20,10 +20,9 @@ from syncd.config import Config
 from syncd.console.auth import Gate
 from syncd.console.context import Console
 from syncd.console.routes import Router
-from syncd.console.status_cache import StatusCache
 from syncd.console.web import MAX_UPLOAD_BYTES, TOO_LARGE, Refused, secured
 
-__all__ = ["MAX_UPLOAD_BYTES", "TOO_LARGE", "ConsoleApp", "StatusCache"]
+__all__ = ["MAX_UPLOAD_BYTES", "TOO_LARGE", "ConsoleApp"]
 
 log = logging.getLogger("syncd.console")
 
@@ -43,11 +42,6 @@ class ConsoleApp:
         return self.gate.open_mode
 
     @property
-    def status_cache(self) -> StatusCache:
-        """The status document as the pages get it."""
-        return self.console.status
-
-    @property
     def beside_sync(self) -> bool:
         """Whether the sync runs in this process (``syncd run``), so its calls are recorded
         here; ``syncd console`` alone sets it False."""
@@ -62,7 +56,7 @@ class ConsoleApp:
         self.gate.listen = (host, port)
 
     def close(self) -> None:
-        """Release the ledger connections (after a background refresh in progress)."""
+        """Release the ledger connections."""
         self.console.close()
 
     def __call__(

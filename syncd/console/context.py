@@ -1,5 +1,5 @@
 """What the console's views share: the config, the pages, the ledger's reader (read through
-the application layer, ``syncd.app``), the status document's cache, the thumbnails and the static files."""
+the application layer, ``syncd.app``), the thumbnails and the static files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 
 from syncd.app.browse import FileLocation, file_at, open_reader
 from syncd.config import Config, LibraryConfig
-from syncd.console.status_cache import StatusCache
 from syncd.console.thumbs import ThumbnailCache
 from syncd.console.web import STATIC_DIR, Pages, Refused, parse_id
 
@@ -21,7 +20,6 @@ class Console:
         self.pages = Pages(self.open_mode, [lib.name for lib in config.libraries])
         #: read-only sessions on the ledger, kept between requests
         self.reader = open_reader(config)
-        self.status = StatusCache(self.read_status_document)
         self.thumbs = ThumbnailCache()
         #: the files shipped in the package, by name: nothing else is served as static
         self.static = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
@@ -30,7 +28,8 @@ class Console:
         self.beside_sync = True
 
     def read_status_document(self) -> dict[str, Any]:
-        """The ``syncd status --json`` document, read now."""
+        """The ``syncd status --json`` document, read now: every request reads the ledger
+        anew (its counts are kept by the writes, so a read is quick at any size)."""
         from syncd.app.status import read_status_document
 
         return read_status_document(self.config, self.reader)
@@ -49,6 +48,5 @@ class Console:
         return location, lib
 
     def close(self) -> None:
-        """Release the ledger connections (after a background refresh in progress)."""
-        self.status.close()
+        """Release the ledger connections."""
         self.reader.close()

@@ -88,7 +88,6 @@ class ConsoleServer:
         """Listen (unless :meth:`bind` did) and serve on a background thread; returns once
         listening (OSError if the address is taken)."""
         self._bound().start()
-        self.app.status_cache.warm_up()
         mode = "no password: loopback only" if self.app.open_mode else "password required"
         log.info("console on %s (%s)", self.url, mode)
 
@@ -110,4 +109,3 @@ class ConsoleServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-

@@ -74,9 +74,7 @@ def _retry(console: Console, fields: Any) -> Any:
             raise Refused(404, "no such library in the config")
         names = [library]
     try:
-        result = retry_failures(console.config, names, paths)
-        console.status.invalidate()
-        return result
+        return retry_failures(console.config, names, paths)
     except (ConfigError, LedgerError) as exc:
         raise Refused(409, str(exc).splitlines()[0]) from None
 

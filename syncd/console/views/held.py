@@ -45,7 +45,6 @@ def held_release(console: Console, request: Request, access: Access) -> Response
         released = release_held(console.config, name, time.time())
     except LedgerError as exc:
         raise Refused(409, str(exc).splitlines()[0]) from None
-    console.status.invalidate()
     line = (
         f"library {name}: {counted(released, 'held delete')} let go; "
         "the next sync pass deletes them"

@@ -33,7 +33,7 @@ def overview(console: Console, request: Request, access: Access) -> Response:
     return console.pages.page(
         "overview.html",
         access=access,
-        status=console.status.get(),
+        status=console.read_status_document(),
         chart=calls_chart(console),
         last_activity=recent_activity().last_by_library(),
         page="overview",
@@ -41,7 +41,7 @@ def overview(console: Console, request: Request, access: Access) -> Response:
 
 
 def api_status(console: Console, request: Request, access: Access) -> Response:
-    return json_response(console.status.get())
+    return json_response(console.read_status_document())
 
 
 def api_calls(console: Console, request: Request, access: Access) -> Response:
