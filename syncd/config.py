@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -296,6 +295,8 @@ def _refuse_unknown_keys(data: Any, schema: Mapping[str, Any], where: str) -> No
 def unknown_key_message(key: str, name: str, known: Iterable[str]) -> str:
     """The line for an unknown ``key`` (its last part ``name``): "did you mean" the closest
     known key when one is close, else the keys the table knows."""
+    import difflib  # only for this message: a config that loads never needs it
+
     names = list(known)
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     if close:

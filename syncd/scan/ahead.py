@@ -219,10 +219,16 @@ def start_walks(config: Config, names: Sequence[str] = ()) -> WalkAhead:
     order. Call it before the heavy imports, and ``close`` the result when done.
 
     Starts nothing (every library is then walked in-process) when this process cannot
-    fork safely: no ``os.fork``, threads already running, or fork failing.
+    fork safely: no ``os.fork``, threads already running, or fork failing; nor when a
+    library's globs do not compile (the scan then says which).
     """
     libraries = [lib for lib in config.libraries if not names or lib.name in names]
     if not libraries or not hasattr(os, "fork") or threading.active_count() > 1:
+        return WalkAhead()
+    try:  # made before the fork: the child compiles no glob, and the scan that makes the
+        # same filters again in this process finds their regexes in ``re``'s cache
+        filters = [WalkFilter.for_library(lib, config.watch) for lib in libraries]
+    except ValueError:  # a bad glob (a config made in code): the scan says which, in-process
         return WalkAhead()
     pipes: list[tuple[int, int]] = []
     try:
@@ -239,7 +245,10 @@ def start_walks(config: Config, names: Sequence[str] = ()) -> WalkAhead:
         for read, _ in pipes:
             os.close(read)
         _child_main(
-            [(lib, config.watch, write) for lib, (_, write) in zip(libraries, pipes, strict=True)]
+            [
+                (lib, flt, write)
+                for lib, flt, (_, write) in zip(libraries, filters, pipes, strict=True)
+            ]
         )
     _log.debug("walking %d libraries in child process %d", len(libraries), pid)
     streams = []
@@ -303,15 +312,15 @@ class _Outbox:
         return False
 
 
-def _child_main(jobs: list[tuple[LibraryConfig, WatchConfig, int]]) -> NoReturn:
+def _child_main(jobs: list[tuple[LibraryConfig, WalkFilter, int]]) -> NoReturn:
     """Walk each library into its pipe, wait until the parent has read everything, exit."""
     status = 0
     try:
         # Ctrl-C goes to the whole process group: the child just ends, the parent reports
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         outboxes = [_Outbox(fd) for _, _, fd in jobs]
-        for (library, watch, _), out in zip(jobs, outboxes, strict=True):
-            _walk_into(library, watch, out)
+        for (library, flt, _), out in zip(jobs, outboxes, strict=True):
+            _walk_into(library, flt, out)
         while waiting := [out.fd for out in outboxes if out.pump()]:
             poll = select.poll()
             for fd in waiting:
@@ -323,12 +332,11 @@ def _child_main(jobs: list[tuple[LibraryConfig, WatchConfig, int]]) -> NoReturn:
         os._exit(status)
 
 
-def _walk_into(library: LibraryConfig, watch: WatchConfig, out: _Outbox) -> None:
-    """Stream the walk of ``library`` into ``out``, ending with its last message."""
+def _walk_into(library: LibraryConfig, flt: WalkFilter, out: _Outbox) -> None:
+    """Stream the walk of ``library`` (under the filter ``flt``) into ``out``, ending with
+    its last message."""
     try:
-        walk = walk_batches(
-            library.root, WalkFilter.for_library(library, watch), library.follow_symlinks
-        )
+        walk = walk_batches(library.root, flt, library.follow_symlinks)
         for item in walk:
             if out.closed:
                 walk.close()
