@@ -32,6 +32,7 @@ or waits, so two transactions never both count one file's move from one state to
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -441,16 +442,21 @@ def write_counts(
     ]
     if not values:
         return
-    if connection.dialect.name == "postgresql":
+    connection.execute(_upsert_statement(connection.dialect.name), values)
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """write_counts' statement for this dialect, built once (every answer's commit runs it)."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as upsert
     else:
         from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
     statement = upsert(LedgerCount)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["shard", "library_id", "gallery", "kind"],
         set_={"n": LedgerCount.n + statement.excluded.n},
     )
-    connection.execute(statement, values)
 
 
 # -- reading and rebuilding ---------------------------------------------------------------------
