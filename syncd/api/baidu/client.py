@@ -341,8 +341,7 @@ class ImageSearchClient:
     ) -> dict[str, Any]:
         url = f"{self.endpoint}{path}?{urlencode({'access_token': token})}"
         headers = {"Content-Type": FORM_CONTENT_TYPE}
-        self._depart(gallery, op)
-        return self._post(url, body, headers, f"{gallery}/{op}")
+        return self._post(gallery, op, url, body, headers)
 
     def _post_signed(
         self, gallery: GalleryName, op: Operation, path: str, body: bytes
@@ -367,25 +366,32 @@ class ImageSearchClient:
             "Content-Type": FORM_CONTENT_TYPE,
             "Authorization": authorization,
         }
-        self._depart(gallery, op)
-        return self._post(url, body, headers, f"{gallery}/{op}", (authorization,))
+        return self._post(gallery, op, url, body, headers, (authorization,))
 
     def _post(
         self,
+        gallery: GalleryName,
+        op: Operation,
         url: str,
         body: bytes,
         headers: dict[str, str],
-        what: str,
         extra_secrets: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """One POST; the answer's JSON object or the taxonomy error it stands for."""
+        """One POST; the answer's JSON object or the taxonomy error it stands for.
+
+        The request is prepared (its URL, headers and body as requests sends them) before
+        the caller's gate (``_depart``): only the send comes after it.
+        """
+        what = f"{gallery}/{op}"
         secrets = self._secrets() + extra_secrets
-        started = time.monotonic()
         try:
-            response = self._session.post(
-                url,
-                data=body,
-                headers=headers,
+            request = self._session.prepare_request(
+                requests.Request("POST", url, data=body or {}, headers=headers)
+            )
+            self._depart(gallery, op)
+            started = time.monotonic()
+            response = self._session.send(
+                request,
                 timeout=self._timeouts,
                 verify=self._verify,
                 proxies=self._proxies,
