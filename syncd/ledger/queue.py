@@ -90,8 +90,8 @@ _PENDING: ColumnElement[Any] = literal_column(f"'{ITEM_PENDING}'")
 def _queued(indexed: bool = True) -> ColumnElement[bool]:
     """An intent still to be sent: the rows of ``ix_items_queue``, in its own terms.
 
-    ``indexed=False``: for a query that reaches its rows by another index (the ids of a
-    window, the leases): the state is compared as an expression (``|| ''``), which no index
+    ``indexed=False``: for a query that reaches its rows by another index (the leases):
+    the state is compared as an expression (``|| ''``), which no index
     serves, so SQLite's planner (no statistics) does not walk every pending intent instead.
     """
     state = Item.state if indexed else Item.state.op("||")("")
@@ -132,16 +132,15 @@ def _unclaimed() -> ColumnElement[bool]:
     return or_(Item.claim_owner.is_(None), Item.claimed_at < _STALE_BEFORE)
 
 
-def _claimable(in_lane_order: bool = False, indexed: bool = True) -> ColumnElement[bool]:
+def _claimable(in_lane_order: bool = False) -> ColumnElement[bool]:
     """Due at ``now`` and not claimed since ``stale_before`` (both bound at execution).
 
     ``in_lane_order``: for the query that picks intents in lane order. Its due test is
     written so that no index on ``next_attempt_at`` serves it: SQLite would otherwise take
     ``ix_items_due`` and sort the whole backlog on every claim, where the queue's index
-    walks it in order and stops at the limit (seconds against milliseconds at 2000).
-    ``indexed``: see _queued."""
+    walks it in order and stops at the limit (seconds against milliseconds at 2000)."""
     due_at = Item.next_attempt_at + 0 if in_lane_order else Item.next_attempt_at
-    return and_(_unblocked_pending(indexed), due_at <= _NOW, _unclaimed())
+    return and_(_unblocked_pending(), due_at <= _NOW, _unclaimed())
 
 
 def _copy_terms(file: Any = File, library: Any = Library) -> tuple[ColumnElement[bool], ...]:
@@ -251,84 +250,44 @@ def next_due_at(
     return None if due is None else float(due)
 
 
-#: a claim first looks at this many times ``limit`` intents at the head of the queue, then
-#: at WINDOW_GROWTH times more, then at the whole queue (see _claim_statements)
-CLAIM_WINDOW = 25
-WINDOW_GROWTH = 16
-
-
-def _narrowed(query: Any, by_gallery: bool, by_lane: bool, indexed: bool = True) -> Any:
+def _narrowed(query: Any, by_gallery: bool, by_lane: bool) -> Any:
     """``query`` for the galleries and the lane (``in_lane``: no column's name, which an
-    UPDATE would take for a value to set) bound at execution, when asked;
-    ``indexed``: see _queued (the lane as ``lane + 0``, the gallery as ``gallery || ''``)."""
+    UPDATE would take for a value to set) bound at execution, when asked."""
     if by_gallery:
-        gallery = Item.gallery if indexed else Item.gallery.op("||")("")
-        query = query.where(gallery.in_(bindparam("galleries", expanding=True)))
+        query = query.where(Item.gallery.in_(bindparam("galleries", expanding=True)))
     if by_lane:
-        lane = Item.lane if indexed else Item.lane + 0
-        query = query.where(lane == bindparam("in_lane", type_=Integer))
+        query = query.where(Item.lane == bindparam("in_lane", type_=Integer))
     return query
 
 
-def _head(by_gallery: bool, by_lane: bool) -> Any:
-    """The first ``window`` (bound) intents of the queue in lane order that the cheap tests
-    let through: a walk of the queue in lane order (``ix_items_queue``; SQLite may take
-    ``ix_items_lane``, the same order) that stops there."""
-    head = (
-        select(Item.id)
-        .where(
-            _queued(),
-            Item.op.in_(bindparam("ops", expanding=True)),
-            Item.next_attempt_at + 0 <= _NOW,
-            _unclaimed(),
-        )
-        .order_by(Item.lane, Item.order_key, Item.id)
-        .limit(bindparam("window", type_=Integer))
-    )
-    return _narrowed(head, by_gallery, by_lane)
+def _due(by_gallery: bool, by_host: bool, by_lane: bool) -> Any:
+    """The ids a claim takes, up to ``limit`` (bound), locked: a walk of the queue in lane
+    order (the live lane first, each lane in its own order: docs/rules.md, Fresh changes
+    first) that stops at the limit.
 
-
-def _due(by_gallery: bool, by_host: bool, by_lane: bool, among: Any) -> Any:
-    """The ids a claim takes, in lane order, up to ``limit`` (bound), locked; ``among``:
-    only those (the head of the queue), or None for the whole queue.
-
-    PostgreSQL: rows another host is claiming right now are skipped, not waited for."""
-    # the few rows of the head by id: no other index may serve the query (see _queued)
-    indexed = among is None
+    The walk takes ``ix_items_queue`` (SQLite ``ix_items_lane``, the same order); the tests
+    that look at another row (the item waited for, the host's copy) are made row by row for
+    the rows it reaches (see _fenced), so a claim costs the rows walked, whatever the
+    backlog. PostgreSQL: rows another host is claiming right now are skipped, not waited
+    for."""
     due = select(Item.id).where(
-        _claimable(in_lane_order=True, indexed=indexed),
-        Item.op.in_(bindparam("ops", expanding=True)),
+        _claimable(in_lane_order=True), Item.op.in_(bindparam("ops", expanding=True))
     )
     if by_host:
         due = due.where(or_(_alone(), _host_can_send()))
-    due = _narrowed(due, by_gallery, by_lane, indexed)
-    if among is None:
-        # the live lane first, each lane in its own order (docs/rules.md, Fresh changes first)
-        due = due.order_by(Item.lane, Item.order_key, Item.id)
-    else:
-        # the few rows by id; "+ 0": no index serves the order, so a planner looks them up
-        # by id and sorts them instead of walking the queue's index over the whole queue
-        due = due.where(Item.id.in_(among)).order_by(Item.lane + 0, Item.order_key, Item.id)
+    due = _narrowed(due, by_gallery, by_lane).order_by(Item.lane, Item.order_key, Item.id)
     return due.limit(bindparam("limit", type_=Integer)).with_for_update(skip_locked=True)
 
 
 @functools.cache
 def _claim_statements(
-    by_gallery: bool, by_host: bool = False, by_lane: bool = False, windowed: bool = False
-) -> tuple[Any, Update, Any, Any]:
-    """SQLite's statements of a claim, built once: SQLAlchemy then finds them in its cache
-    without walking them again (a third of a claim's CPU when rebuilt per call).
-
-    ``windowed``: the claim looks only at the intents ``head`` (bound): the first
-    ``window`` of the queue in lane order, which the fourth statement returned (a plain walk
-    of the queue, see _head). The costlier tests (the item waited for, the host's copy) then
-    run on those few rows only. Without the window a planner that misjudges how many rows
-    pass those tests tests every pending intent before it sorts them, a cost that grows with
-    the backlog. (PostgreSQL claims in one statement instead: see _claim_statement.)
+    by_gallery: bool, by_host: bool = False, by_lane: bool = False
+) -> tuple[Any, Update, Any]:
+    """SQLite's statements of a claim (pick, mark, read), built once: SQLAlchemy then finds
+    them in its cache without walking them again (a third of a claim's CPU when rebuilt per
+    call). PostgreSQL claims in one statement: see _claim_statement.
     """
-    among: Any = bindparam("head", expanding=True) if windowed else None
-    due = _due(by_gallery, by_host, by_lane, among)
-    head = _head(by_gallery, by_lane)
+    due = _due(by_gallery, by_host, by_lane)
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     mark = (
         update(Item)
@@ -356,7 +315,7 @@ def _claim_statements(
         .where(Item.id.in_(ids), Item.claim_owner == bindparam("owner"), Item.claimed_at == _NOW)
         .order_by(Item.lane, Item.order_key, Item.id)
     )
-    return due, mark, claimed, head
+    return due, mark, claimed
 
 
 @functools.cache
@@ -365,13 +324,10 @@ def _claim_statement(by_gallery: bool, by_host: bool, by_lane: bool) -> Any:
     LOCKED``), leases them and returns what the workers need, the copy an add reads
     included; built once.
 
-    The pick walks ``ix_items_queue`` in lane order and stops at the limit: each test that
-    looks at another row (the item waited for, the host's copy) is made row by row for the
-    rows the walk reaches (see _fenced), so its cost is the rows walked, whatever the
-    backlog. (SQLite's claim looks at a window at the head of the queue first, see
-    _claim_statements: its planner has no statistics to choose the walk.)
+    The pick is _due's walk of the queue; the update and the joins then touch only the
+    rows it picked.
     """
-    picked = _due(by_gallery, by_host, by_lane, among=None).cte("picked")
+    picked = _due(by_gallery, by_host, by_lane).cte("picked")
     claimed = (
         update(Item)
         .where(Item.id == picked.c.id)
@@ -487,10 +443,10 @@ def claim_due_intents(
     connection = session.connection()
     if is_postgresql(connection):
         return _claim_in_one(connection, shape, values)
-    ids = _due_ids(connection, shape, values, limit)
+    due, mark, claimed = _claim_statements(*shape)
+    ids = list(connection.execute(due, values).scalars())
     if not ids:
         return []
-    _, mark, claimed, _ = _claim_statements(*shape)
     values["ids"] = ids
     connection.execute(mark, values)
     rows = connection.execute(claimed, values)
@@ -552,23 +508,6 @@ def _claim_in_one(
             )
         )
     return intents
-
-
-def _due_ids(
-    connection: Any, shape: tuple[bool, bool, bool], values: dict[str, Any], limit: int
-) -> list[int]:
-    """The ids a claim takes: from a window at the head of the queue, widened while it
-    holds fewer than ``limit`` claimable intents (see _claim_statements)."""
-    windowed, _, _, head = _claim_statements(*shape, windowed=True)
-    window = max(1, limit) * CLAIM_WINDOW
-    for _ in range(2):
-        ids = list(connection.execute(head, values | {"window": window}).scalars())
-        due = list(connection.execute(windowed, values | {"head": ids}).scalars()) if ids else []
-        if len(due) >= limit or len(ids) < window:
-            return due  # enough, or the window held the whole queue
-        window *= WINDOW_GROWTH
-    whole, _, _, _ = _claim_statements(*shape)
-    return list(connection.execute(whole, values).scalars())
 
 
 @functools.cache

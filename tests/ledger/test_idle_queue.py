@@ -9,6 +9,7 @@ delete, or an add of which one of its libraries holds a live, sendable copy).
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,8 +157,9 @@ def test_no_gallery_asked_has_nothing_due(world: World) -> None:
 
 
 def test_a_claim_looks_past_a_head_of_the_queue_it_cannot_send(world: World) -> None:
-    """Host h2's adds wait behind more of h1's than a claim first looks at: it still finds
-    them (the look grows), in lane order, and reads its own copies."""
+    """Host h2's adds wait behind seventy of h1's (thirty-five times the claim's limit): it
+    still finds them, in lane order, and reads its own copies (the brief of half of them
+    names h1's copy)."""
     for n in range(60):
         world.write(f"more/{n}.jpg", 300 + n, library="one")
     world.scan()
@@ -189,3 +191,10 @@ def test_a_claim_looks_past_a_head_of_the_queue_it_cannot_send(world: World) -> 
         ).all()
     assert len(rest) == len(two) - 2
     assert keys == sorted(keys) and max(keys) < min(rest)
+    with world.ledger.transaction() as session:
+        more = claim_due_intents(session, "h2:1:x", world.clock, limit=100, host="h2")
+    assert {i.item_id for i in more} == two - {i.item_id for i in got}
+    # every add reads h2's copy, those whose brief names h1's copy too
+    assert all(i.library == "two" and i.relpath for i in more)
+    named = [json.loads(i.brief)["lib"] for i in got + more]
+    assert named.count("one") == 6 and named.count("two") == 4
