@@ -15,9 +15,11 @@ every server window within the rate:
 
 A call's departure is when its request leaves: the client waits at the wire, its body
 encoded and signed (``ImageSearch.pace``), and the departure is the clock read after the
-wait, under the limiter's lock, as the last step before the post. A call that leaves later
-than its slot (its thread woke late) is recorded as it left, and the next call keeps a full
-interval after it: its slot, or the previous departure plus ``1 / rate``, whichever is later.
+wait, under the limiter's lock, as the last step before the send. A call that leaves later
+than its slot (its thread woke late) is recorded as it left, so the window counts it from
+then. The next call keeps its own slot: the window, not the spacing, keeps every second
+within the rate, and spacing each call from the previous one's late departure would add
+every late wake-up to the interval (about 2 % of the rate on a loaded machine).
 
 A rate error halves the rate at once; successful calls bring it back to the ceiling a small
 step at a time (AIMD). The ceiling is ``api.qps``, or the rate ``api.qps_schedule`` sets
@@ -123,8 +125,6 @@ class RateLimiter:
         self._reaction = reaction
         self._rate = self._ceiling
         self._next_slot = float("-inf")
-        #: when the last call left (the clock read as it was let go)
-        self._last_departure = float("-inf")
         self._last_decrease = float("-inf")
         self._closed = False
         self._cond = threading.Condition()
@@ -177,10 +177,9 @@ class RateLimiter:
         return slot
 
     def acquire(self) -> bool:
-        """Wait for this caller's call slot, a full interval after the previous departure
-        and a free place in the window, and record the departure; False (at once) when the
-        limiter is closed. Call it right before the request leaves: the departure is the
-        clock when it returns.
+        """Wait for this caller's call slot and a free place in the window, and record the
+        departure; False (at once) when the limiter is closed. Call it right before the
+        request leaves: the departure is the clock when it returns.
 
         The wait is on a condition variable with the slot as deadline, so ``close`` wakes
         every waiter immediately.
@@ -192,20 +191,17 @@ class RateLimiter:
             return self._depart_locked(slot, late=None)
 
     def _depart_locked(self, slot: float, late: float | None) -> bool:
-        """Wait (holding ``_cond``) until ``slot``, one interval after the previous
-        departure and a free place in the window, then record the departure at the clock
-        read last (a thread that woke late leaves late, and is recorded so). With
-        ``late``: give up (False) once the call would leave more than ``late`` seconds
-        after ``slot``, waiting or woken late (``earliest`` is never before now)."""
+        """Wait (holding ``_cond``) until ``slot`` and a free place in the window, then
+        record the departure at the clock read last (a thread that woke late leaves late,
+        and is recorded so). With ``late``: give up (False) once the call would leave more
+        than ``late`` seconds after ``slot``, waiting or woken late (``earliest`` is never
+        before now)."""
         while not self._closed:
             now = self._clock()
-            ready = max(
-                slot, self._last_departure + 1.0 / self._rate, self._window.earliest(now)
-            )  # fmt: skip
+            ready = max(slot, self._window.earliest(now))
             if late is not None and ready - slot > late:
                 return False
             if ready - now <= _TICK:
-                self._last_departure = now
                 self._mine.place = self._window.depart(now)
                 return True
             self._cond.wait(ready - now)

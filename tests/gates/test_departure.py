@@ -1,7 +1,5 @@
-"""A call's departure is the clock read as the limiter lets it go, not its slot: a call whose
-thread woke late is recorded as it left and the next one keeps a full interval after it; a
-slot of the shared schedule is not spent later than its grant allows, however late the
-thread woke."""
+"""A call's departure is the clock read as the limiter lets it go, not its slot: a slot of the
+shared schedule is not spent later than its grant allows, however late the thread woke."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from syncd.gates.rate import RateLimiter
 from syncd.gates.shared_rate import SharedRateLimiter
 from syncd.ledger.call_slots import BUCKET_KEY, LATE_ALONE
 from syncd.ledger.models import Setting
@@ -49,29 +46,6 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     opened = open_ledger(tmp_path / "ledger.db")
     yield opened
     opened.close()
-
-
-def test_the_call_after_one_that_left_late_keeps_a_full_interval_after_it() -> None:
-    clock = CountingClock(1000.0)
-    limiter = RateLimiter(10.0, clock=clock)
-    assert limiter.acquire()  # slot 1000.0, left on time
-    clock.now = 1000.05
-    late = threading.Thread(target=limiter.acquire)  # its slot is 1000.1
-    late.start()
-    clock.read_again(2)  # it took its slot and waits for it
-    clock.now = 1000.17  # its thread woke 70 ms after its slot: it leaves now
-    late.join(timeout=10)
-    assert not late.is_alive()
-
-    clock.now = 1000.2  # the next slot: only 30 ms after the late call left
-    left: list[bool] = []
-    after = threading.Thread(target=lambda: left.append(limiter.acquire()))
-    after.start()
-    after.join(timeout=0.3)
-    assert left == [], "a call left 30 ms after the one before it, at 10 calls/s"
-    clock.now = 1000.27
-    after.join(timeout=10)
-    assert left == [True]
 
 
 def next_free_slot(ledger: Ledger) -> float:
