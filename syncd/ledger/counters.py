@@ -20,9 +20,9 @@ How a write keeps them in step: it runs inside :func:`counted` with the scope it
 that scope are taken before and after the write, in the same transaction, and the
 difference is added when the transaction commits. A write that changes only the state and op
 of some items (a call's answer) says so (``Scope.states_only``): one read of those items
-and their files before, one of their states after. A write that knows both states and has
-read the items' files (:func:`item_files`) with its own locking read adds the difference
-itself (:func:`count_item_moves`), with no read of its own. The scope must name every file and item
+and their files before, one of their states after. A write that knows both states adds
+the difference itself (:func:`count_item_moves`), from one read of the items' states and
+files (:func:`items_with_files`) once it holds them. The scope must name every file and item
 whose count the write can change; the property test (tests/ledger/test_counters.py)
 compares the kept counts with a full count after random sequences of real operations.
 On PostgreSQL the "before" reads lock the scope's items (``FOR SHARE``, in id order): a
@@ -46,6 +46,7 @@ from sqlalchemy import (
     Join,
     LargeBinary,
     and_,
+    bindparam,
     delete,
     event,
     false,
@@ -280,9 +281,8 @@ def item_files() -> tuple[Join, tuple[ColumnElement[Any], ...]]:
     """The items joined to the files of their contents, as the counts pair them (a file of
     a library of the content's gallery), and the columns of a :data:`FileRow`.
 
-    For a query of items that also wants their files in one pass: select from the join,
-    filter and lock the items as needed; a row whose library id is None is no file of the
-    item (an item without files, or a copy in a library of another gallery).
+    A row whose library id is None is no file of the item (an item without files, or a copy
+    in a library of another gallery).
     """
     joined = (
         Item.__table__.outerjoin(Content, Content.item_id == Item.id)
@@ -329,27 +329,31 @@ def count_item_moves(session: Session, moves: Iterable[ItemMove]) -> None:
                 deltas[(library_id, "", kind)] += 1
 
 
-def _states_with_files(
-    session: Session, item_ids: Collection[int]
-) -> tuple[dict[int, tuple[str, str, str | None]], dict[int, list[FileRow]]]:
-    """(item id -> (gallery, state, op), item id -> files) of these items, read in one
-    query per chunk; on PostgreSQL the items are share-locked in id order (see the module
-    doc)."""
+@functools.cache
+def _items_with_files_statement() -> Any:
     joined, columns = item_files()
-    lock = session.get_bind().dialect.name == "postgresql"
+    return (
+        select(Item.id, Item.gallery, Item.state, Item.op, *columns)
+        .select_from(joined)
+        .where(Item.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+def items_with_files(
+    connection: Connection | Session, item_ids: Collection[int]
+) -> tuple[dict[int, tuple[str, str, str | None]], dict[int, list[FileRow]]]:
+    """(item id -> (gallery, state, op), item id -> files) of these items, one query per
+    chunk. Run it once the items are locked, as a statement of its own: on PostgreSQL it
+    then reads what the transactions it waited for committed (a locking read that joined
+    the files would return the files as they were when it started waiting)."""
     states: dict[int, tuple[str, str, str | None]] = {}
     rows: list[Sequence[Any]] = []
     ids = sorted(item_ids)
     for i in range(0, len(ids), _CHUNK):
-        query = (
-            select(Item.id, Item.gallery, Item.state, Item.op, *columns)
-            .select_from(joined)
-            .where(Item.id.in_(ids[i : i + _CHUNK]))
-            .order_by(Item.id)
-        )
-        if lock:
-            query = query.with_for_update(read=True, of=Item)
-        for item_id, gallery, state, op, *file_columns in session.execute(query):
+        chunk = {"ids": ids[i : i + _CHUNK]}
+        for item_id, gallery, state, op, *file_columns in connection.execute(
+            _items_with_files_statement(), chunk
+        ):
             states[item_id] = (gallery, state, op)
             rows.append((item_id, *file_columns))
     return states, file_rows(rows)
@@ -389,7 +393,8 @@ def counted(session: Session, scope: Scope) -> Iterator[Scope]:
     """
     session.flush()
     if scope.states_only:
-        states, files = _states_with_files(session, scope.item_ids)
+        _lock_items(session, scope.item_ids)
+        states, files = items_with_files(session, scope.item_ids)
         yield scope
         session.flush()
         count_item_moves(session, _moves(states, _states(session, states), files))

@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import BindParameter
 
-from syncd.ledger.counters import ItemMove, Scope, count_item_moves, counted, file_rows, item_files
+from syncd.ledger.counters import ItemMove, Scope, count_item_moves, counted, items_with_files
 from syncd.ledger.dialect import is_postgresql
 from syncd.ledger.intents import CLAIM_STALE_AFTER, queue_contents
 from syncd.ledger.models import (
@@ -657,15 +657,10 @@ _ADD_COLUMNS = ("cont_sign", "have_brief", "have_tags", *_FINISHED_COLUMNS)
 @functools.cache
 def _record_adds_statements() -> tuple[Any, Any]:
     """record_adds' two statements, built once (see _claim_statements)."""
-    joined, file_columns = item_files()
-    # the items locked in id order, each with the files of its contents (one row a file):
-    # what the answer derives the next intent from, and what its counts need
+    # the items locked in id order: what the answer derives the next intent from
     current = (
         select(
             Item.id,
-            Item.gallery,
-            Item.state,
-            Item.op,
             Item.want_present,
             Item.want_brief,
             Item.want_tags,
@@ -673,12 +668,10 @@ def _record_adds_statements() -> tuple[Any, Any]:
             Item.claimed_at,
             Item.next_attempt_at,
             Item.wait_for_item_id,
-            *file_columns,
         )
-        .select_from(joined)
         .where(Item.id.in_(bindparam("ids", expanding=True)))
         .order_by(Item.id)
-        .with_for_update(of=Item)
+        .with_for_update()
     )
     table = cast(Table, Item.__table__)
     record = (
@@ -690,24 +683,23 @@ def _record_adds_statements() -> tuple[Any, Any]:
 
 
 def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> None:
-    """:func:`record_added` for several items in two statements, loading no ORM rows.
+    """:func:`record_added` for several items in three statements, loading no ORM rows.
 
     The workers' group commit records most answers this way; the item rows must not be
-    loaded in ``session`` (a bulk update does not refresh them). The counts follow from
-    what the locking read returned and what the answer sets (counters.count_item_moves):
-    no read of their own.
+    loaded in ``session`` (a bulk update does not refresh them). The counts follow from one
+    read of the locked items' states and files and what the answer sets
+    (counters.count_item_moves): no count before and after.
     """
     if not added:
         return
     current_rows, record = _record_adds_statements()
     session.flush()  # Core statements do not autoflush the session's pending changes
     connection = session.connection()
-    current: dict[int, Any] = {}
-    found: list[Sequence[Any]] = []
-    for locked in connection.execute(current_rows, {"ids": [a.item_id for a in added]}):
-        current[locked.id] = locked
-        found.append((locked.id, *locked[-3:]))
-    files = file_rows(found)
+    current = {
+        row.id: row for row in connection.execute(current_rows, {"ids": [a.item_id for a in added]})
+    }
+    # then, the items held, their states and files as they are now (what the counts need)
+    states, files = items_with_files(connection, current)
     # an item answered twice ends as its last answer says: one row, one move, per item
     params: dict[int, dict[str, Any]] = {}
     for answer in added:
@@ -741,8 +733,8 @@ def record_adds(session: Session, added: Sequence[AddedItem], owner: str) -> Non
         session,
         (
             ItemMove(
-                current[item_id].gallery,
-                (current[item_id].state, current[item_id].op),
+                states[item_id][0],
+                states[item_id][1:],
                 (values["state"], values["op"]),
                 files.get(item_id, ()),
             )
