@@ -19,7 +19,8 @@ after one warm-up:
 1. ``read_status(config).document()``, every part of ``syncd status --json`` (the ledger's
    counts, hosts, queue, budget, pause, conditions, unsettled adds, health, rate), with
    ``syncd.app.status`` opening the ledger as the command does (≤ 100 ms); the same with
-   ``failed=True`` (``status --failed``: every file not synced, some thousands at 10M);
+   ``failed=True`` (``status --failed``: every file not synced, 15 000 at 10M; that list
+   grows with the failures, each a few lookups by index);
 2. ``syncd status --json`` as a whole process, its time over
    ``python -c "import sqlalchemy"`` measured beside it, their runs interleaved (at least
    11 of each) (≤ 100 ms);
