@@ -23,7 +23,8 @@ after one warm-up:
    grows with the failures, each a few lookups by index);
 2. ``syncd status --json`` as a whole process, its time over
    ``python -c "import sqlalchemy"`` measured beside it, their runs interleaved (at least
-   11 of each) (≤ 100 ms);
+   11 of each) (≤ 100 ms); the import of sqlalchemy's ORM and the database driver, which
+   any read of the ledger needs, is printed beside them;
 3. one ``/api/status`` of the console of a real ``syncd run`` (logged in through the login
    form, as a browser), and one ``/metrics`` scrape of its MetricsServer (≤ 100 ms each),
    once the service's start-up reconcile is over.
@@ -340,15 +341,23 @@ def measure(config: Path, checkout: str | None, runs: int) -> dict[str, float]:
     if read.returncode != 0:
         raise SystemExit(f"read_status failed:\n{read.stderr}")
     figures: dict[str, float] = json.loads(read.stdout)
-    base, whole = processes_ms(
+    # what any ledger read imports beyond sqlalchemy's core: its ORM and the database driver
+    driver = (
+        "psycopg, sqlalchemy.dialects.postgresql.psycopg"
+        if "url =" in config.read_text(encoding="utf-8")
+        else "sqlite3"
+    )
+    base, orm, whole = processes_ms(
         [
             [sys.executable, "-c", "import sqlalchemy"],
+            [sys.executable, "-c", f"import sqlalchemy.orm, {driver}"],
             [SYNCD, "status", "--json", "-c", str(config)],
         ],
         env,
         max(runs, 11),
         config.parent,
     )
+    figures["import_orm"] = orm
     figures |= {"import_sqlalchemy": base, "status_process": whole, "over_import": whole - base}
     figures |= served_ms(config, env, runs)
     return figures
@@ -359,7 +368,8 @@ def show(label: str, figures: dict[str, float]) -> None:
         f"  {label}: read_status {figures['document']:.1f} ms "
         f"(--failed {figures['failed']:.1f} ms, {figures['failed_entries']:.0f} entries); "
         f"syncd status --json {figures['status_process']:.0f} ms, import sqlalchemy "
-        f"{figures['import_sqlalchemy']:.0f} ms, over it {figures['over_import']:.0f} ms; "
+        f"{figures['import_sqlalchemy']:.0f} ms, over it {figures['over_import']:.0f} ms "
+        f"(import sqlalchemy.orm and the driver {figures['import_orm']:.0f} ms); "
         f"/api/status {figures['api_status']:.1f} ms; /metrics {figures['metrics']:.1f} ms",
         flush=True,
     )
