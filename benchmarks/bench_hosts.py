@@ -2,12 +2,13 @@
 within the account's rate and still use all of it.
 
 Run: ``.venv/bin/python benchmarks/bench_hosts.py [--quick] [--images N] [--qps 10]
-[--hosts 3] [--ledger postgresql|sqlite]``.
+[--hosts 3] [--ledger postgresql|sqlite] [--side 64]``.
 
 A local gallery server (in this process) answers error 18 to any call beyond ``--qps`` per
 second (strictly: at most that many in any sliding second, no burst). ``--hosts`` ``syncd reconcile``
 processes start at once, each its own ``host.name`` with ``api.qps = --qps`` and
-``api.concurrency = 4`` over its own library of ``--images`` new images, all on one ledger
+``api.concurrency = 4`` over its own library of ``--images`` new images (``--side`` pixels a
+side: large ones make each request slow to build), all on one ledger
 (a fresh PostgreSQL database by default; ``$SYNCD_BENCH_PG_URL`` names a server). The
 server's call counter is sampled every 20 ms: the rate is the calls between the first and
 the last sample that saw a change, over that time.
@@ -51,6 +52,7 @@ def main() -> int:
     parser.add_argument("--qps", type=float, default=10.0)
     parser.add_argument("--hosts", type=int, default=3)
     parser.add_argument("--ledger", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--side", type=int, default=64, help="pixels a side of each image")
     args = parser.parse_args()
     count = args.images or (50 if args.quick else 150)
 
@@ -64,7 +66,9 @@ def main() -> int:
             shared = base / "shared" / "ledger.db"
             ledgers = {name: f'path = "{shared}"' for name in names}
         for h, name in enumerate(names):
-            write_images(base / name / "library", count, first_seed=h * 100_000)
+            write_images(
+                base / name / "library", count, first_seed=h * 100_000, size=(args.side, args.side)
+            )
         server = stack.enter_context(strict_gallery(base / "gallery", args.qps))
         configs = [
             client_config(base / name, server.url, args.qps, name, ledgers[name], host=name)
@@ -94,8 +98,9 @@ def main() -> int:
         return 2
     rate = sampler.rate()
     errors = 0
-    print(f"{args.hosts} hosts x {count} images on a {args.ledger} ledger, api.qps = {args.qps} "
-          f"each, the server admits {args.qps}/s, concurrency 4 each")  # fmt: skip
+    print(f"{args.hosts} hosts x {count} images of {args.side} px a side on a {args.ledger} "
+          f"ledger, api.qps = {args.qps} each, the server admits {args.qps}/s, concurrency 4 "
+          "each")  # fmt: skip
     for name, (out, _err) in zip(names, outputs, strict=True):
         errors += error_answers(out)
         made = re.search(r"(\d+) API calls", out)

@@ -1,11 +1,13 @@
 """Rate adherence of ``syncd reconcile`` against a gallery enforcing 10 calls/s.
 
-Run: ``.venv/bin/python benchmarks/bench_rate.py [--quick] [--images N] [--qps 10]``.
+Run: ``.venv/bin/python benchmarks/bench_rate.py [--quick] [--images N] [--qps 10]
+[--side 64]``.
 
 A local gallery server (in this process) answers error 18 to any call beyond ``--qps``
 per second (strictly: at most that many in any sliding second, no burst). ``syncd
 reconcile`` runs as its own process with ``api.qps = --qps`` and ``api.concurrency = 4``
-over a library of ``--images`` new images. The server's call counter is sampled every
+over a library of ``--images`` new images, ``--side`` pixels a side (large ones make each
+request slow to build: its base64 and form encoding). The server's call counter is sampled every
 20 ms: the steady rate is the calls between the first and the last sample that saw a
 change, over that time; the whole-run rate is the images over the whole process's time.
 
@@ -45,12 +47,13 @@ def main() -> int:
     parser = bench_parser(__doc__)
     parser.add_argument("--images", type=int, default=None, help="default 150 (quick: 80)")
     parser.add_argument("--qps", type=float, default=10.0)
+    parser.add_argument("--side", type=int, default=64, help="pixels a side of each image")
     args = parser.parse_args()
     count = args.images or (80 if args.quick else 150)
 
     with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
         base = Path(tmp)
-        write_images(base / "library", count)
+        write_images(base / "library", count, size=(args.side, args.side))
         with strict_gallery(base / "gallery", args.qps) as server:
             config = client_config(base, server.url, args.qps, "bench")
             with CallSampler(server) as sampler:
@@ -69,7 +72,8 @@ def main() -> int:
         return 2
     rate = sampler.rate()
     errors = error_answers(result.stdout)
-    print(f"{count} images, api.qps = {args.qps}, the server admits {args.qps}/s, concurrency 4")
+    print(f"{count} images of {args.side} px a side, api.qps = {args.qps}, the server admits "
+          f"{args.qps}/s, concurrency 4")  # fmt: skip
     print_call_counts(counts)
     report(
         [
