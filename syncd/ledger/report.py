@@ -28,7 +28,7 @@ from syncd.ledger.backlog import queued_calls
 from syncd.ledger.budget import budget_used
 from syncd.ledger.calls import calls_since
 from syncd.ledger.conditions import LibraryConditions, conditions_by_library
-from syncd.ledger.counters import LIBRARY_KINDS, library_counts
+from syncd.ledger.counters import LIBRARY_KINDS, item_counts, library_counts
 from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
@@ -94,13 +94,10 @@ def summarize_plan(session: Session, libraries: Sequence[str] = (), limit: int =
         return query
 
     counts: dict[str | None, int] = {}
-    if not libraries:  # one pass over the pending items, no joins
-        counts = {
-            op: count
-            for op, count in session.execute(
-                select(Item.op, func.count()).where(Item.state == ITEM_PENDING).group_by(Item.op)
-            )
-        }
+    if not libraries:  # the whole queue: the counts the writes keep
+        for (_gallery, state, op), count in item_counts(session).items():
+            if state == ITEM_PENDING:
+                counts[op] = counts.get(op, 0) + count
 
     def listed(op: str, line: Any) -> PlanList:
         if not libraries and not counts.get(op):
