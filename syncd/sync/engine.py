@@ -483,8 +483,9 @@ class SyncEngine:
         now = self._clock()
         size = claim_size(self._config.api.qps, self._config.api.concurrency)
         with self._ledger.transaction() as session:
-            # adds only of copies this host holds, when other hosts hold some
-            host = self._host if copies_elsewhere(session, self._host) else None
+            # adds only of copies this host holds, when other hosts hold some (the claim
+            # itself asks whether they do)
+            host = self._host
             # fresh changes first, but the bulk lane keeps a share of every claim
             intents = claim_due_intents(
                 session, self._owner, now, limit=max(1, size - bulk_share(size)),
