@@ -179,11 +179,18 @@ def _host_can_send() -> ColumnElement[bool]:
     return or_(Item.op != "add", _fenced(local_copy))
 
 
+def _libraries_elsewhere(library: Any = Library) -> Any:
+    """The libraries of a host other than ``host`` (bound at execution); ``library``: the
+    entity, or an alias of it, the query names."""
+    return select(library.id).where(
+        library.host.is_not(None), library.host != bindparam("host", type_=String)
+    )
+
+
 def _alone() -> ColumnElement[bool]:
     """No library of a host other than ``host`` (bound) is in the ledger: every copy is
     this host's (see :func:`copies_elsewhere`); evaluated once per statement."""
-    other = aliased(Library, name="other_library")
-    return ~exists(select(other.id).where(other.host.is_not(None), other.host != bindparam("host")))
+    return ~exists(_libraries_elsewhere(aliased(Library, name="other_library")))
 
 
 def owner_prefix(host: str) -> str:
@@ -366,25 +373,14 @@ def _claim_statement(by_gallery: bool, by_host: bool, by_lane: bool) -> Any:
     if by_host:
         # an add whose brief names another host's copy (the oldest) reads this host's own
         local = (
-            select(
-                Library.name.label("library"),
-                File.relpath.label("relpath"),
-                File.content_hash.label("content_hash"),
-            )
-            .select_from(Content)
-            .join(File, File.content_hash == Content.content_hash)
-            .join(Library, Library.gallery == Content.gallery)
+            _oldest_local_copy(claimed.c.id)
             .where(
-                Content.item_id == claimed.c.id,
                 claimed.c.op == "add",
                 or_(
                     source_library.host.is_(None),
                     source_library.host != bindparam("host", type_=String),
                 ),
-                *_copy_terms(),
             )
-            .order_by(File.first_seen_at, File.id)
-            .limit(1)
             .lateral("local_copy")
         )
         joined = joined.outerjoin(local, true())
@@ -449,38 +445,34 @@ def claim_due_intents(
         return []
     values["ids"] = ids
     connection.execute(mark, values)
-    rows = connection.execute(claimed, values)
     intents: list[Intent] = []
-    for (
-        item_id,
-        gallery,
-        op,
-        cont_sign,
-        want_brief,
-        want_tags,
-        library,
-        relpath,
-        content_hash,
-        attempts,
-        source_host,
-    ) in rows:
-        intent = Intent(
-            item_id,
-            gallery,
-            op or "",
-            cont_sign,
-            want_brief,
-            parse_tags(want_tags),
-            library,
-            relpath,
-            content_hash,
-            attempts,
-        )
-        if host is not None and op == "add" and source_host != host:
+    for row in connection.execute(claimed, values):
+        intent = _intent_of(row)
+        if host is not None and intent.op == "add" and row.host != host:
             # the brief names another host's copy (the oldest); this host sends its own
             intent = _with_local_copy(connection, intent, host)
         intents.append(intent)
     return intents
+
+
+def _intent_of(row: Any) -> Intent:
+    """The intent of a claim's row: its first ten columns, in the order of both engines'
+    claim statements (item id, gallery, op, cont_sign, brief, tags, library, path, content
+    hash, attempts)."""
+    fields = tuple(row)[:10]
+    item_id, gallery, op, cont_sign, brief, tags, library, relpath, content_hash, attempts = fields
+    return Intent(
+        item_id,
+        gallery,
+        op or "",
+        cont_sign,
+        brief,
+        parse_tags(tags),
+        library,
+        relpath,
+        content_hash,
+        attempts,
+    )
 
 
 def _claim_in_one(
@@ -488,40 +480,42 @@ def _claim_in_one(
 ) -> list[Intent]:
     """PostgreSQL's claim (see _claim_statement)."""
     intents: list[Intent] = []
-    for row in connection.execute(_claim_statement(*shape), values).mappings():
-        library, relpath, content_hash = row["library"], row["relpath"], row["content_hash"]
-        if row.get("local_library") is not None:
-            library = row["local_library"]
-            relpath, content_hash = row["local_relpath"], row["local_content_hash"]
-        intents.append(
-            Intent(
-                row["id"],
-                row["gallery"],
-                row["op"] or "",
-                row["cont_sign"],
-                row["want_brief"],
-                parse_tags(row["want_tags"]),
-                library,
-                relpath,
-                content_hash,
-                row["attempts"],
+    for row in connection.execute(_claim_statement(*shape), values):
+        intent = _intent_of(row)
+        local = row._mapping.get("local_library")
+        if local is not None:  # an add of this host's own copy (the brief names another's)
+            intent = replace(
+                intent,
+                library=local,
+                relpath=row.local_relpath,
+                content_hash=row.local_content_hash,
             )
-        )
+        intents.append(intent)
     return intents
+
+
+def _oldest_local_copy(item_id: Any) -> Any:
+    """The oldest live copy of the item ``item_id`` (a bound value, or the column of an
+    outer query) held by a library of host ``host`` (bound): its library, path and hash."""
+    return (
+        select(
+            Library.name.label("library"),
+            File.relpath.label("relpath"),
+            File.content_hash.label("content_hash"),
+        )
+        .select_from(Content)
+        .join(File, File.content_hash == Content.content_hash)
+        .join(Library, Library.gallery == Content.gallery)
+        .where(Content.item_id == item_id, *_copy_terms())
+        .order_by(File.first_seen_at, File.id)
+        .limit(1)
+    )
 
 
 @functools.cache
 def _local_copy_statement() -> Any:
-    """The oldest live copy of an item held by a library of host ``host`` (built once)."""
-    return (
-        select(Library.name, File.relpath, File.content_hash)
-        .select_from(Content)
-        .join(File, File.content_hash == Content.content_hash)
-        .join(Library, Library.gallery == Content.gallery)
-        .where(Content.item_id == bindparam("item_id", type_=Integer), *_copy_terms())
-        .order_by(File.first_seen_at, File.id)
-        .limit(1)
-    )
+    """SQLite's look for an add's own copy, one claimed item at a time (built once)."""
+    return _oldest_local_copy(bindparam("item_id", type_=Integer))
 
 
 def _with_local_copy(connection: Any, intent: Intent, host: str) -> Intent:
@@ -945,18 +939,15 @@ def next_lease_end(
 @functools.cache
 def _elsewhere_statement() -> Any:
     """copies_elsewhere's query, built once."""
-    return (
-        select(Library.id)
-        .where(Library.host.is_not(None), Library.host != bindparam("host", type_=String))
-        .limit(1)
-    )
+    return _libraries_elsewhere().limit(1)
 
 
 def copies_elsewhere(session: Session, host: str) -> bool:
     """Whether a library of another host is in the ledger: only then may an add be one
     this host cannot send (it has no copy). One host alone needs no such check.
 
-    Asked before each claim: a Core statement on the session's connection (the ORM's
+    Asked by an idle engine (when the next intent is due, when a lease runs out; a claim's
+    own statement asks it itself): a Core statement on the session's connection (the ORM's
     setup of a statement costs more than this one)."""
     session.flush()
     found = session.connection().execute(_elsewhere_statement(), {"host": host}).first()
