@@ -206,6 +206,20 @@ def fill(
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     with ledger.engine.begin() as conn:
         _recount(conn)
+    if shared:
+        checkpoint(ledger)
+
+
+def checkpoint(ledger: Ledger) -> None:
+    """Write the fill's pages out now: a ledger filled over weeks has them on disk, and a
+    checkpoint that flushes a gigabyte of fresh rows while the claims run would time the
+    fill, not the claims (the claims' p99 doubled). A role without the right to CHECKPOINT
+    runs the measures as they come."""
+    try:
+        with ledger.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("CHECKPOINT"))
+    except Exception as exc:  # noqa: BLE001 - a measure, not the product
+        print(f"  no CHECKPOINT after the fill ({type(exc).__name__}): the claims may see it")
 
 
 def _recount(conn: Any) -> None:
@@ -249,7 +263,17 @@ def check_us_per_row(ledger: Ledger, host: str, rows: int = 2000) -> float:
     return statistics.median(times) * 1e6 / len(ids)
 
 
-def _claimer(where: LedgerConfig, host: str, start_at: float, seconds: float, out: Any) -> None:
+def _claimer(
+    where: LedgerConfig, index: int, start_at: float, seconds: float, every: float, out: Any
+) -> None:
+    """Claim as host ``h<index % 20>`` for ``seconds`` from ``start_at``, then put (intents
+    claimed, each claim transaction's latency, statements sent) on ``out``.
+
+    ``every`` 0: flat out, one claim after the other, each latency from its start. Else one
+    claim every ``every`` seconds on a fixed timetable (the claimers' timetables staggered
+    evenly), each latency from when it was due: a claim that starts late because the one
+    before was slow counts its wait (no coordinated omission)."""
+    host = f"h{index % HOSTS:02d}"
     ledger = open_ledger(where)
     owner = f"{host}:{os.getpid()}:bench"
     latencies: list[float] = []
@@ -263,15 +287,23 @@ def _claimer(where: LedgerConfig, host: str, start_at: float, seconds: float, ou
     try:
         time.sleep(max(0.0, start_at - time.time()))
         statements[0] = 0
-        end = start_at + seconds
-        while time.time() < end:
-            t0 = time.perf_counter()
+        begin = time.perf_counter()
+        phase = every * (index / PACED_CLAIMERS[0]) if every else 0.0
+        due = begin
+        while True:
+            if every:
+                due = begin + phase + len(latencies) * every
+                time.sleep(max(0.0, due - time.perf_counter()))
+            else:
+                due = time.perf_counter()
+            if due - begin >= seconds:
+                break
             with ledger.transaction() as session:
                 now = time.time()
                 # as the engine claims: the statement itself asks whether other hosts
                 # hold copies
                 intents = claim_due_intents(session, owner, now, limit=CLAIM_LIMIT, host=host)
-            latencies.append(time.perf_counter() - t0)
+            latencies.append(time.perf_counter() - due)
             if not intents:
                 continue
             claimed += len(intents)
@@ -286,16 +318,23 @@ def _claimer(where: LedgerConfig, host: str, start_at: float, seconds: float, ou
     out.put((claimed, latencies, statements[0]))
 
 
+#: the number of claimers of the running measure (the paced timetables' stagger)
+PACED_CLAIMERS = [HOSTS]
+
+
 def concurrent_claims(
-    where: LedgerConfig, claimers: int, seconds: float
+    where: LedgerConfig, claimers: int, seconds: float, rate: float = 0.0
 ) -> tuple[float, float, float]:
     """(intents claimed per second together, p99 ms of one claim transaction, statements
-    per claim transaction and its answer)."""
+    per claim transaction and its answer). ``rate`` 0: every claimer flat out (the
+    ceiling); else the claimers together claim ``rate`` intents a second on a timetable."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     start_at = time.time() + 3.0  # every process opened its ledger by then
+    every = claimers * CLAIM_LIMIT / rate if rate else 0.0
+    PACED_CLAIMERS[0] = claimers
     procs = [
-        ctx.Process(target=_claimer, args=(where, f"h{k % HOSTS:02d}", start_at, seconds, out))
+        ctx.Process(target=_claimer, args=(where, k, start_at, seconds, every, out))
         for k in range(claimers)
     ]
     for proc in procs:
@@ -307,6 +346,39 @@ def concurrent_claims(
     latencies = [lat for _, lats, _ in results for lat in lats]
     statements = sum(n for _, _, n in results) / max(1, len(latencies))
     return total / seconds, percentile(latencies, 99) * 1000, statements
+
+
+def idle_host_ms(ledger: Ledger) -> tuple[float, float]:
+    """Median ms (of 3) of a claim and of ``next_due_at`` for a host that has nothing to
+    send while the others have their backlogs: a library of its own with no files (as a
+    host whose library is all synced). Each claim is rolled back."""
+    host = f"h{HOSTS:02d}"
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO libraries (id, name, gallery, root, host) VALUES (:i, :n, :g, :r, :h)"
+            ),
+            {"i": HOSTS + 1, "n": f"lib{HOSTS:02d}", "g": GALLERY, "r": f"/srv/{host}", "h": host},
+        )
+    claims: list[float] = []
+    dues: list[float] = []
+    try:
+        for _ in range(3):
+            with ledger.transaction() as session:
+                t0 = time.perf_counter()
+                got = claim_due_intents(session, f"{host}:1:idle", time.time(), limit=CLAIM_LIMIT,
+                                        host=host)  # fmt: skip
+                t1 = time.perf_counter()
+                next_due_at(session, [GALLERY], host)
+                t2 = time.perf_counter()
+                session.rollback()
+            assert not got, "the idle host claimed an intent"
+            claims.append(t1 - t0)
+            dues.append(t2 - t1)
+    finally:
+        with ledger.engine.begin() as conn:
+            conn.execute(text("DELETE FROM libraries WHERE id = :i"), {"i": HOSTS + 1})
+    return statistics.median(claims) * 1000, statistics.median(dues) * 1000
 
 
 def status_ms(ledger: Ledger) -> float:
@@ -497,6 +569,9 @@ def main() -> None:
                 size = size_bytes(ledger, where)
                 per_million = size / 2**20 / (per_host * HOSTS / 1e6)
                 print(f"  ledger size: {size / 2**20:.0f} MB, {per_million:.0f} MB per 1M files")
+                idle_claim, idle_due = idle_host_ms(ledger)
+                print(f"  a host with nothing to send: a claim {idle_claim:.1f} ms, "
+                      f"next_due_at {idle_due:.1f} ms (median of 3)")  # fmt: skip
                 results.append(
                     Result.at_most(
                         "ledger size on disk per 1M files", per_million, "MB",
@@ -505,17 +580,24 @@ def main() -> None:
                 )  # fmt: skip
             finally:
                 ledger.close()
-            rate, p99, statements = concurrent_claims(where, claimers, seconds)
-            print(f"  {claimers} claimers: {rate:.0f} intents/s, claim p99 {p99:.1f} ms")
+            # at the rate the target names, on a timetable: the latency a claim has at that
+            # load; then flat out: how many the ledger can take (their latency is then
+            # only the queue of claimers waiting for two cores)
+            _, p99, _ = concurrent_claims(where, claimers, seconds, TARGET_CLAIMS_PER_S)
+            print(f"  {claimers} claimers at {TARGET_CLAIMS_PER_S:.0f} intents/s together: "
+                  f"claim p99 {p99:.1f} ms (from when each claim was due)")  # fmt: skip
+            rate, flat_p99, statements = concurrent_claims(where, claimers, seconds)
+            print(f"  {claimers} claimers flat out: {rate:.0f} intents/s, claim p99 "
+                  f"{flat_p99:.1f} ms")  # fmt: skip
             print(f"  statements per claim and its answer: {statements:.1f}")
             results += [
                 Result.at_least(
-                    f"intents claimed per s, {claimers} claimers", rate, "/s",
+                    f"intents claimed per s, {claimers} claimers flat out", rate, "/s",
                     TARGET_CLAIMS_PER_S,
                 ),
                 Result.at_most(
-                    f"claim transaction p99, {claimers} claimers", p99, "ms",
-                    TARGET_CLAIM_P99_MS,
+                    f"claim transaction p99, {claimers} claimers at "
+                    f"{TARGET_CLAIMS_PER_S:.0f} intents/s", p99, "ms", TARGET_CLAIM_P99_MS,
                 ),
             ]  # fmt: skip
             if not args.skip_rescan:
