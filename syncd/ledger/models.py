@@ -1,4 +1,4 @@
-"""The ledger's tables (schema version 6), as typed SQLAlchemy models.
+"""The ledger's tables (schema version 6), and the typed classes mapped onto them.
 
 files     one row per path seen under a library root: its stat signature, content and verdict
 contents  (gallery, content hash) -> item; several contents may share one item (216681)
@@ -19,29 +19,36 @@ surrogateescape), so names that are not valid UTF-8 round-trip exactly.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from sqlalchemy import (
     DDL,
     BigInteger,
     Boolean,
+    Column,
     Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
     event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import registry
 
 from syncd.paths.relpath import decode_relpath, encode_relpath
 from syncd.paths.states import FILE_LIVE
+
+if TYPE_CHECKING:
+    from sqlalchemy import FromClause
+    from sqlalchemy.orm import Mapped
 
 #: the schema this code writes; schema.MIGRATIONS brings older ledgers up to it
 SCHEMA_VERSION: Final = 6
@@ -83,110 +90,98 @@ class RelPath(TypeDecorator[str]):
         return None if value is None else decode_relpath(bytes(value))
 
 
-class Base(DeclarativeBase):
-    pass
+# -- the tables ----------------------------------------------------------------------------
+#
+# Written as tables first, then each class below is mapped onto its table (an imperative
+# mapping): the declarative mapping this replaced evaluated every column's annotation and
+# scanned every class at each start, about 6 ms of each command that opens the ledger. The
+# tables, their columns, indexes and the DDL they make are the same.
 
+metadata = MetaData()
 
-class SchemaVersion(Base):
-    """One row: the schema version the ledger's tables are at."""
+schema_version_table = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+)
 
-    __tablename__ = "schema_version"
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+libraries_table = Table(
+    "libraries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("gallery", String(16), nullable=False),
+    Column("root", Text, nullable=False),
+    # the host whose config names this library (schema v4; NULL: written before v4)
+    Column("host", String(200)),
+)
 
+files_table = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("library_id", ForeignKey("libraries.id", ondelete="CASCADE"), nullable=False),
+    Column("relpath", RelPath, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("inode", BigInteger, nullable=False),
+    # st_dev of the file when last read (schema v3; NULL before): with inode, size and
+    # mtime_ns it tells a moved file from a new one, so a move costs no re-read
+    Column("dev", BigInteger),
+    # sha256 hex of the bytes; NULL while not read (skipped)
+    Column("content_hash", String(64), index=True),
+    Column("verdict", String(16)),
+    Column("verdict_reason", Text),  # schema v2
+    Column("state", String(8), nullable=False, default=FILE_LIVE),
+    Column("first_seen_at", Float, nullable=False),
+    Column("vanished_at", Float),
+    UniqueConstraint("library_id", "relpath", name="uq_files_library_relpath"),
+    Index("ix_files_state_vanished_at", "state", "vanished_at"),
+    Index("ix_files_verdict", "verdict"),  # schema v2: files refused, for status
+)
 
-class Library(Base):
-    """A ``[[library]]`` the ledger has scanned, and the gallery it fed then."""
-
-    __tablename__ = "libraries"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    gallery: Mapped[str] = mapped_column(String(16))
-    root: Mapped[str] = mapped_column(Text)
-    #: the host whose config names this library (schema v4; None: written before v4)
-    host: Mapped[str | None] = mapped_column(String(200))
-
-
-class File(Base):
-    """A path under a library root, with what the last look at it found."""
-
-    __tablename__ = "files"
-    __table_args__ = (
-        UniqueConstraint("library_id", "relpath", name="uq_files_library_relpath"),
-        Index("ix_files_state_vanished_at", "state", "vanished_at"),
-        Index("ix_files_verdict", "verdict"),  # schema v2: files refused, for status
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id", ondelete="CASCADE"))
-    relpath: Mapped[str] = mapped_column(RelPath)
-    size: Mapped[int] = mapped_column(BigInteger)
-    mtime_ns: Mapped[int] = mapped_column(BigInteger)
-    inode: Mapped[int] = mapped_column(BigInteger)
-    #: st_dev of the file when last read (schema v3; None before): with inode, size and
-    #: mtime_ns it tells a moved file from a new one, so a move costs no re-read
-    dev: Mapped[int | None] = mapped_column(BigInteger)
-    #: sha256 hex of the bytes; None while not read (skipped)
-    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    verdict: Mapped[str | None] = mapped_column(String(16))
-    verdict_reason: Mapped[str | None] = mapped_column(Text)  # schema v2
-    state: Mapped[str] = mapped_column(String(8), default=FILE_LIVE)
-    first_seen_at: Mapped[float] = mapped_column(Float)
-    vanished_at: Mapped[float | None] = mapped_column(Float)
-
-
-class Item(Base):
-    """One gallery item and the intent that brings it to what the disk implies.
-
-    ``op`` is derived by :func:`intent_op` from the have/want columns and is None when the
-    gallery already holds what it should. Workers claim rows with ``state = 'pending'``,
-    ``next_attempt_at <= now``, no fresh claim, and no unfinished ``wait_for_item_id``.
-    """
-
-    __tablename__ = "items"
-    __table_args__ = (
-        UniqueConstraint("gallery", "cont_sign", name="uq_items_gallery_cont_sign"),
-        Index("ix_items_due", "state", "next_attempt_at"),
-        # schema v4: claims take the live lane first, each lane in its order
-        Index("ix_items_lane", "state", "lane", "order_key"),
-        # schema v6: ix_items_queue and ix_items_claimed, made after the table (see below)
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    gallery: Mapped[str] = mapped_column(String(16))
-    #: the gallery's name of the item; None until an add (or adoption) succeeded
-    cont_sign: Mapped[str | None] = mapped_column(String(128))
-    have_brief: Mapped[str | None] = mapped_column(Text)
-    have_tags: Mapped[str | None] = mapped_column(String(32))
-    want_present: Mapped[bool] = mapped_column(Boolean, default=True)
-    want_brief: Mapped[str] = mapped_column(Text, default="")
-    #: comma-separated ints: tags, or class_id1,class_id2 for product
-    want_tags: Mapped[str] = mapped_column(String(32), default="")
-    #: the file the brief names and an add reads (the oldest-known live copy)
-    source_file_id: Mapped[int | None] = mapped_column(
-        ForeignKey("files.id", ondelete="SET NULL"), index=True
-    )
-    op: Mapped[str | None] = mapped_column(String(8))
-    state: Mapped[str] = mapped_column(String(8), default=ITEM_PENDING)
-    #: this intent waits until that item is synced or failed (docs/rules.md, Add before delete)
-    wait_for_item_id: Mapped[int | None] = mapped_column(
-        ForeignKey("items.id", ondelete="SET NULL"), index=True
-    )
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
-    error_code: Mapped[int | None] = mapped_column(Integer)
-    error_message: Mapped[str | None] = mapped_column(Text)
-    #: the gallery still holds an item of this image that syncd deleted: its add waits until
-    #: then, epoch seconds (schema v4; docs/rules.md, Deletion latency). Not a failure, not a
-    #: retry after errors.
-    latency_until: Mapped[float | None] = mapped_column(Float)
-    #: which lane the intent waits in (schema v4): LANE_LIVE for what the watcher
-    #: saw a person do, LANE_BULK for a scan's backlog
-    lane: Mapped[int] = mapped_column(SmallInteger, default=1)
-    #: the order within the lane, smallest first: the bulk lane's newest files first (minus
-    #: the file's mtime), the live lane's oldest change first (when it was planned)
-    order_key: Mapped[float] = mapped_column(Float, default=0.0)
-    claim_owner: Mapped[str | None] = mapped_column(String(64))
-    claimed_at: Mapped[float | None] = mapped_column(Float)
-    updated_at: Mapped[float] = mapped_column(Float, default=0.0)
-
+items_table = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("gallery", String(16), nullable=False),
+    # the gallery's name of the item; NULL until an add (or adoption) succeeded
+    Column("cont_sign", String(128)),
+    Column("have_brief", Text),
+    Column("have_tags", String(32)),
+    Column("want_present", Boolean, nullable=False, default=True),
+    Column("want_brief", Text, nullable=False, default=""),
+    # comma-separated ints: tags, or class_id1,class_id2 for product
+    Column("want_tags", String(32), nullable=False, default=""),
+    # the file the brief names and an add reads (the oldest-known live copy)
+    Column("source_file_id", ForeignKey("files.id", ondelete="SET NULL"), index=True),
+    Column("op", String(8)),
+    Column("state", String(8), nullable=False, default=ITEM_PENDING),
+    # this intent waits until that item is synced or failed (docs/rules.md, Add before delete)
+    Column("wait_for_item_id", ForeignKey("items.id", ondelete="SET NULL"), index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False, default=0.0),
+    Column("error_code", Integer),
+    Column("error_message", Text),
+    # the gallery still holds an item of this image that syncd deleted: its add waits until
+    # then, epoch seconds (schema v4; docs/rules.md, Deletion latency). Not a failure, not a
+    # retry after errors.
+    Column("latency_until", Float),
+    # which lane the intent waits in (schema v4): LANE_LIVE for what the watcher saw a
+    # person do, LANE_BULK for a scan's backlog
+    Column("lane", SmallInteger, nullable=False, default=1),
+    # the order within the lane, smallest first: the bulk lane's newest files first (minus
+    # the file's mtime), the live lane's oldest change first (when it was planned)
+    Column("order_key", Float, nullable=False, default=0.0),
+    Column("claim_owner", String(64)),
+    Column("claimed_at", Float),
+    Column("updated_at", Float, nullable=False, default=0.0),
+    UniqueConstraint("gallery", "cont_sign", name="uq_items_gallery_cont_sign"),
+    Index("ix_items_due", "state", "next_attempt_at"),
+    # schema v4: claims take the live lane first, each lane in its order
+    Index("ix_items_lane", "state", "lane", "order_key"),
+    # schema v6: ix_items_queue and ix_items_claimed, made after the table (see below)
+)
 
 #: schema v6: the partial indexes of the items, as DDL both engines take, made when the table
 #: is. ix_items_queue: the queue alone, in claim order (a claim walks it and stops at its
@@ -198,16 +193,177 @@ PARTIAL_INDEXES: Final = (
     f"CREATE INDEX ix_items_claimed ON items (claim_owner, claimed_at) WHERE {CLAIMED_PREDICATE}",
 )
 for _ddl in PARTIAL_INDEXES:
-    event.listen(Item.__table__, "after_create", DDL(_ddl))  # type: ignore[no-untyped-call]
+    event.listen(items_table, "after_create", DDL(_ddl))  # type: ignore[no-untyped-call]
+
+contents_table = Table(
+    "contents",
+    metadata,
+    Column("gallery", String(16), primary_key=True),
+    Column("content_hash", String(64), primary_key=True),
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+plan_queue_table = Table(
+    "plan_queue",
+    metadata,
+    Column("gallery", String(16), primary_key=True),
+    Column("content_hash", String(64), primary_key=True),
+    Column("successor_hash", String(64)),
+)
+
+tombstones_table = Table(
+    "tombstones",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("gallery", String(16), nullable=False),
+    Column("cont_sign", String(128), nullable=False),
+    Column("content_hash", String(64)),
+    Column("deleted_at", Float, nullable=False),
+    Index("ix_tombstones_gallery_hash", "gallery", "content_hash"),
+    Index("ix_tombstones_gallery_cont_sign", "gallery", "cont_sign"),
+)
+
+settings_table = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False, default=0.0),
+)
+
+hosts_table = Table(
+    "hosts",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("pid", Integer, nullable=False, default=0),
+    Column("started_at", Float, nullable=False, default=0.0),
+    # the heartbeat: seconds since the epoch of its last sign of life
+    Column("last_seen", Float, nullable=False, default=0.0),
+    Column("version", String(32), nullable=False, default=""),
+)
+
+call_log_table = Table(
+    "call_log",
+    metadata,
+    Column("host", String(200), primary_key=True),
+    # whole minutes since the epoch (UTC)
+    Column("minute", Integer, primary_key=True),
+    Column("calls", Integer, nullable=False, default=0),
+)
+
+budget_days_table = Table(
+    "budget_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("used", Integer, nullable=False, default=0),
+)
+
+ledger_counts_table = Table(
+    "ledger_counts",
+    metadata,
+    Column("shard", SmallInteger, primary_key=True),
+    Column("library_id", BigInteger, primary_key=True),
+    Column("gallery", String(16), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("n", BigInteger, nullable=False, default=0),
+)
+
+
+# -- the mapped classes --------------------------------------------------------------------
+#
+# Each attribute is the column of the same name in the class's table; the annotations are
+# for the type checker only (nothing reads them at run time).
+
+
+class Base:
+    """The mapped classes' base: :attr:`metadata` holds every table of the ledger."""
+
+    metadata: ClassVar[MetaData] = metadata
+    __tablename__: ClassVar[str]
+    __table__: ClassVar[FromClause]
+
+    def __init__(self, **kwargs: Any) -> None:
+        """A new row: each keyword sets the attribute of that name (as a declarative
+        mapping's constructor does); one the class does not have is a TypeError."""
+        cls = type(self)
+        for key, value in kwargs.items():
+            if not hasattr(cls, key):
+                raise TypeError(f"{key!r} is an invalid keyword argument for {cls.__name__}")
+            setattr(self, key, value)
+
+
+class SchemaVersion(Base):
+    """One row: the schema version the ledger's tables are at."""
+
+    version: Mapped[int]
+
+
+class Library(Base):
+    """A ``[[library]]`` the ledger has scanned, and the gallery it fed then."""
+
+    id: Mapped[int]
+    name: Mapped[str]
+    gallery: Mapped[str]
+    root: Mapped[str]
+    host: Mapped[str | None]
+
+
+class File(Base):
+    """A path under a library root, with what the last look at it found."""
+
+    id: Mapped[int]
+    library_id: Mapped[int]
+    relpath: Mapped[str]
+    size: Mapped[int]
+    mtime_ns: Mapped[int]
+    inode: Mapped[int]
+    dev: Mapped[int | None]
+    content_hash: Mapped[str | None]
+    verdict: Mapped[str | None]
+    verdict_reason: Mapped[str | None]
+    state: Mapped[str]
+    first_seen_at: Mapped[float]
+    vanished_at: Mapped[float | None]
+
+
+class Item(Base):
+    """One gallery item and the intent that brings it to what the disk implies.
+
+    ``op`` is derived by :func:`intent_op` from the have/want columns and is None when the
+    gallery already holds what it should. Workers claim rows with ``state = 'pending'``,
+    ``next_attempt_at <= now``, no fresh claim, and no unfinished ``wait_for_item_id``.
+    """
+
+    id: Mapped[int]
+    gallery: Mapped[str]
+    cont_sign: Mapped[str | None]
+    have_brief: Mapped[str | None]
+    have_tags: Mapped[str | None]
+    want_present: Mapped[bool]
+    want_brief: Mapped[str]
+    want_tags: Mapped[str]
+    source_file_id: Mapped[int | None]
+    op: Mapped[str | None]
+    state: Mapped[str]
+    wait_for_item_id: Mapped[int | None]
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[float]
+    error_code: Mapped[int | None]
+    error_message: Mapped[str | None]
+    latency_until: Mapped[float | None]
+    lane: Mapped[int]
+    order_key: Mapped[float]
+    claim_owner: Mapped[str | None]
+    claimed_at: Mapped[float | None]
+    updated_at: Mapped[float]
 
 
 class Content(Base):
     """A content (bytes hash) in a gallery, and the item that holds it there."""
 
-    __tablename__ = "contents"
-    gallery: Mapped[str] = mapped_column(String(16), primary_key=True)
-    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    gallery: Mapped[str]
+    content_hash: Mapped[str]
+    item_id: Mapped[int]
 
 
 class PlanQueue(Base):
@@ -218,66 +374,54 @@ class PlanQueue(Base):
     (its add goes first: docs/rules.md, Add before delete).
     """
 
-    __tablename__ = "plan_queue"
-    gallery: Mapped[str] = mapped_column(String(16), primary_key=True)
-    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    successor_hash: Mapped[str | None] = mapped_column(String(64))
+    gallery: Mapped[str]
+    content_hash: Mapped[str]
+    successor_hash: Mapped[str | None]
 
 
 class Tombstone(Base):
     """An item syncd deleted: the gallery may keep it searchable for ``delete_latency`` (v2)."""
 
-    __tablename__ = "tombstones"
-    __table_args__ = (
-        Index("ix_tombstones_gallery_hash", "gallery", "content_hash"),
-        Index("ix_tombstones_gallery_cont_sign", "gallery", "cont_sign"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    gallery: Mapped[str] = mapped_column(String(16))
-    cont_sign: Mapped[str] = mapped_column(String(128))
-    content_hash: Mapped[str | None] = mapped_column(String(64))
-    deleted_at: Mapped[float] = mapped_column(Float)
+    id: Mapped[int]
+    gallery: Mapped[str]
+    cont_sign: Mapped[str]
+    content_hash: Mapped[str | None]
+    deleted_at: Mapped[float]
 
 
 class Setting(Base):
     """Small durable state as JSON text: the account pause, stopped galleries."""
 
-    __tablename__ = "settings"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+    key: Mapped[str]
+    value: Mapped[str]
+    updated_at: Mapped[float]
 
 
 class Host(Base):
     """A syncd process on one file server, sharing this ledger (schema v4)."""
 
-    __tablename__ = "hosts"
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    pid: Mapped[int] = mapped_column(Integer, default=0)
-    started_at: Mapped[float] = mapped_column(Float, default=0.0)
-    #: the heartbeat: seconds since the epoch of its last sign of life
-    last_seen: Mapped[float] = mapped_column(Float, default=0.0)
-    version: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str]
+    pid: Mapped[int]
+    started_at: Mapped[float]
+    last_seen: Mapped[float]
+    version: Mapped[str]
 
 
 class CallLog(Base):
     """API calls a host sent in one minute (schema v4): the console's chart, the daily
     budget and each host's recent rate are sums over these rows."""
 
-    __tablename__ = "call_log"
-    host: Mapped[str] = mapped_column(String(200), primary_key=True)
-    #: whole minutes since the epoch (UTC)
-    minute: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calls: Mapped[int] = mapped_column(Integer, default=0)
+    host: Mapped[str]
+    minute: Mapped[int]
+    calls: Mapped[int]
 
 
 class BudgetDay(Base):
     """Calls spent from the daily budget (``api.daily_budget``) on one quota day, all hosts
     together (schema v4). ``day``: the date in UTC+8, when the API's quota day starts."""
 
-    __tablename__ = "budget_days"
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)
-    used: Mapped[int] = mapped_column(Integer, default=0)
+    day: Mapped[str]
+    used: Mapped[int]
 
 
 class LedgerCount(Base):
@@ -287,12 +431,31 @@ class LedgerCount(Base):
     gallery: ``library_id`` 0, ``kind`` ``item:<state>:<op>`` (op ``-`` when None).
     """
 
-    __tablename__ = "ledger_counts"
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    library_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    gallery: Mapped[str] = mapped_column(String(16), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    shard: Mapped[int]
+    library_id: Mapped[int]
+    gallery: Mapped[str]
+    kind: Mapped[str]
+    n: Mapped[int]
+
+
+_mapper_registry = registry(metadata=metadata)
+for _cls, _table in (
+    (SchemaVersion, schema_version_table),
+    (Library, libraries_table),
+    (File, files_table),
+    (Item, items_table),
+    (Content, contents_table),
+    (PlanQueue, plan_queue_table),
+    (Tombstone, tombstones_table),
+    (Setting, settings_table),
+    (Host, hosts_table),
+    (CallLog, call_log_table),
+    (BudgetDay, budget_days_table),
+    (LedgerCount, ledger_counts_table),
+):
+    _cls.__table__ = _table
+    _cls.__tablename__ = _table.name
+    _mapper_registry.map_imperatively(_cls, _table)
 
 
 def intent_op(
