@@ -14,12 +14,14 @@ from syncd.cli import cli
 from syncd.config import (
     DEFAULT_CONFIG_PATH,
     ApiConfig,
+    LibraryConfig,
     SafetyConfig,
     WatchConfig,
     config_path,
     load_config,
 )
 from syncd.errors import ConfigError
+from syncd.paths.filters import WalkFilter
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY = '[[library]]\nname = "photos"\nroot = "./photos"\ngallery = "similar"\n'
@@ -252,3 +254,32 @@ def test_a_config_holding_the_secret_readable_by_others_is_warned_about(
     with caplog.at_level(logging.WARNING):
         load_config(path)
     assert caplog.text == ""
+
+
+def test_the_default_globs_and_the_system_folder_names_compile() -> None:
+    # a config load compiles only the globs written: these are first compiled by a walk
+    library = LibraryConfig("photos", Path("photos"), "similar")
+    walk = WalkFilter.for_library(library, WatchConfig())
+    assert walk.include.patterns == library.include
+    assert walk.ignores_name("@eaDir") and walk.ignores_name("x.tmp")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[watch]\nignore = ["!@eaDir", "[z-a]"]\n' + LIBRARY,
+            "watch.ignore: bad ignore pattern '[z-a]'",
+        ),
+        ('[watch]\nignore = ["!@eaDirr"]\n' + LIBRARY, "watch.ignore: '!@eaDirr' takes back no"),
+        (
+            LIBRARY + 'include = ["*.jpg", "[z-a]"]\n',
+            "library[1].include: bad glob pattern '[z-a]'",
+        ),
+        (LIBRARY + 'exclude = ["a/[z-a]/**"]\n', "library[1].exclude: bad glob pattern"),
+    ],
+)
+def test_a_glob_written_that_does_not_compile_is_named(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    assert _error(tmp_path, text).startswith(message)
