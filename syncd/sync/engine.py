@@ -207,6 +207,13 @@ class SyncEngine:
         self._busy = 0
         #: bumped whenever work finished or was announced: idle workers look again
         self._generation = 0
+        #: the last idle look at the ledger: at which generation it found nothing to claim,
+        #: and until when (time.monotonic) it said to wait; the other idle workers wait with it
+        #: instead of asking the ledger the same questions (on a ledger several hosts
+        #: share, a host with nothing to send walks the others' whole backlog to know it)
+        self._idle_generation = -1
+        self._idle_until = 0.0
+        self._looking = False
         self._idle_exit = False
         self._horizon = IDLE_HORIZON
         self._replanning = threading.Lock()
@@ -390,46 +397,71 @@ class SyncEngine:
                 if self._stopping or self._done:
                     return
                 generation = self._generation
-            galleries = self._ctx.account.open_galleries(self._galleries)
-            work = self._next_work(runner, galleries)
-            if work is not None:
-                self._run(runner, work)
-                continue
-            if not self._idle_exit:
-                self._ctx.account.refresh()
-                if time.monotonic() - self._last_audit > AUDIT_EVERY:
-                    self._audit_spool()
-            grace_end = self._expire_grace() if self._idle_exit else None
-            claim_time = self._clock()
-            next_due = self._next_due(galleries)
-            with self._cv:
-                if self._stopping or self._done:
+                idle_look = self._idle_generation == generation
+                if idle_look:
+                    wait = self._idle_until - time.monotonic()
+                    if wait > 0 or self._looking:
+                        # another worker looked at this generation and found nothing to
+                        # claim (or looks again now): wait with it
+                        self._cv.wait(wait if wait > 0 else MAX_IDLE_WAIT)
+                        continue
+                    self._looking = True  # its wait is over: this worker looks again
+            try:
+                if not self._look(runner, generation):
                     return
-                if self._generation != generation:
-                    continue
-                now = self._clock()
-                moments = [t for t in (next_due, grace_end, self._ctx.account.next_change())
-                           if t is not None]  # fmt: skip
-                wake_at = min(moments) if moments else None
-                if (
-                    self._idle_exit
-                    and self._busy == 0
-                    and (
-                        self._ctx.account.pause() is not None
-                        or wake_at is None
-                        or wake_at > now + self._horizon
-                    )
-                ):
-                    self._done = True
-                    self._cv.notify_all()
-                    return
-                if wake_at is None:
-                    timeout = MAX_IDLE_WAIT
-                elif next_due is not None and next_due <= claim_time:
-                    timeout = CONTENDED_WAIT  # due, but held by a busy worker
-                else:
-                    timeout = min(MAX_IDLE_WAIT, max(CONTENDED_WAIT, wake_at - now))
-                self._cv.wait(timeout)
+            finally:
+                if idle_look:
+                    with self._cv:
+                        self._looking = False
+                        self._cv.notify_all()
+
+    def _look(self, runner: Worker, generation: int) -> bool:
+        """Take the next work and run it, or, when there is none, wait until the ledger says
+        some is due (or until something changes); False when the worker is to end."""
+        galleries = self._ctx.account.open_galleries(self._galleries)
+        work = self._next_work(runner, galleries)
+        if work is not None:
+            self._run(runner, work)
+            return True
+        if not self._idle_exit:
+            self._ctx.account.refresh()
+            if time.monotonic() - self._last_audit > AUDIT_EVERY:
+                self._audit_spool()
+        grace_end = self._expire_grace() if self._idle_exit else None
+        claim_time = self._clock()
+        next_due = self._next_due(galleries)
+        with self._cv:
+            if self._stopping or self._done:
+                return False
+            if self._generation != generation:
+                return True
+            now = self._clock()
+            moments = [t for t in (next_due, grace_end, self._ctx.account.next_change())
+                       if t is not None]  # fmt: skip
+            wake_at = min(moments) if moments else None
+            if (
+                self._idle_exit
+                and self._busy == 0
+                and (
+                    self._ctx.account.pause() is not None
+                    or wake_at is None
+                    or wake_at > now + self._horizon
+                )
+            ):
+                self._done = True
+                self._cv.notify_all()
+                return False
+            if wake_at is None:
+                timeout = MAX_IDLE_WAIT
+            elif next_due is not None and next_due <= claim_time:
+                timeout = CONTENDED_WAIT  # due, but held by a busy worker
+            else:
+                timeout = min(MAX_IDLE_WAIT, max(CONTENDED_WAIT, wake_at - now))
+            # the other idle workers wait as long, and only one looks again then
+            self._idle_generation = generation
+            self._idle_until = time.monotonic() + timeout
+            self._cv.wait(timeout)
+            return True
 
     def _next_work(self, runner: Worker, galleries: Sequence[str]) -> _Work | None:
         """The next claimed work of this process; claims a batch from the ledger when none
@@ -446,8 +478,10 @@ class SyncEngine:
             if not batch:
                 return None
             self._claimed.extend(batch[1:])
-        if len(batch) > 1:
-            with self._cv:
+        with self._cv:
+            # work was found: the workers waiting on an idle look take the rest
+            self._idle_generation = -1
+            if len(batch) > 1:
                 self._cv.notify_all()
         return batch[0]
 

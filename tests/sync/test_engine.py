@@ -7,6 +7,7 @@ directly, so each decision is seen with the calls it cost.)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -132,3 +133,45 @@ def test_an_image_the_gallery_already_holds_is_adopted_from_the_answer(
         assert after.cont_sign == before.cont_sign and after.state == ITEM_SYNCED
     finally:
         fresh.close()
+
+
+def test_idle_workers_look_at_the_ledger_one_at_a_time(
+    world: World, gallery_server: GalleryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service with nothing to send wakes now and then to look at the ledger; one worker
+    asks it then, not every worker the same two questions (on a ledger several hosts share,
+    a host with nothing to send walks the other hosts' whole backlog to answer them)."""
+    from sqlalchemy import event
+
+    import syncd.sync.engine as engine_module
+
+    idle_wait = 0.2
+    monkeypatch.setattr(engine_module, "MAX_IDLE_WAIT", idle_wait)
+    looks: list[float] = []
+
+    @event.listens_for(world.ledger.engine, "before_cursor_execute")
+    def _count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "ORDER BY items.next_attempt_at" in statement:  # next_due_at's question
+            looks.append(time.monotonic())
+
+    config = replace(world.config, api=replace(world.config.api, qps=1000.0, concurrency=4))
+    client = ImageSearchClient(
+        gallery_server.url, api_key=GALLERY_API_KEY, secret_key=GALLERY_SECRET_KEY
+    )
+    engine = SyncEngine(world.ledger, client, config, limiter=RateLimiter(1000.0))
+    began = time.monotonic()
+    engine.start()
+    try:
+        time.sleep(3.0)
+    finally:
+        engine.stop(timeout=5.0)
+        client.close()
+    workers = 4 + engine_module.SPARE_WORKERS
+    elapsed = time.monotonic() - began
+    # every worker looks once at the start; after that one look per wake at most (each
+    # worker on its own would look `workers` times per wake: about 6 × 15 in 3 s)
+    wakes = elapsed / idle_wait
+    assert workers <= len(looks) <= workers + wakes + 2, (len(looks), workers, wakes)
+    later = [t for t in looks if t - began > 1.0]
+    assert later, "the idle service stopped looking at the ledger"
+    assert len(later) <= (elapsed - 1.0) / idle_wait + 2, (len(later), elapsed)
