@@ -550,6 +550,12 @@ def _unwritten(session: Session) -> Counts:
     return session.info.get(_DELTAS) or Counter()
 
 
+def counts_written(session: Session) -> bool:
+    """Whether the ``ledger_counts`` rows hold every count this transaction changed (none
+    waits to be written at its commit): a read of them alone is then exact."""
+    return not any(_unwritten(session).values())
+
+
 def item_counts(
     session: Session, galleries: Collection[str] | None = None
 ) -> dict[tuple[str, str, str | None], int]:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     literal_column,
     or_,
     select,
@@ -40,7 +41,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import BindParameter
 
-from syncd.ledger.counters import ItemMove, Scope, count_item_moves, counted, items_with_files
+from syncd.ledger.counters import (
+    SHARDS,
+    ItemMove,
+    Scope,
+    count_item_moves,
+    counted,
+    counts_written,
+    item_kind,
+    items_with_files,
+)
 from syncd.ledger.dialect import is_postgresql
 from syncd.ledger.intents import CLAIM_STALE_AFTER, queue_contents
 from syncd.ledger.models import (
@@ -51,6 +61,7 @@ from syncd.ledger.models import (
     Content,
     File,
     Item,
+    LedgerCount,
     Library,
     format_tags,
     intent_op,
@@ -193,6 +204,56 @@ def _alone() -> ColumnElement[bool]:
     return ~exists(_libraries_elsewhere(aliased(Library, name="other_library")))
 
 
+@functools.cache
+def _work_statement(by_gallery: bool) -> Any:
+    """_host_ops' question, built once: whether a library of another host is in the ledger;
+    the kept count of the files of host ``host``'s libraries whose item is not synced yet;
+    the kept count of the pending updates and deletes (of ``galleries``, when bound)."""
+    shards = LedgerCount.shard.in_(list(range(SHARDS)))  # every shard: the key's first column
+    mine = select(func.coalesce(func.sum(LedgerCount.n), 0)).where(
+        shards,
+        LedgerCount.library_id.in_(
+            select(Library.id).where(Library.host == bindparam("host", type_=String))
+        ),
+        LedgerCount.gallery == "",
+        LedgerCount.kind == "pending",
+    )
+    others = select(func.coalesce(func.sum(LedgerCount.n), 0)).where(
+        shards,
+        LedgerCount.library_id == 0,
+        LedgerCount.kind.in_(
+            [item_kind(ITEM_PENDING, "update"), item_kind(ITEM_PENDING, "delete")]
+        ),
+    )
+    if by_gallery:
+        others = others.where(LedgerCount.gallery.in_(bindparam("galleries", expanding=True)))
+    return select(exists(_libraries_elsewhere()), mine.scalar_subquery(), others.scalar_subquery())
+
+
+def _host_ops(
+    session: Session, host: str, galleries: Sequence[str], ops: Sequence[str]
+) -> tuple[str, ...]:
+    """Of ``ops``, those host ``host`` may find an intent of, by the kept counts: an add
+    only when a file of one of its libraries waits for its item (a live copy the host holds
+    of an item not synced yet), an update or a delete only when one is pending. A host
+    with nothing to send answers this from the counts, where a walk of the queue would
+    pass every other host's backlog to learn it. One host alone: every op.
+
+    The counts are exact (tests/ledger/test_counters.py) and read in the claim's own
+    transaction (one whose own changes to them are not written yet gets every op); an add
+    planned after it wakes the planning host's engine, which looks again."""
+    if not counts_written(session):
+        return tuple(ops)
+    values: dict[str, Any] = {"host": host}
+    if galleries:
+        values["galleries"] = list(galleries)
+    statement = _work_statement(bool(galleries))
+    elsewhere, mine, others = session.connection().execute(statement, values).one()
+    if not elsewhere:
+        return tuple(ops)
+    return tuple(op for op in ops if (mine if op == "add" else others) > 0)
+
+
 def owner_prefix(host: str) -> str:
     """The start of every claim owner of host ``host`` (``host:pid:random``)."""
     return f"{host}:"
@@ -225,10 +286,10 @@ def release_host_claims(session: Session, host: str) -> None:
 
 
 @functools.cache
-def _next_due_statement(by_host: bool) -> Any:
+def _next_due_statement(by_host: bool, adds: bool = True) -> Any:
     """next_due_at's query, built once: the first row of ``ix_items_due`` (state, due) in
     due order that passes the tests, not a pass over every pending intent (a MIN with these
-    tests is no index walk to either planner)."""
+    tests is no index walk to either planner). ``adds`` False: updates and deletes only."""
     query = (
         select(Item.next_attempt_at)
         .where(
@@ -240,6 +301,8 @@ def _next_due_statement(by_host: bool) -> Any:
         .order_by(Item.next_attempt_at)
         .limit(1)
     )
+    if not adds:
+        query = query.where(Item.op != "add")
     return query.where(_host_can_send()) if by_host else query
 
 
@@ -247,13 +310,23 @@ def next_due_at(
     session: Session, galleries: Sequence[str], host: str | None = None
 ) -> float | None:
     """When the next unclaimed, unblocked intent of ``galleries`` is due (epoch s), or None;
-    with ``host``, only intents that host can send."""
+    with ``host``, only intents that host can send (of the ops the kept counts leave it:
+    see _host_ops)."""
     if not galleries:
         return None
     values: dict[str, Any] = {"galleries": list(galleries)}
+    by_host = host is not None
+    adds = True
     if host is not None:
-        values["host"] = host
-    due = session.scalar(_next_due_statement(host is not None), values)
+        session.flush()
+        ops = _host_ops(session, host, galleries, OPS)
+        if not ops:
+            return None
+        adds = "add" in ops
+        by_host = adds
+        if by_host:
+            values["host"] = host
+    due = session.scalar(_next_due_statement(by_host, adds), values)
     return None if due is None else float(due)
 
 
@@ -407,6 +480,7 @@ def claim_due_intents(
     stale_after: float = CLAIM_STALE_AFTER,
     host: str | None = None,
     lane: int | None = None,
+    gated: bool = True,
 ) -> list[Intent]:
     """Claim up to ``limit`` due intents for ``owner`` (unique per worker) at ``now`` (s).
 
@@ -416,9 +490,20 @@ def claim_due_intents(
     the ledger: :func:`copies_elsewhere` need not be asked first), and an add reads that
     copy. With ``lane``, only intents waiting in that lane. The live lane comes first, then
     each lane in its order. Call inside a transaction; the claim holds once it commits.
+
+    With ``host`` among other hosts, the kept counts say first which ops it may find
+    (_host_ops): a host with nothing to send claims without walking the queue.
+    ``gated=False`` walks it anyway (the engine does now and then: the counts are exact,
+    and a walk costs no more than before they were asked).
     """
     if limit <= 0:
         return []
+    session.flush()  # Core statements do not autoflush the session's pending changes
+    connection = session.connection()
+    if host is not None and gated:
+        ops = _host_ops(session, host, galleries, ops)
+        if not ops:
+            return []
     shape = (bool(galleries), host is not None, lane is not None)
     values: dict[str, Any] = {
         "now": now,
@@ -435,8 +520,6 @@ def claim_due_intents(
         values["host"] = host
     # Core execution on the session's connection: the ORM's per-statement setup is most of
     # the cost of these small statements, and no ORM object is wanted
-    session.flush()  # Core statements do not autoflush the session's pending changes
-    connection = session.connection()
     if is_postgresql(connection):
         return _claim_in_one(connection, shape, values)
     due, mark, claimed = _claim_statements(*shape)

@@ -68,6 +68,8 @@ IDLE_HORIZON = 60.0
 MAX_IDLE_WAIT = 30.0
 #: seconds a worker waits when work is due but another worker holds it
 CONTENDED_WAIT = 0.05
+#: seconds between two claims that walk the queue without asking the kept counts first
+UNGATED_CLAIM_EVERY = 300.0
 #: seconds between two progress reports of a one-shot run
 PROGRESS_EVERY = 1.0
 #: seconds a service worker rests after an internal error (a ledger locked for long)
@@ -214,6 +216,8 @@ class SyncEngine:
         self._idle_generation = -1
         self._idle_until = 0.0
         self._looking = False
+        #: until when (time.monotonic) claims ask the kept counts first (see _claim)
+        self._gated_until = 0.0
         self._idle_exit = False
         self._horizon = IDLE_HORIZON
         self._replanning = threading.Lock()
@@ -516,6 +520,11 @@ class SyncEngine:
         gallery (topped up to 1000) are one."""
         now = self._clock()
         size = claim_size(self._config.api.qps, self._config.api.concurrency)
+        # the kept counts tell a host with nothing to send so without a walk of the queue;
+        # now and then it walks anyway (see claim_due_intents)
+        gated = time.monotonic() < self._gated_until
+        if not gated:
+            self._gated_until = time.monotonic() + UNGATED_CLAIM_EVERY
         with self._ledger.transaction() as session:
             # adds only of copies this host holds, when other hosts hold some (the claim
             # itself asks whether they do)
@@ -523,12 +532,12 @@ class SyncEngine:
             # fresh changes first, but the bulk lane keeps a share of every claim
             intents = claim_due_intents(
                 session, self._owner, now, limit=max(1, size - bulk_share(size)),
-                galleries=galleries, host=host, lane=LANE_LIVE,
+                galleries=galleries, host=host, lane=LANE_LIVE, gated=gated,
             )  # fmt: skip
             if len(intents) < size:
                 intents += claim_due_intents(
                     session, self._owner, now, limit=size - len(intents),
-                    galleries=galleries, host=host, lane=LANE_BULK,
+                    galleries=galleries, host=host, lane=LANE_BULK, gated=gated,
                 )  # fmt: skip
             deletes: dict[str, list[Intent]] = {}
             for intent in intents:
@@ -538,7 +547,7 @@ class SyncEngine:
                 if len(group) < MAX_DELETE_BATCH:
                     group += claim_due_intents(
                         session, self._owner, now, limit=MAX_DELETE_BATCH - len(group),
-                        ops=("delete",), galleries=[gallery], host=host,
+                        ops=("delete",), galleries=[gallery], host=host, gated=gated,
                     )  # fmt: skip
         work = [_Work(g, group, deletes=True) for g, group in deletes.items()]
         work += [_Work(i.gallery, [i], deletes=False) for i in intents if i.op != "delete"]

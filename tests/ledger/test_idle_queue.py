@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ledger.world import World
+from syncd.ledger.counters import rebuild_counts
 from syncd.ledger.models import (
     ITEM_FAILED,
     ITEM_PENDING,
@@ -131,6 +132,9 @@ def test_the_idle_questions_answer_as_the_rules_say_on_a_mixed_queue(world: Worl
         rng = random.Random(seed)
         with world.ledger.transaction() as session:
             _shuffle_queue(session, rng, world.clock)
+            # the shuffle writes the rows directly: the counts the writes keep start over
+            session.flush()
+            rebuild_counts(session.connection())
         with world.ledger.transaction() as session:
             for galleries in GALLERY_SETS:
                 for host in (None, "h1", "h2", "h3"):
@@ -198,3 +202,58 @@ def test_a_claim_looks_past_a_head_of_the_queue_it_cannot_send(world: World) -> 
     assert all(i.library == "two" and i.relpath for i in more)
     named = [json.loads(i.brief)["lib"] for i in got + more]
     assert named.count("one") == 6 and named.count("two") == 4
+
+
+def test_a_host_with_nothing_to_send_learns_it_from_the_counts(world: World) -> None:
+    """Host h2's library is all synced while h1 has a backlog: h2's claim and next_due_at
+    answer from the kept counts, without walking h1's backlog; a copy h2 holds, or an
+    update any host may send, opens the walk again; ``gated=False`` walks anyway and finds
+    what the counts said."""
+    from sqlalchemy import event
+
+    world.sync()
+    for n in range(30):
+        world.write(f"new/{n}.jpg", 500 + n, library="one")
+    world.scan()
+    walks: list[str] = []
+
+    @event.listens_for(world.ledger.engine, "before_cursor_execute")
+    def _walks(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "ORDER BY items.lane" in statement or "ORDER BY items.next_attempt_at" in statement:
+            walks.append(statement)
+
+    def h2_claims(**kwargs: object) -> list[int]:
+        with world.ledger.transaction() as session:
+            got = claim_due_intents(session, "h2:1:x", world.clock, limit=100, host="h2",
+                                    **kwargs)  # type: ignore[arg-type]  # fmt: skip
+            session.rollback()
+        return [i.item_id for i in got]
+
+    with world.ledger.transaction() as session:
+        assert next_due_at(session, ["similar"], "h1") is not None  # h1's backlog
+        walks.clear()
+        assert next_due_at(session, ["similar", "product"], "h2") is None
+    assert h2_claims() == []
+    assert walks == []
+    assert h2_claims(gated=False) == []
+    assert walks, "an ungated claim walks the queue"
+    # a copy h2 holds of one of h1's new images: h2 may send its add
+    world.write("copy-of-new-7.jpg", 507, library="two")
+    world.scan()
+    walks.clear()
+    got = h2_claims()
+    assert len(got) == 1 and walks
+    with world.ledger.transaction() as session:
+        assert next_due_at(session, ["similar"], "h2") is not None
+    # an update (a synced file of h1 renamed) any host may send
+    world.remove("copy-of-new-7.jpg", library="two")
+    world.scan()
+    assert h2_claims() == []
+    world.move("0.jpg", "renamed-0.jpg", src_lib="one", dst_lib="one")
+    world.scan()
+    with world.ledger.transaction() as session:
+        updates = session.scalars(
+            select(Item.id).where(Item.state == ITEM_PENDING, Item.op == "update")
+        ).all()
+    assert len(updates) == 1
+    assert h2_claims() == list(updates)
