@@ -68,7 +68,8 @@ IDLE_HORIZON = 60.0
 MAX_IDLE_WAIT = 30.0
 #: seconds a worker waits when work is due but another worker holds it
 CONTENDED_WAIT = 0.05
-#: seconds between two claims that walk the queue without asking the kept counts first
+#: seconds a host whose claims come back short asks the kept counts before it claims (then
+#: one claim walks the queue without asking them)
 UNGATED_CLAIM_EVERY = 300.0
 #: seconds between two progress reports of a one-shot run
 PROGRESS_EVERY = 1.0
@@ -216,7 +217,8 @@ class SyncEngine:
         self._idle_generation = -1
         self._idle_until = 0.0
         self._looking = False
-        #: until when (time.monotonic) claims ask the kept counts first (see _claim)
+        #: until when (time.monotonic) claims ask the kept counts first: set by a claim that
+        #: walked the queue and came back short, cleared by a full one (see _claim)
         self._gated_until = 0.0
         self._idle_exit = False
         self._horizon = IDLE_HORIZON
@@ -520,11 +522,10 @@ class SyncEngine:
         gallery (topped up to 1000) are one."""
         now = self._clock()
         size = claim_size(self._config.api.qps, self._config.api.concurrency)
-        # the kept counts tell a host with nothing to send so without a walk of the queue;
-        # now and then it walks anyway (see claim_due_intents)
+        # once claims come back short, the kept counts tell a host with nothing to send so
+        # without a walk of the queue (see claim_due_intents); every few minutes it walks
+        # anyway. A host with work claims without asking them: one statement less.
         gated = time.monotonic() < self._gated_until
-        if not gated:
-            self._gated_until = time.monotonic() + UNGATED_CLAIM_EVERY
         with self._ledger.transaction() as session:
             # adds only of copies this host holds, when other hosts hold some (the claim
             # itself asks whether they do)
@@ -539,6 +540,10 @@ class SyncEngine:
                     session, self._owner, now, limit=size - len(intents),
                     galleries=galleries, host=host, lane=LANE_BULK, gated=gated,
                 )  # fmt: skip
+            if len(intents) >= size:
+                self._gated_until = 0.0
+            elif not gated:
+                self._gated_until = time.monotonic() + UNGATED_CLAIM_EVERY
             deletes: dict[str, list[Intent]] = {}
             for intent in intents:
                 if intent.op == "delete":
