@@ -175,3 +175,64 @@ def test_idle_workers_look_at_the_ledger_one_at_a_time(
     later = [t for t in looks if t - began > 1.0]
     assert later, "the idle service stopped looking at the ledger"
     assert len(later) <= (elapsed - 1.0) / idle_wait + 2, (len(later), elapsed)
+
+
+def test_a_host_with_nothing_to_send_stops_walking_the_other_hosts_backlog(
+    tmp_path: Path, gallery_server: GalleryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hosts on one ledger: h2's library is all synced, h1 has a backlog of adds. h2's
+    idle service walks the queue once (its claim comes back short), then asks the kept
+    counts at each wake instead of walking h1's backlog again; it sends nothing of h1's."""
+    from sqlalchemy import event, update
+
+    import syncd.sync.engine as engine_module
+    from syncd.config import HostConfig
+    from syncd.ledger.models import ITEM_PENDING, Library
+
+    world = World(tmp_path, [{"name": "one"}, {"name": "two"}], delete_grace=0.0)
+    try:
+        for n in range(4):
+            world.write(f"{n}.jpg", n, library="two")
+        world.scan()
+        world.sync()
+        with world.ledger.transaction() as session:
+            for name, host in (("one", "h1"), ("two", "h2")):
+                session.execute(update(Library).where(Library.name == name).values(host=host))
+        for n in range(20):
+            world.write(f"{n}.jpg", 100 + n, library="one")
+        world.scan()
+        idle_wait = 0.2
+        monkeypatch.setattr(engine_module, "MAX_IDLE_WAIT", idle_wait)
+        walks: list[float] = []
+
+        @event.listens_for(world.ledger.engine, "before_cursor_execute")
+        def _count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            if "ORDER BY items.lane" in statement:  # a claim's walk of the queue
+                walks.append(time.monotonic())
+
+        two = [lib for lib in world.config.libraries if lib.name == "two"]
+        config = replace(
+            world.config,
+            host=HostConfig("h2"),
+            libraries=two,
+            api=replace(world.config.api, qps=1000.0, concurrency=1),
+        )
+        client = ImageSearchClient(
+            gallery_server.url, api_key=GALLERY_API_KEY, secret_key=GALLERY_SECRET_KEY
+        )
+        engine = SyncEngine(world.ledger, client, config, limiter=RateLimiter(1000.0))
+        began = time.monotonic()
+        engine.start()
+        try:
+            time.sleep(2.5)
+        finally:
+            engine.stop(timeout=5.0)
+            client.close()
+        wakes = (time.monotonic() - began) / idle_wait
+        # the first claim walks both lanes and comes back empty; later ones ask the counts
+        assert 1 <= len(walks) <= 4, (len(walks), wakes)
+        assert api_calls(gallery_server) == {}  # none of h1's adds
+        pending = [i for i in items(world) if i.state == ITEM_PENDING]
+        assert len(pending) == 20 and all(i.claim_owner is None for i in pending)
+    finally:
+        world.close()
