@@ -8,7 +8,10 @@ was left by a worker (or a whole host) that died; its intents are claimed again.
 PostgreSQL, hosts claim side by side with ``SELECT … FOR UPDATE SKIP LOCKED``, in one
 statement that picks, leases and returns the intents (the copy an add reads included). An
 add needs the image's bytes, so a host claims only adds of which one of its libraries holds
-a live copy; updates and deletes any host may claim. Recording a success stores what the
+a live copy; updates and deletes any host may claim. A claim walks the queue in order and
+stops at its limit; a host with nothing to send would walk every other host's backlog to
+learn so, and asks the counts the writes keep instead once its claims come back short
+(``gated``: :func:`_host_ops`). Recording a success stores what the
 gallery now has (``have_*``) and derives the next op from what it should have, so a file
 renamed while its add was in flight costs one update afterwards.
 """
