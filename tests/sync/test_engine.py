@@ -18,6 +18,7 @@ from ledger.world import World
 from sqlalchemy import select
 
 from syncd.api.baidu.client import ImageSearchClient
+from syncd.config import Config
 from syncd.gallery.faults import FaultConfig
 from syncd.gallery.server import GalleryServer
 from syncd.gates.rate import RateLimiter
@@ -45,6 +46,18 @@ def sync(
         engine = SyncEngine(world.ledger, client, config, limiter=RateLimiter(qps))
         return engine.run_until_idle(horizon=horizon)
     finally:
+        client.close()
+
+
+def run_service(world: World, config: Config, server: GalleryServer, seconds: float) -> None:
+    """The engine as the service runs it (``start``), with ``config``, for ``seconds``."""
+    client = ImageSearchClient(server.url, api_key=GALLERY_API_KEY, secret_key=GALLERY_SECRET_KEY)
+    engine = SyncEngine(world.ledger, client, config, limiter=RateLimiter(config.api.qps))
+    engine.start()
+    try:
+        time.sleep(seconds)
+    finally:
+        engine.stop(timeout=5.0)
         client.close()
 
 
@@ -155,17 +168,8 @@ def test_idle_workers_look_at_the_ledger_one_at_a_time(
             looks.append(time.monotonic())
 
     config = replace(world.config, api=replace(world.config.api, qps=1000.0, concurrency=4))
-    client = ImageSearchClient(
-        gallery_server.url, api_key=GALLERY_API_KEY, secret_key=GALLERY_SECRET_KEY
-    )
-    engine = SyncEngine(world.ledger, client, config, limiter=RateLimiter(1000.0))
     began = time.monotonic()
-    engine.start()
-    try:
-        time.sleep(3.0)
-    finally:
-        engine.stop(timeout=5.0)
-        client.close()
+    run_service(world, config, gallery_server, 3.0)
     workers = 4 + engine_module.SPARE_WORKERS
     elapsed = time.monotonic() - began
     # every worker looks once at the start; after that one look per wake at most (each
@@ -210,24 +214,15 @@ def test_a_host_with_nothing_to_send_stops_walking_the_other_hosts_backlog(
             if "ORDER BY items.lane" in statement:  # a claim's walk of the queue
                 walks.append(time.monotonic())
 
-        two = [lib for lib in world.config.libraries if lib.name == "two"]
+        two = tuple(lib for lib in world.config.libraries if lib.name == "two")
         config = replace(
             world.config,
             host=HostConfig("h2"),
             libraries=two,
             api=replace(world.config.api, qps=1000.0, concurrency=1),
         )
-        client = ImageSearchClient(
-            gallery_server.url, api_key=GALLERY_API_KEY, secret_key=GALLERY_SECRET_KEY
-        )
-        engine = SyncEngine(world.ledger, client, config, limiter=RateLimiter(1000.0))
         began = time.monotonic()
-        engine.start()
-        try:
-            time.sleep(2.5)
-        finally:
-            engine.stop(timeout=5.0)
-            client.close()
+        run_service(world, config, gallery_server, 2.5)
         wakes = (time.monotonic() - began) / idle_wait
         # the first claim walks both lanes and comes back empty; later ones ask the counts
         assert 1 <= len(walks) <= 4, (len(walks), wakes)
