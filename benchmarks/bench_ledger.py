@@ -278,14 +278,20 @@ def check_us_per_row(ledger: Ledger, host: str, rows: int = 2000) -> float:
 
 
 def _claimer(
-    where: LedgerConfig, index: int, start_at: float, seconds: float, every: float, out: Any
+    where: LedgerConfig,
+    index: int,
+    start_at: float,
+    seconds: float,
+    every: float,
+    phase: float,
+    out: Any,
 ) -> None:
     """Claim as host ``h<index % 20>`` for ``seconds`` from ``start_at``, then put (intents
     claimed, each claim transaction's latency, statements sent) on ``out``.
 
     ``every`` 0: flat out, one claim after the other, each latency from its start. Else one
-    claim every ``every`` seconds on a fixed timetable (the claimers' timetables staggered
-    evenly), each latency from when it was due: a claim that starts late because the one
+    claim every ``every`` seconds on a fixed timetable starting ``phase`` seconds in (the
+    claimers' timetables staggered evenly), each latency from when it was due: a claim that starts late because the one
     before was slow counts its wait (no coordinated omission)."""
     host = f"h{index % HOSTS:02d}"
     ledger = open_ledger(where)
@@ -304,14 +310,14 @@ def _claimer(
         # claims of a cold process took 100-240 ms, the p99 of the whole run
         with ledger.transaction() as session:
             warm = claim_due_intents(session, owner, time.time(), limit=CLAIM_LIMIT, host=host)
-            record_adds(session, [AddedItem(i.item_id, f"warm-{i.item_id}", i.brief, i.tags, 0.0) for i in warm],
-                        owner)  # fmt: skip
+            answers = [
+                AddedItem(i.item_id, f"warm-{i.item_id}", i.brief, i.tags, 0.0) for i in warm
+            ]
+            record_adds(session, answers, owner)
             session.rollback()
         time.sleep(max(0.0, start_at - time.time()))
         statements[0] = 0
         begin = time.perf_counter()
-        phase = every * (index / PACED_CLAIMERS[0]) if every else 0.0
-        due = begin
         while True:
             if every:
                 due = begin + phase + len(latencies) * every
@@ -342,10 +348,6 @@ def _claimer(
     out.put((claimed, latencies, statements[0]))
 
 
-#: the number of claimers of the running measure (the paced timetables' stagger)
-PACED_CLAIMERS = [HOSTS]
-
-
 def concurrent_claims(
     where: LedgerConfig, claimers: int, seconds: float, rate: float = 0.0
 ) -> tuple[float, float, float]:
@@ -356,9 +358,10 @@ def concurrent_claims(
     out = ctx.Queue()
     start_at = time.time() + 3.0  # every process opened its ledger by then
     every = claimers * CLAIM_LIMIT / rate if rate else 0.0
-    PACED_CLAIMERS[0] = claimers
     procs = [
-        ctx.Process(target=_claimer, args=(where, k, start_at, seconds, every, out))
+        ctx.Process(
+            target=_claimer, args=(where, k, start_at, seconds, every, every * k / claimers, out)
+        )
         for k in range(claimers)
     ]
     for proc in procs:
